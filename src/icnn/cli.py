@@ -1,0 +1,66 @@
+"""The ``icnn`` command line: one entry point, one subcommand per experiment.
+
+Each subcommand lives in its task's ``command.py`` module, which exposes
+
+- ``HELP``: a one-line summary shown by ``icnn --help``;
+- ``add_arguments(parser)``: the flags, each with a help text;
+- ``run(args) -> int``: the job itself (heavy imports happen inside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand name -> module implementing it (imported when the parser is built; keep them light)
+COMMANDS: dict[str, str] = {
+    "demo": "icnn.tasks.demo",
+    "train": "icnn.tasks.regression.command",
+    "infer": "icnn.tasks.infer_command",
+    "multilabel": "icnn.tasks.multilabel.command",
+    "completion": "icnn.tasks.completion.command",
+    "rl": "icnn.tasks.rl.command",
+    "figure": "icnn.tasks.synthetic.command",
+    "benchmark": "icnn.tasks.benchmark_command",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="icnn",
+        description="Input convex neural networks: train, evaluate, infer, benchmark and plot.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and error.name.startswith("icnn"):
+                continue  # subcommand not shipped in this build
+            raise
+        sub = subparsers.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``icnn`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

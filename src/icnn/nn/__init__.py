@@ -1,0 +1,14 @@
+"""Input convex models: layers, constraints, activations, initialisation, FICNN, PICNN, conv."""
+
+from .activations import ACTIVATIONS, ConvexActivation, make_activation
+from .affine import AffineLayer
+from .base import ConvexModel
+from .ficnn import FICNN
+from .layers import NonNegativeConv2d, NonNegativeLinear
+from .picnn import PICNN
+from .validation import validation
+
+__all__ = [
+    "ACTIVATIONS", "AffineLayer", "ConvexActivation", "ConvexModel", "FICNN", "NonNegativeConv2d",
+    "NonNegativeLinear", "PICNN", "make_activation", "validation",
+]

@@ -1,0 +1,122 @@
+"""Common behaviour of every input convex model in the library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .activations import ConvexActivation
+from .layers import CONSTRAINED_LAYERS
+from .validation import check_tensor, validation_enabled
+
+
+class ConvexModel(nn.Module):
+    """Base class: an energy ``f(x, y)`` convex in ``y`` (``x`` absent for fully convex models).
+
+    Subclasses set ``self.config`` (constructor keyword arguments, JSON-serialisable),
+    ``convex_input_shape`` and ``context_shape`` (None when the model takes no ``x``), and implement
+    ``_energy(x, y) -> (batch,)`` without validation.
+
+    After ``load_state_dict`` the constrained weights are re-checked: a state with negative
+    ``W^(z)`` (possible only with ``constraint="project"``) is refused.
+    """
+
+    config: dict[str, Any]
+    convex_input_shape: tuple[int, ...]
+    context_shape: tuple[int, ...] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_load_state_dict_post_hook(_refuse_negative_after_load)
+
+    @property
+    def has_context(self) -> bool:
+        return self.context_shape is not None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def constrained_layers(self) -> Iterator[tuple[str, nn.Module]]:
+        """``(name, layer)`` for every layer whose weight must stay non-negative."""
+        for name, module in self.named_modules():
+            if isinstance(module, CONSTRAINED_LAYERS):
+                yield name, module
+
+    def convex_activations(self) -> Iterator[tuple[str, ConvexActivation]]:
+        for name, module in self.named_modules():
+            if isinstance(module, ConvexActivation):
+                yield name, module
+
+    @torch.no_grad()
+    def project_(self) -> ConvexModel:
+        """Clamp every raw constrained weight to ``>= 0`` (the paper's projection).
+
+        Call it after each optimiser step when ``constraint="project"``; with the default
+        parametrised constraints it does nothing, since the weights cannot leave the set.
+        """
+        for _, layer in self.constrained_layers():
+            layer.project_()
+        return self
+
+    def _check_inputs(self, x: Tensor | None, y: Tensor) -> None:
+        if not validation_enabled():
+            return
+        dtype = self.dtype
+        check_tensor("y", y, self.convex_input_shape, dtype=dtype)
+        if self.context_shape is not None:
+            check_tensor("x", x, self.context_shape, dtype=dtype, batch=y.shape[0])
+
+    def quadratic_term(self, y: Tensor) -> Tensor:
+        """``(mu / 2) ||y||^2`` per example, ``(batch,)``; zero when ``strong_convexity == 0``."""
+        mu = float(self.config.get("strong_convexity", 0.0))
+        if mu == 0.0:
+            return y.new_zeros(y.shape[0])
+        return 0.5 * mu * y.flatten(1).square().sum(dim=1)
+
+    def extra_repr(self) -> str:
+        mu = self.config.get("strong_convexity", 0.0)
+        return f"constraint={self.config.get('constraint')}, strong_convexity={mu}"
+
+
+def check_strong_convexity(mu: float) -> float:
+    mu = float(mu)
+    if not mu >= 0.0:
+        raise ValueError(f"strong_convexity must be >= 0, got {mu}")
+    return mu
+
+
+def check_sizes(name: str, sizes: Any, *, allow_empty: bool = False) -> tuple[int, ...]:
+    """Validate a list of layer widths."""
+    try:
+        values = tuple(int(s) for s in sizes)
+    except TypeError as error:
+        raise ValueError(f"{name} must be a sequence of positive ints, got {sizes!r}") from error
+    if (not values and not allow_empty) or any(v <= 0 for v in values):
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {sizes!r}")
+    return values
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _refuse_negative_after_load(module: nn.Module, incompatible_keys: Any) -> None:
+    for name, layer in module.constrained_layers():  # type: ignore[attr-defined]
+        weight = layer.weight.detach()
+        if not bool(torch.isfinite(weight).all()):
+            raise ValueError(f"loaded state has non-finite constrained weight {name}.weight")
+        if bool((weight < 0).any()):
+            raise ValueError(
+                f"loaded state breaks convexity (non-convex): {name}.weight must be >= 0, "
+                f"got min {float(weight.min()):.4g}"
+            )

@@ -1,0 +1,111 @@
+"""Fully input convex neural network (paper eq. 2)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .activations import ConvexActivation, make_activation
+from .affine import AffineLayer
+from .base import ConvexModel, check_positive_int, check_sizes, check_strong_convexity
+from .constraints import check_constraint
+from .init import check_init, init_free_, init_nonnegative_, redraw_default_nonnegative_
+from .layers import NonNegativeLinear
+
+
+class FICNN(ConvexModel):
+    r"""Fully input convex network ``f(y)``, equation (2) of Amos et al. (2017):
+
+    .. math::
+        z_{i+1} = g_i(W^{(z)}_i z_i + W^{(y)}_i y + b_i), \quad f(y) = z_k + \tfrac{\mu}{2}\|y\|^2
+
+    with ``z_0 = 0``, ``W^(z)_{1:k-1} >= 0`` kept by ``constraint``, convex non-decreasing ``g_i``
+    for ``i >= 1`` (``g_0`` only convex) and a linear output layer. The passthrough ``W^(y)_i y``
+    enters every layer; all passthrough maps are computed by one fused matrix product.
+
+    Args:
+        y_dim: size of the convex input ``y``.
+        hidden: widths of the hidden layers; the output layer (width 1) is appended.
+        activation: activation of the hidden layers (name, config dict or ConvexActivation).
+        first_activation: activation of layer 0 (may be convex only, e.g. ``"abs"``); defaults
+            to ``activation``.
+        constraint: ``"softplus"`` (default), ``"exp"`` or ``"project"``.
+        strong_convexity: ``mu >= 0`` of the added ``(mu/2)||y||^2``.
+        init: ``"icnn"`` (Hoedt & Klambauer, 2023) or ``"default"`` (PyTorch's).
+
+    Shape:
+        Input ``y: (batch, y_dim)`` -> Output ``(batch,)``.
+    """
+
+    def __init__(
+        self, y_dim: int, hidden: Sequence[int] = (64, 64), activation: Any = "relu", *,
+        first_activation: Any = None, constraint: str = "softplus",
+        strong_convexity: float = 0.0, init: str = "icnn", device=None, dtype=None,
+    ) -> None:
+        super().__init__()
+        y_dim = check_positive_int("y_dim", y_dim)
+        hidden = check_sizes("hidden", hidden, allow_empty=True)
+        hidden_act = make_activation(activation)
+        first_act = make_activation(
+            first_activation if first_activation is not None else hidden_act, first_layer=True
+        )
+        self.config = {
+            "y_dim": y_dim, "hidden": list(hidden), "activation": hidden_act.to_config(),
+            "first_activation": first_act.to_config(), "constraint": check_constraint(constraint),
+            "strong_convexity": check_strong_convexity(strong_convexity), "init": check_init(init),
+        }
+        self.convex_input_shape = (y_dim,)
+        self.sizes = (*hidden, 1)
+        factory = {"device": device, "dtype": dtype}
+        self.passthrough = nn.Linear(y_dim, sum(self.sizes), **factory)
+        self.z_layers = nn.ModuleList(
+            NonNegativeLinear(n_in, n_out, constraint=constraint, **factory)
+            for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+        )
+        n_layers = len(self.sizes)
+        self.activations = nn.ModuleList(
+            [first_act if n_layers > 1 else ConvexActivation("identity")]
+            + [make_activation(hidden_act) for _ in range(n_layers - 2)]
+            + ([ConvexActivation("identity")] if n_layers > 1 else [])
+        )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        if self.config["init"] == "default":
+            self.passthrough.reset_parameters()
+            for layer in self.z_layers:
+                redraw_default_nonnegative_(layer)
+            return
+        bias_slices = self.passthrough.bias.split(self.sizes)
+        weight_slices = self.passthrough.weight.split(self.sizes)
+        for i, (weight, bias) in enumerate(zip(weight_slices, bias_slices, strict=True)):
+            init_free_(weight, bias, scale=1.0 if i == 0 else math.sqrt(0.5))
+        for i, layer in enumerate(self.z_layers):
+            slope = self.activations[i].params.get("negative_slope", 0.0)
+            init_nonnegative_(layer, bias_slices[i + 1], alpha=slope, scale=math.sqrt(0.5))
+
+    def forward(self, y: Tensor) -> Tensor:
+        self._check_inputs(None, y)
+        passthrough = self.passthrough(y).split(self.sizes, dim=-1)
+        z = self.activations[0](passthrough[0])
+        for layer, activation, skip in zip(
+            self.z_layers, self.activations[1:], passthrough[1:], strict=True
+        ):
+            z = activation(layer(z) + skip)
+        return z.squeeze(-1) + self.quadratic_term(y)
+
+    def affine_layers(self, x: Tensor | None = None) -> list[AffineLayer]:
+        """The y-path as affine maps (see :class:`icnn.nn.affine.AffineLayer`), batch dim 1."""
+        weights = self.passthrough.weight.split(self.sizes)
+        biases = self.passthrough.bias.split(self.sizes)
+        layers = []
+        for i, activation in enumerate(self.activations):
+            z_weight = None if i == 0 else self.z_layers[i - 1].weight.unsqueeze(0)
+            layers.append(AffineLayer(z_weight, weights[i].unsqueeze(0), biases[i].unsqueeze(0),
+                                      activation))
+        return layers

@@ -1,0 +1,180 @@
+"""Partially input convex neural network (paper eq. 3)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .activations import ConvexActivation, make_activation
+from .affine import AffineLayer
+from .base import ConvexModel, check_positive_int, check_sizes, check_strong_convexity
+from .constraints import check_constraint
+from .init import check_init, init_free_, init_nonnegative_, redraw_default_nonnegative_
+from .layers import NonNegativeLinear
+
+
+class PICNN(ConvexModel):
+    r"""Partially input convex network ``f(x, y)``, convex in ``y``; equation (3):
+
+    .. math::
+        u_{i+1} &= \tilde g_i(\tilde W_i u_i + \tilde b_i), \qquad u_0 = x \\
+        z_{i+1} &= g_i\Big(W^{(z)}_i\big(z_i \circ [W^{(zu)}_i u_i + b^{(z)}_i]_+\big)
+                 + W^{(y)}_i\big(y \circ (W^{(yu)}_i u_i + b^{(y)}_i)\big)
+                 + W^{(u)}_i u_i + b_i\Big) \\
+        f(x, y) &= z_k + \tfrac{\mu}{2}\|y\|^2
+
+    Only ``W^(z) >= 0`` is constrained (the ReLU gate keeps the multiplier of ``z_i``
+    non-negative); the x-path and all other weights are free. The three maps out of ``u_i``
+    (``W^(zu)``, ``W^(yu)``, ``W^(u)``) are computed by one fused matrix product per layer.
+
+    Args:
+        x_dim, y_dim: sizes of the context ``x`` and of the convex input ``y``.
+        hidden: widths of the y-path hidden layers; the output layer (width 1) is appended.
+        x_hidden: widths of the x-path layers ``u_1..u_{k-1}``; defaults to ``hidden``.
+        activation: y-path activation ``g_i`` (convex, non-decreasing).
+        first_activation: activation of y-layer 0 (may be convex only); defaults to ``activation``.
+        x_activation: x-path activation ``g~_i`` (any ``torch.nn`` activation name, e.g. "relu").
+        constraint, strong_convexity, init: as :class:`icnn.FICNN`.
+
+    Shape:
+        Input ``x: (batch, x_dim)``, ``y: (batch, y_dim)`` -> Output ``(batch,)``.
+    """
+
+    def __init__(
+        self, x_dim: int, y_dim: int, hidden: Sequence[int] = (64, 64),
+        x_hidden: Sequence[int] | None = None, activation: Any = "relu", *,
+        first_activation: Any = None, x_activation: str = "relu", constraint: str = "softplus",
+        strong_convexity: float = 0.0, init: str = "icnn", device=None, dtype=None,
+    ) -> None:
+        super().__init__()
+        x_dim = check_positive_int("x_dim", x_dim)
+        y_dim = check_positive_int("y_dim", y_dim)
+        hidden = check_sizes("hidden", hidden, allow_empty=True)
+        x_hidden = hidden if x_hidden is None else check_sizes("x_hidden", x_hidden,
+                                                               allow_empty=True)
+        if len(x_hidden) != len(hidden):
+            raise ValueError(
+                f"x_hidden must have one width per y-path hidden layer ({len(hidden)}), "
+                f"got {len(x_hidden)}: {list(x_hidden)}"
+            )
+        hidden_act = make_activation(activation)
+        first_act = make_activation(
+            first_activation if first_activation is not None else hidden_act, first_layer=True
+        )
+        self.config = {
+            "x_dim": x_dim, "y_dim": y_dim, "hidden": list(hidden), "x_hidden": list(x_hidden),
+            "activation": hidden_act.to_config(), "first_activation": first_act.to_config(),
+            "x_activation": _check_x_activation(x_activation),
+            "constraint": check_constraint(constraint),
+            "strong_convexity": check_strong_convexity(strong_convexity), "init": check_init(init),
+        }
+        self.convex_input_shape = (y_dim,)
+        self.context_shape = (x_dim,)
+        self.sizes = (*hidden, 1)
+        self.u_sizes = (x_dim, *x_hidden)
+        factory = {"device": device, "dtype": dtype}
+        self.x_layers = nn.ModuleList(
+            nn.Linear(n_in, n_out, **factory)
+            for n_in, n_out in zip(self.u_sizes[:-1], self.u_sizes[1:], strict=True)
+        )
+        # per layer i: [W^(zu) (i > 0) | W^(yu) | W^(u)] u_i, with biases b^(z), b^(y), b_i
+        self.split_sizes = [
+            ((self.sizes[i - 1],) if i > 0 else ()) + (y_dim, self.sizes[i])
+            for i in range(len(self.sizes))
+        ]
+        self.u_maps = nn.ModuleList(
+            nn.Linear(self.u_sizes[i], sum(self.split_sizes[i]), **factory)
+            for i in range(len(self.sizes))
+        )
+        self.y_layers = nn.ModuleList(
+            nn.Linear(y_dim, n_out, bias=False, **factory) for n_out in self.sizes
+        )
+        self.z_layers = nn.ModuleList(
+            NonNegativeLinear(n_in, n_out, constraint=constraint, **factory)
+            for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+        )
+        n_layers = len(self.sizes)
+        self.activations = nn.ModuleList(
+            [first_act if n_layers > 1 else ConvexActivation("identity")]
+            + [make_activation(hidden_act) for _ in range(n_layers - 2)]
+            + ([ConvexActivation("identity")] if n_layers > 1 else [])
+        )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        default = self.config["init"] == "default"
+        for layer in (*self.x_layers, *self.u_maps, *self.y_layers):
+            if default:
+                layer.reset_parameters()
+            else:
+                init_free_(layer.weight, layer.bias)
+        if not default:
+            for i, u_map in enumerate(self.u_maps):
+                y_gate_bias = u_map.bias.split(self.split_sizes[i])[-2]
+                y_gate_bias.fill_(1.0)  # gates start near 1: y passes through, as in Prop. 2
+                if i > 0:
+                    u_map.bias.split(self.split_sizes[i])[0].fill_(1.0)
+                    u_map.weight.split(self.split_sizes[i])[0].mul_(0.1)
+                u_map.weight.split(self.split_sizes[i])[-2].mul_(0.1)
+            for i, layer in enumerate(self.y_layers):
+                layer.weight.mul_(1.0 if i == 0 else math.sqrt(0.5))
+        for i, layer in enumerate(self.z_layers):
+            if default:
+                redraw_default_nonnegative_(layer)
+            else:
+                slope = self.activations[i].params.get("negative_slope", 0.0)
+                bias = self.u_maps[i + 1].bias.split(self.split_sizes[i + 1])[-1]
+                init_nonnegative_(layer, bias, alpha=slope, scale=math.sqrt(0.5))
+
+    def context_path(self, x: Tensor) -> list[Tensor]:
+        """The x-path activations ``[u_0 = x, u_1, ..., u_{k-1}]``."""
+        u = [x]
+        act = _X_ACTIVATIONS[self.config["x_activation"]]
+        for layer in self.x_layers:
+            u.append(act(layer(u[-1])))
+        return u
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(x, y)
+        u = self.context_path(x)
+        z = None
+        for i, activation in enumerate(self.activations):
+            parts = self.u_maps[i](u[i]).split(self.split_sizes[i], dim=-1)
+            pre = self.y_layers[i](y * parts[-2]) + parts[-1]
+            if i > 0:
+                pre = pre + self.z_layers[i - 1](z * F.relu(parts[0]))
+            z = activation(pre)
+        return z.squeeze(-1) + self.quadratic_term(y)
+
+    def affine_layers(self, x: Tensor) -> list[AffineLayer]:
+        """The y-path for the given contexts as affine maps, batch dim ``B = x.shape[0]``."""
+        self._check_inputs(x, x.new_zeros(x.shape[0], *self.convex_input_shape))
+        u = self.context_path(x)
+        layers = []
+        for i, activation in enumerate(self.activations):
+            parts = self.u_maps[i](u[i]).split(self.split_sizes[i], dim=-1)
+            y_weight = self.y_layers[i].weight.unsqueeze(0) * parts[-2].unsqueeze(1)
+            z_weight = None
+            if i > 0:
+                z_weight = self.z_layers[i - 1].weight.unsqueeze(0) * F.relu(parts[0]).unsqueeze(1)
+            layers.append(AffineLayer(z_weight, y_weight, parts[-1], activation))
+        return layers
+
+
+_X_ACTIVATIONS = {
+    "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "elu": F.elu,
+    "softplus": F.softplus, "leaky_relu": F.leaky_relu, "gelu": F.gelu, "silu": F.silu,
+    "identity": lambda t: t,
+}
+
+
+def _check_x_activation(name: str) -> str:
+    if name not in _X_ACTIVATIONS:
+        raise ValueError(f"x_activation must be one of {sorted(_X_ACTIVATIONS)}, got {name!r}")
+    return name

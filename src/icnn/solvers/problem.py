@@ -1,0 +1,140 @@
+"""The batched problem every solver works on: ``min f(x, y)`` over a box with fixed entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..nn.validation import check_tensor, validation
+from .domain import Box, unbounded
+
+
+@dataclass
+class Problem:
+    """``min_y f(x, y)`` s.t. ``lo <= y <= hi``, per example, batched.
+
+    Fixed coordinates are folded into the bounds (``lo = hi = value`` there) and excluded from
+    ``free``. Every method reads the problem through :meth:`value` and :meth:`value_and_grad`.
+
+    Attributes:
+        model: module convex in ``y``; called ``model(y)`` or ``model(x, y)``.
+        x: ``(batch, *context)`` or None.
+        lo, hi: ``(batch, *shape)`` bounds (``+-inf`` where unbounded).
+        free: ``(batch, *shape)`` bool, the coordinates the solver may move.
+        bounded: True if every free coordinate has finite bounds on both sides.
+    """
+
+    model: nn.Module
+    x: Tensor | None
+    lo: Tensor
+    hi: Tensor
+    free: Tensor
+    domain: Box
+
+    @property
+    def batch(self) -> int:
+        return self.lo.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.lo.shape[1:])
+
+    @property
+    def bounded(self) -> bool:
+        return bool(torch.isfinite(self.lo[self.free]).all() and
+                    torch.isfinite(self.hi[self.free]).all())
+
+    def project(self, y: Tensor) -> Tensor:
+        """Euclidean projection onto the feasible set (box with fixed entries)."""
+        return torch.maximum(torch.minimum(y, self.hi), self.lo)
+
+    def value(self, y: Tensor) -> Tensor:
+        """``f(x, y)``, ``(batch,)``, without input validation."""
+        with validation(False):
+            return self.model(y) if self.x is None else self.model(self.x, y)
+
+    def value_and_grad(self, y: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        """``f(x, y)`` ``(batch,)`` and ``grad_y f`` ``(batch, *shape)``, zero on fixed entries.
+
+        With ``create_graph`` the gradient stays differentiable (for unrolled learning).
+        """
+        with torch.enable_grad():
+            if not create_graph:
+                y = y.detach()
+            if not y.requires_grad:
+                y = y.requires_grad_(True)
+            value = self.value(y)
+            (grad,) = torch.autograd.grad(value.sum(), y, create_graph=create_graph)
+        grad = grad * self.free
+        if not create_graph:
+            value, grad = value.detach(), grad.detach()
+        return value, grad
+
+
+def infer_shape(model: nn.Module, x: Tensor | None, y0: Tensor | None) -> tuple[int, ...]:
+    shape = getattr(model, "convex_input_shape", None)
+    if shape is not None:
+        return tuple(shape)
+    if y0 is not None:
+        return tuple(y0.shape[1:])
+    raise ValueError("cannot tell the shape of y: pass y0 or use a model with convex_input_shape")
+
+
+def build_problem(
+    model: nn.Module, x: Tensor | None, domain: Box | None, y0: Tensor | None,
+    fixed: tuple[Tensor, Tensor] | None, batch: int | None = None,
+) -> Problem:
+    """Validate the inputs of :func:`icnn.argmin` once and build the :class:`Problem`."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    params = next(model.parameters(), None)
+    dtype = params.dtype if params is not None else torch.get_default_dtype()
+    device = params.device if params is not None else torch.device("cpu")
+    shape = infer_shape(model, x, y0)
+    context = getattr(model, "context_shape", None)
+    if context is not None and x is None:
+        raise ValueError(f"this model is convex in y given a context x of shape (batch, "
+                         f"{', '.join(map(str, context))}); pass x")
+    if x is not None:
+        if context is not None:
+            check_tensor("x", x, context, dtype=dtype)
+        elif getattr(model, "convex_input_shape", None) is not None:
+            raise ValueError("this model takes no context x (it is fully input convex); "
+                             "pass x=None")
+        batch = x.shape[0]
+    if y0 is not None:
+        check_tensor("y0", y0, shape, dtype=dtype, batch=batch)
+        batch = y0.shape[0]
+    if batch is None:
+        raise ValueError("cannot tell the batch size: pass x, y0 or fixed values")
+    if domain is None:
+        domain = unbounded()
+    if not isinstance(domain, Box):
+        raise ValueError(f"domain must be None or icnn.Box, got {type(domain).__name__}")
+    lo, hi = domain.bounds(batch, shape, dtype, device)
+    free = torch.ones(batch, *shape, dtype=torch.bool, device=device)
+    if fixed is not None:
+        if not (isinstance(fixed, tuple | list) and len(fixed) == 2):
+            raise ValueError("fixed must be a pair (mask, values)")
+        mask, values = fixed
+        mask = torch.as_tensor(mask, device=device)
+        if mask.dtype != torch.bool:
+            raise ValueError(f"fixed mask must be a bool tensor, got {mask.dtype}")
+        try:
+            mask = torch.broadcast_to(mask, (batch, *shape))
+            values = torch.broadcast_to(torch.as_tensor(values, dtype=dtype, device=device),
+                                        (batch, *shape))
+        except RuntimeError as error:
+            raise ValueError(f"fixed mask/values must broadcast to y's shape {(batch, *shape)}, "
+                             f"got {tuple(mask.shape)} and {tuple(torch.as_tensor(values).shape)}"
+                             ) from error
+        if not bool(torch.isfinite(values[mask]).all()):
+            raise ValueError("fixed values must be finite where the mask is True")
+        if bool(((values < lo) | (values > hi))[mask].any()):
+            raise ValueError("fixed values must lie inside the domain")
+        lo = torch.where(mask, values, lo)
+        hi = torch.where(mask, values, hi)
+        free = ~mask
+    return Problem(model=model, x=x, lo=lo, hi=hi, free=free, domain=domain)

@@ -1,0 +1,116 @@
+"""Checkpoints: atomic, code-free, and refusing anything corrupt or non-convex."""
+
+import json
+import struct
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import icnn
+from icnn.checkpoint import CheckpointError, load_metadata, read_header
+
+
+def test_round_trip_rebuilds_the_same_function_and_keeps_metadata(tmp_path):
+    model = icnn.PICNN(3, 4, [8, 8], activation={"name": "leaky_relu", "negative_slope": 0.1},
+                       strong_convexity=0.2)
+    path = icnn.save(model, tmp_path / "m.safetensors", metadata={"epoch": 3})
+    loaded = icnn.load(path)
+    x, y = torch.randn(5, 3), torch.randn(5, 4)
+    torch.testing.assert_close(loaded(x, y), model(x, y))
+    assert loaded.config == model.config
+    assert load_metadata(path) == {"epoch": 3}
+
+
+def test_save_leaves_no_temporary_files_behind(tmp_path):
+    icnn.save(icnn.FICNN(2, [4]), tmp_path / "m.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    first = icnn.FICNN(2, [4])
+    icnn.save(first, path)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("icnn.checkpoint.save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        icnn.save(icnn.FICNN(2, [4]), path)
+    y = torch.randn(3, 2)
+    torch.testing.assert_close(icnn.load(path)(y), first(y))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_truncated_file_is_refused(tmp_path):
+    path = icnn.save(icnn.FICNN(4, [16]), tmp_path / "m.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        icnn.load(path)
+
+
+def test_garbage_file_is_refused(tmp_path):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(b"\x00" * 3)
+    with pytest.raises(CheckpointError):
+        icnn.load(path)
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        icnn.load(tmp_path / "nope.safetensors")
+
+
+def _rewrite(path, tensors, meta):
+    save_file(tensors, str(path), metadata=meta)
+
+
+def test_tampered_negative_constrained_weight_is_refused(tmp_path):
+    path = icnn.save(icnn.FICNN(3, [8, 8], constraint="project"), tmp_path / "m.safetensors")
+    tensors = load_file(str(path))
+    meta = _metadata(path)
+    tensors["z_layers.0.weight"][0, 0] = -1.0
+    _rewrite(path, tensors, meta)
+    with pytest.raises(CheckpointError, match="non-convex"):
+        icnn.load(path)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    path = icnn.save(icnn.FICNN(3, [8]), tmp_path / "m.safetensors")
+    tensors = load_file(str(path))
+    tensors["passthrough.bias"][0] = float("nan")
+    _rewrite(path, tensors, _metadata(path))
+    with pytest.raises(CheckpointError, match="NaN"):
+        icnn.load(path)
+
+
+def test_unknown_model_class_is_refused_without_importing_anything(tmp_path):
+    path = icnn.save(icnn.FICNN(3, [8]), tmp_path / "m.safetensors")
+    meta = _metadata(path)
+    meta["model_class"] = "os.system"
+    _rewrite(path, load_file(str(path)), meta)
+    with pytest.raises(CheckpointError, match="model class 'os.system'"):
+        icnn.load(path)
+
+
+def test_header_reports_class_config_and_dtype(tmp_path):
+    path = icnn.save(icnn.FICNN(3, [8]).double(), tmp_path / "m.safetensors")
+    header = read_header(path)
+    assert header["model_class"] == "FICNN" and header["dtype"] == "float64"
+    assert header["config"]["y_dim"] == 3
+
+
+def test_state_dict_with_negative_weights_is_refused_by_load_state_dict():
+    model = icnn.FICNN(3, [8, 8], constraint="project")
+    state = model.state_dict()
+    state["z_layers.0.weight"] = -state["z_layers.0.weight"].abs() - 1
+    with pytest.raises(ValueError, match="breaks convexity"):
+        model.load_state_dict(state)
+
+
+def _metadata(path):
+    with open(path, "rb") as handle:
+        (size,) = struct.unpack("<Q", handle.read(8))
+        return json.loads(handle.read(size))["__metadata__"]
