@@ -6,23 +6,19 @@ Three names get you going: a model (:class:`FICNN`, :class:`PICNN`, :class:`Conv
 """
 
 from .checkpoint import CheckpointError, load, save
-from .nn import FICNN, PICNN, ConvexActivation, ConvexModel, validation
+from .nn import FICNN, PICNN, ConvexActivation, ConvexModel, ConvFICNN, ConvPICNN, validation
 from .nn.check import ConvexityReport, check_convexity
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FICNN", "PICNN", "CheckpointError", "ConvexActivation", "ConvexModel", "ConvexityReport",
-    "check_convexity", "load", "save", "validation", "__version__",
+    "FICNN", "PICNN", "ConvFICNN", "ConvPICNN", "CheckpointError", "ConvexActivation",
+    "ConvexModel", "ConvexityReport", "check_convexity", "load", "save", "validation", "__version__",
 ]
 
 
 def __getattr__(name: str):
     # Late-bound names whose modules land in other layers (imports run downward only).
-    if name in ("ConvFICNN", "ConvPICNN"):
-        from .nn import conv
-
-        return getattr(conv, name)
     if name in ("argmin", "Box", "ArgminResult"):
         from . import solvers
 

@@ -3,12 +3,13 @@
 from .activations import ACTIVATIONS, ConvexActivation, make_activation
 from .affine import AffineLayer
 from .base import ConvexModel
+from .conv import ConvFICNN, ConvPICNN
 from .ficnn import FICNN
 from .layers import NonNegativeConv2d, NonNegativeLinear
 from .picnn import PICNN
 from .validation import validation
 
 __all__ = [
-    "ACTIVATIONS", "AffineLayer", "ConvexActivation", "ConvexModel", "FICNN", "NonNegativeConv2d",
-    "NonNegativeLinear", "PICNN", "make_activation", "validation",
+    "ACTIVATIONS", "AffineLayer", "ConvFICNN", "ConvPICNN", "ConvexActivation", "ConvexModel",
+    "FICNN", "NonNegativeConv2d", "NonNegativeLinear", "PICNN", "make_activation", "validation",
 ]

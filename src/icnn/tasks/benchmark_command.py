@@ -1,0 +1,42 @@
+"""``icnn benchmark NAME``: run one of the ratio benchmarks in the repository's ``benchmarks/``."""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+HELP = "run a benchmark from benchmarks/ (overhead, init_comparison, inference)"
+DESCRIPTION = (
+    "Run a benchmark script from the source checkout's benchmarks/ folder. Each prints ratios "
+    "against a named baseline measured in the same run. Flags after NAME go to the script "
+    "(e.g. `icnn benchmark overhead -- --repeats 50`)."
+)
+NAMES = ("overhead", "init_comparison", "inference")
+
+
+def benchmarks_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "benchmarks"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=NAMES, help="which benchmark to run")
+    parser.add_argument("script_args", nargs=argparse.REMAINDER,
+                        help="arguments passed on to the benchmark script")
+
+
+def run(args: argparse.Namespace) -> int:
+    script = benchmarks_dir() / f"{args.name}.py"
+    if not script.is_file():
+        print(f"error: {script} not found; benchmarks ship with the source checkout, not the wheel",
+              file=sys.stderr)
+        return 2
+    extra = [a for a in args.script_args if a != "--"]
+    saved = sys.argv
+    sys.argv = [str(script), *extra]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = saved
+    return 0
