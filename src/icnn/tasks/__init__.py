@@ -1,0 +1,1 @@
+"""Tasks: thin compositions of models, solvers and learning for each experiment of the paper."""
