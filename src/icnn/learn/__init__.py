@@ -1,0 +1,13 @@
+"""Learning: max-margin loss, learning through the argmin, the trainer, data-parallel runs."""
+
+from .argmin_grad import predict, unrolled_gd
+from .distributed import DistContext, init_distributed
+from .losses import max_margin
+from .margin import LossAugmentedEnergy, hamming_margin, negative_entropy
+from .trainer import Trainer, TrainerConfig, seed_everything
+
+__all__ = [
+    "DistContext", "LossAugmentedEnergy", "Trainer", "TrainerConfig", "hamming_margin",
+    "init_distributed", "max_margin", "negative_entropy", "predict", "seed_everything",
+    "unrolled_gd",
+]

@@ -1,0 +1,105 @@
+"""The loss-augmented energy of max-margin training (Section 5.1): ``f(x, y) - Δ(y_true, y)``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+_ENTROPY_EPS = 1e-12
+
+
+def hamming_margin(y_true: Tensor, y: Tensor) -> Tensor:
+    r"""``Δ(y_true, y) = y_trueᵀ(1 − y) + (1 − y_true)ᵀ y``, per example.
+
+    For binary ``y_true`` this is the Hamming distance extended linearly to ``y ∈ [0, 1]^n``;
+    it is affine in ``y`` for any ``y_true``, so ``f − Δ`` stays convex in ``y``.
+
+    Args:
+        y_true: ``(batch, *shape)``; y: ``(batch, *shape)``.
+
+    Returns:
+        ``(batch,)``.
+    """
+    y_true, y = y_true.flatten(1), y.flatten(1)
+    return (y_true * (1 - y) + (1 - y_true) * y).sum(dim=1)
+
+
+def negative_entropy(y: Tensor) -> Tensor:
+    r"""``−H(y) = Σ_j y_j log y_j + (1 − y_j) log(1 − y_j)`` per example, ``(batch,)``.
+
+    Convex on ``[0, 1]^n`` with ``0 log 0 = 0``, so it is 0 at binary ``y``.
+    """
+    y = y.flatten(1)
+    return (torch.xlogy(y, y) + torch.xlogy(1 - y, 1 - y)).sum(dim=1)
+
+
+class LossAugmentedEnergy(nn.Module):
+    r"""``g(c, y) = f(x, y) − s·Δ(y_true, y) [− H(y)]``, convex in ``y``: the objective of
+    loss-augmented inference, in the form :func:`icnn.argmin` takes (Section 5.1).
+
+    The ground truth travels inside the context: ``c = [flatten(x), flatten(y_true)]``, so the
+    wrapper is batch-agnostic and a solver may evaluate any subset of the batch. Build the
+    context with :meth:`context`.
+
+    Args:
+        model: energy convex in ``y`` (an icnn model, or any module exposing
+            ``convex_input_shape`` and ``context_shape``).
+        margin: scale ``s >= 0`` of ``Δ``.
+        entropy: add ``−H(y)`` (the paper's ``f̃ = f − H``). Leave False when the solver is
+            ``"bundle_entropy"``, which adds ``−H`` itself.
+
+    Shape:
+        ``c: (batch, context_dim)``, ``y: (batch, *convex_input_shape)`` -> ``(batch,)``, with
+        ``context_dim = prod(model.context_shape or ()) + prod(convex_input_shape)``.
+    """
+
+    def __init__(self, model: nn.Module, margin: float = 1.0, *, entropy: bool = False) -> None:
+        super().__init__()
+        shape = getattr(model, "convex_input_shape", None)
+        if shape is None:
+            raise ValueError(f"model must expose convex_input_shape (an icnn model), got "
+                             f"{type(model).__name__}")
+        if not float(margin) >= 0.0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        self.model = model
+        self.margin = float(margin)
+        self.entropy = bool(entropy)
+        self.convex_input_shape = tuple(shape)
+        base_context = getattr(model, "context_shape", None)
+        self.model_context_shape = None if base_context is None else tuple(base_context)
+        self.x_size = 0 if base_context is None else math.prod(base_context)
+        self.context_shape = (self.x_size + math.prod(self.convex_input_shape),)
+
+    @property
+    def has_context(self) -> bool:
+        return True
+
+    def context(self, x: Tensor | None, y_true: Tensor) -> Tensor:
+        """``[flatten(x), flatten(y_true)]``, ``(batch, context_dim)``."""
+        if (x is None) != (self.model_context_shape is None):
+            raise ValueError("x must be given exactly when the model takes a context; "
+                             f"model context_shape={self.model_context_shape}, x is "
+                             f"{'None' if x is None else tuple(x.shape)}")
+        parts = [y_true.flatten(1)] if x is None else [x.flatten(1), y_true.flatten(1)]
+        return torch.cat(parts, dim=1)
+
+    def split(self, context: Tensor) -> tuple[Tensor | None, Tensor]:
+        """Inverse of :meth:`context`: ``(x, y_true)``."""
+        batch = context.shape[0]
+        y_true = context[:, self.x_size:].reshape(batch, *self.convex_input_shape)
+        if self.model_context_shape is None:
+            return None, y_true
+        return context[:, :self.x_size].reshape(batch, *self.model_context_shape), y_true
+
+    def forward(self, context: Tensor, y: Tensor) -> Tensor:
+        x, y_true = self.split(context)
+        energy = self.model(y) if x is None else self.model(x, y)
+        value = energy - self.margin * hamming_margin(y_true, y)
+        if self.entropy:
+            value = value + negative_entropy(y)
+        return value
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, entropy={self.entropy}"

@@ -1,0 +1,106 @@
+"""Training state on disk: model weights (safetensors) plus optimiser, scheduler, RNG and epoch
+in a ``torch.save`` file read back with ``weights_only=True`` — loading never executes code.
+
+Layout of a checkpoint directory::
+
+    model-0003.safetensors   weights (``icnn.save`` for icnn models, plain safetensors else)
+    state-0003.pt            optimiser, scheduler, RNG states, epoch, history, early stopping
+    latest.json              {"epoch": 3, "model": ..., "state": ...}, renamed into place last
+
+Every file is written to a temporary name and renamed, and ``latest.json`` is replaced only once
+both files exist, so a crash at any point leaves the previous checkpoint readable.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..checkpoint import MODEL_CLASSES, atomic_write
+from ..checkpoint import load as load_model
+from ..checkpoint import save as save_model
+
+LATEST = "latest.json"
+
+
+def rng_state() -> dict[str, Any]:
+    """Torch (CPU and CUDA), numpy and Python RNG states as tensors and plain values."""
+    # the legacy global numpy RNG is what user code draws from, so it is what we must save
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    npy = state["numpy"]
+    legacy = (npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+              npy["cached"])
+    np.random.set_state(legacy)  # noqa: NPY002
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_weights(model: nn.Module, path: Path, metadata: dict[str, Any] | None = None) -> Path:
+    """``icnn.save`` for the library's models; plain safetensors of the state dict otherwise."""
+    if type(model).__name__ in MODEL_CLASSES and hasattr(model, "config"):
+        return save_model(model, path, metadata=metadata)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"metadata": json.dumps(metadata or {})}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_weights_into(model: nn.Module, path: Path) -> None:
+    """Load weights written by :func:`save_weights` into ``model`` in place."""
+    if type(model).__name__ in MODEL_CLASSES and hasattr(model, "config"):
+        state = load_model(path, map_location="cpu").state_dict()
+    else:
+        state = load_file(str(path), device="cpu")
+    model.load_state_dict(state, strict=True)
+
+
+def save_checkpoint(directory: Path, epoch: int, model: nn.Module, state: dict[str, Any],
+                    keep: int = 1) -> Path:
+    """Write weights and trainer state for ``epoch``, then point ``latest.json`` at them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model_path = directory / f"model-{epoch:04d}.safetensors"
+    state_path = directory / f"state-{epoch:04d}.pt"
+    save_weights(model, model_path, metadata={"epoch": epoch})
+    atomic_write(state_path, lambda tmp: torch.save(state, tmp))
+    pointer = {"epoch": epoch, "model": model_path.name, "state": state_path.name}
+    atomic_write(directory / LATEST, lambda tmp: Path(tmp).write_text(json.dumps(pointer)))
+    for old in sorted(directory.glob("model-*.safetensors"))[:-keep]:
+        old.unlink(missing_ok=True)
+    for old in sorted(directory.glob("state-*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return model_path
+
+
+def load_checkpoint(directory: Path, model: nn.Module) -> dict[str, Any] | None:
+    """Load the latest checkpoint of ``directory`` into ``model``; return the trainer state
+    (or None when there is no checkpoint). Uses ``torch.load(weights_only=True)``."""
+    pointer_path = directory / LATEST
+    if not pointer_path.is_file():
+        return None
+    pointer = json.loads(pointer_path.read_text())
+    load_weights_into(model, directory / pointer["model"])
+    return torch.load(directory / pointer["state"], map_location="cpu", weights_only=True)

@@ -1,0 +1,347 @@
+"""One trainer for every task: mini-batches, optimiser and schedule, clipping, evaluation,
+early stopping, metrics files, exact resume and data-parallel runs under ``torchrun``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from ..checkpoint import atomic_write
+from . import distributed as ddp
+from .state import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
+
+LossFn = Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
+EvalFn = Callable[[nn.Module], dict[str, float]]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclass
+class TrainerConfig:
+    """Hyper-parameters of :class:`Trainer` (the CLI maps its flags onto these one to one).
+
+    Attributes:
+        epochs: passes over the training set.
+        batch_size: *global* mini-batch size; under ``torchrun`` each of the ``N`` processes
+            takes every ``N``-th example of each global batch.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``; lr, weight_decay, momentum: its settings.
+        schedule: ``"constant"``, ``"cosine"`` (to 0 over ``epochs``) or ``"step"``
+            (times ``gamma`` every ``step_size`` epochs); stepped once per epoch.
+        grad_clip: clip the global gradient norm to this value (None: no clipping).
+        shuffle: reshuffle each epoch (permutation seeded by ``seed`` and the epoch).
+        drop_last: drop the last incomplete global batch.
+        seed: seeds torch, numpy and Python's ``random`` at the start of a fresh run.
+        eval_every: run the evaluation hook every this many epochs.
+        monitor, mode: metric of the evaluation hook (or ``"train_loss"``) that selects the best
+            model and drives early stopping, minimised (``"min"``) or maximised (``"max"``).
+        patience: stop after this many evaluations without improvement by ``min_delta``
+            (None: never stop early).
+        checkpoint_every: write a resumable checkpoint every this many epochs (and at the end).
+        progress: show a tqdm progress bar (main process only).
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "constant"
+    step_size: int = 30
+    gamma: float = 0.1
+    grad_clip: float | None = None
+    shuffle: bool = True
+    drop_last: bool = False
+    seed: int = 0
+    eval_every: int = 1
+    monitor: str = "train_loss"
+    mode: str = "min"
+    patience: int | None = None
+    min_delta: float = 0.0
+    checkpoint_every: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every", "checkpoint_every", "step_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"TrainerConfig.{name} must be a positive int, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.patience is not None and self.patience <= 0:
+            raise ValueError(f"patience must be a positive int or None, got {self.patience}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python's ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds the global RNG user code draws from)
+    random.seed(seed)
+
+
+class Trainer:
+    """Mini-batch training of ``model`` on ``loss_fn``.
+
+    ``loss_fn(model, batch)`` gets the bare model and a tuple of tensors (this process's rows of
+    the global batch) and returns either the batch-mean loss (a scalar) or per-example losses
+    ``(batch,)``. The trainer rescales it so that, across processes, the step follows the
+    gradient of the mean over the *global* batch. After each optimiser step it calls
+    ``model.project_()`` when the model's constraint is ``"project"``.
+
+    Args:
+        model: the module to train (icnn models are checkpointed with ``icnn.save``).
+        loss_fn: as above.
+        config: :class:`TrainerConfig`.
+        out_dir: where ``metrics.json``, ``metrics.csv``, ``best.safetensors`` and
+            ``checkpoints/`` go (None: nothing is written).
+        eval_fn: ``eval_fn(model) -> {"name": value}``, called every ``eval_every`` epochs.
+        parameters: what the optimiser updates (default: ``model.parameters()``).
+
+    Example:
+        >>> trainer = Trainer(model, lambda m, b: (m(b[0]) - b[1]).square().mean(),
+        ...                   TrainerConfig(epochs=5), out_dir="runs/x")
+        >>> history = trainer.fit((y, target))
+    """
+
+    def __init__(
+        self, model: nn.Module, loss_fn: LossFn, config: TrainerConfig | None = None, *,
+        out_dir: str | Path | None = None, eval_fn: EvalFn | None = None,
+        parameters: Sequence[nn.Parameter] | None = None,
+    ) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.config = config or TrainerConfig()
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.eval_fn = eval_fn
+        self.context = ddp.current_context()
+        self.params = list(model.parameters() if parameters is None else parameters)
+        self.optimizer = self._make_optimizer()
+        self.scheduler = self._make_scheduler()
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.best: float | None = None
+        self.stale = 0
+
+    # -- construction -------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "adam":
+            return torch.optim.Adam(self.params, lr=c.lr, weight_decay=c.weight_decay)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(self.params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(self.params, lr=c.lr, momentum=c.momentum,
+                               weight_decay=c.weight_decay)
+
+    def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        c = self.config
+        if c.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.epochs)
+        if c.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, c.step_size, gamma=c.gamma)
+        return torch.optim.lr_scheduler.ConstantLR(self.optimizer, factor=1.0, total_iters=0)
+
+    # -- public -------------------------------------------------------------------------------
+    def fit(self, data: TensorDataset | Sequence[Tensor], *, resume: bool = False
+            ) -> list[dict[str, float]]:
+        """Train for ``config.epochs`` epochs (or until early stopping) and return the history.
+
+        Args:
+            data: a ``TensorDataset`` or a sequence of tensors sharing their first dimension.
+            resume: continue from ``out_dir/checkpoints`` if a checkpoint is there; the resumed
+                run ends with exactly the weights of an uninterrupted one.
+        """
+        tensors = _as_tensors(data)
+        n = tensors[0].shape[0]
+        seed_everything(self.config.seed)
+        if not (resume and self._restore()):
+            ddp.broadcast_module(self.model, self.context)
+        stopped = self.epoch >= self.config.epochs or self._patience_exhausted()
+        while not stopped:
+            record = self._train_epoch(tensors, n)
+            record.update(self._evaluate())
+            self.epoch += 1
+            self.history.append(record)
+            improved = self._track_best(record)
+            stopped = ddp.broadcast_flag(self._patience_exhausted(), self.context)
+            if self.context.is_main and self.out_dir is not None:
+                if improved:
+                    save_weights(self.model, self.out_dir / "best.safetensors",
+                                 metadata={"epoch": self.epoch, **_jsonable(record)})
+                self._write_metrics()
+                last = stopped or self.epoch >= self.config.epochs
+                if last or self.epoch % self.config.checkpoint_every == 0:
+                    save_checkpoint(self.out_dir / "checkpoints", self.epoch, self.model,
+                                    self._state())
+            ddp.barrier(self.context)
+            stopped = stopped or self.epoch >= self.config.epochs
+        return self.history
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def _global_batches(self, n: int) -> list[Tensor]:
+        c = self.config
+        if c.shuffle:
+            generator = torch.Generator().manual_seed(c.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        batches = list(order.split(c.batch_size))
+        if c.drop_last and batches and batches[-1].numel() < c.batch_size:
+            batches.pop()
+        return batches
+
+    def _train_epoch(self, tensors: tuple[Tensor, ...], n: int) -> dict[str, float]:
+        self.model.train()
+        batches = self._global_batches(n)
+        bar = None
+        if self.config.progress and self.context.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(batches), desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                       leave=False, dynamic_ncols=True)
+        totals = torch.zeros(2, dtype=torch.float64)  # (sum of losses, count) on this process
+        started = time.perf_counter()
+        for global_batch in batches:
+            local = ddp.shard(global_batch, self.context)
+            loss_sum = self._step(tuple(t[local] for t in tensors), local.numel(),
+                                  global_batch.numel())
+            totals += torch.tensor([loss_sum, local.numel()], dtype=torch.float64)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / max(local.numel(), 1):.4g}")
+        if bar is not None:
+            bar.close()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        totals = ddp.all_reduce_sum(totals, self.context)
+        return {"epoch": self.epoch + 1, "train_loss": float(totals[0] / max(totals[1], 1)),
+                "lr": lr, "seconds": time.perf_counter() - started}
+
+    def _step(self, batch: tuple[Tensor, ...], local_count: int, global_count: int) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        if local_count > 0:
+            losses = self.loss_fn(self.model, batch)
+            if losses.ndim == 0:
+                local_sum = losses * local_count
+            elif losses.shape == (local_count,):
+                local_sum = losses.sum()
+            else:
+                raise ValueError(f"loss_fn must return a scalar or per-example losses of shape "
+                                 f"({local_count},), got {tuple(losses.shape)}")
+            if not bool(torch.isfinite(local_sum)):
+                raise FloatingPointError(f"non-finite training loss at epoch {self.epoch + 1}")
+            # averaged over processes below, this is the gradient of the global batch mean
+            (local_sum * (self.context.world_size / global_count)).backward()
+            loss_sum = float(local_sum.detach())
+        ddp.average_gradients(self.params, self.context)
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
+        self.optimizer.step()
+        if getattr(self.model, "config", {}).get("constraint") == "project":
+            self.model.project_()
+        return loss_sum
+
+    def _evaluate(self) -> dict[str, float]:
+        if self.eval_fn is None or (self.epoch + 1) % self.config.eval_every != 0:
+            return {}
+        self.model.eval()
+        metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}
+        self.model.train()
+        return metrics
+
+    # -- best model and early stopping --------------------------------------------------------
+    def _track_best(self, record: dict[str, float]) -> bool:
+        value = record.get(self.config.monitor)
+        if value is None or not math.isfinite(value):
+            return False
+        sign = 1.0 if self.config.mode == "min" else -1.0
+        if self.best is None or sign * (self.best - value) > self.config.min_delta:
+            self.best, self.stale = value, 0
+            return True
+        self.stale += 1
+        return False
+
+    def _patience_exhausted(self) -> bool:
+        return self.config.patience is not None and self.stale >= self.config.patience
+
+    # -- persistence --------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
+            "history": json.dumps(self.history), "best": self.best, "stale": self.stale,
+            "config": json.dumps(asdict(self.config)),
+        }
+
+    def _restore(self) -> bool:
+        if self.out_dir is None:
+            raise ValueError("resume=True needs an out_dir holding checkpoints/")
+        state = load_checkpoint(self.out_dir / "checkpoints", self.model)
+        if state is None:
+            return False
+        saved = json.loads(state["config"])
+        for key in ("batch_size", "optimizer", "schedule", "seed", "shuffle"):
+            if saved[key] != getattr(self.config, key):
+                raise ValueError(f"cannot resume: checkpoint has {key}={saved[key]!r}, this run "
+                                 f"has {getattr(self.config, key)!r}")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        self.history = json.loads(state["history"])
+        self.best, self.stale = state["best"], int(state["stale"])
+        return True
+
+    def _write_metrics(self) -> None:
+        assert self.out_dir is not None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.history, indent=1)
+        atomic_write(self.out_dir / "metrics.json", lambda tmp: Path(tmp).write_text(text))
+        columns: list[str] = []
+        for record in self.history:
+            columns += [k for k in record if k not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write(self.out_dir / "metrics.csv",
+                     lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+
+
+def _as_tensors(data: TensorDataset | Sequence[Tensor]) -> tuple[Tensor, ...]:
+    tensors = tuple(data.tensors) if isinstance(data, TensorDataset) else tuple(data)
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise ValueError("data must be a TensorDataset or a non-empty sequence of tensors")
+    n = tensors[0].shape[0]
+    if any(t.shape[0] != n for t in tensors):
+        raise ValueError(f"all data tensors must share their first dimension, got "
+                         f"{[tuple(t.shape) for t in tensors]}")
+    if n == 0:
+        raise ValueError("data is empty")
+    return tensors
+
+
+def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if isinstance(v, int | float | str)}
