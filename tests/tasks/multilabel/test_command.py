@@ -1,0 +1,105 @@
+"""`icnn multilabel` end to end on a small subset: files written, scores above trivial ones."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import pytest
+import torch
+
+import icnn
+from icnn.data import load_multilabel_arff
+from icnn.tasks.multilabel import command
+from icnn.tasks.multilabel.config import MultilabelConfig
+from icnn.tasks.multilabel.experiment import (
+    load_data,
+    load_feedforward,
+    resolve_label_count,
+    standardize,
+)
+from icnn.tasks.multilabel.inference import label_scores
+from icnn.tasks.multilabel.metrics import multilabel_scores
+
+KEYS = {"macro_f1", "micro_f1", "example_f1", "hamming", "threshold", "wall_time_s", "seed",
+        "config"}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="icnn multilabel")
+    command.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def best_constant_example_f1(train_labels: torch.Tensor, test_labels: torch.Tensor) -> float:
+    """Best example F1 of predicting the same k most frequent labels for everyone (any k)."""
+    order = train_labels.mean(0).argsort(descending=True)
+    best = 0.0
+    for k in range(1, train_labels.shape[1] + 1):
+        prediction = torch.zeros_like(test_labels, dtype=torch.bool)
+        prediction[:, order[:k]] = True
+        best = max(best, multilabel_scores(test_labels, prediction)["example_f1"])
+    return best
+
+
+def test_every_config_field_has_a_flag_with_the_same_default():
+    args = vars(parse(["--train", "a.arff", "--test", "b.arff"]))
+    fields = {f.name for f in dataclasses.fields(MultilabelConfig)}
+    assert set(args) == fields
+    defaults = MultilabelConfig()
+    for name in fields - {"train", "test"}:
+        assert args[name] == getattr(defaults, name), name
+
+
+def test_bad_choices_are_refused_with_the_allowed_values():
+    with pytest.raises(ValueError, match="expected training in"):
+        MultilabelConfig(training="hinge")
+    with pytest.raises(ValueError, match="expected solver_iters"):
+        MultilabelConfig(solver_iters=0)
+
+
+def test_label_count_comes_from_the_mulan_xml_beside_the_train_file(data_dir):
+    assert resolve_label_count(data_dir / "bibtex" / "bibtex-train.arff", None) == 159
+    assert resolve_label_count(data_dir / "emotions" / "emotions-train.arff", None) == 6
+    assert resolve_label_count("nowhere/x-train.arff", 7) == 7
+    with pytest.raises(ValueError, match="pass --labels"):
+        resolve_label_count("nowhere/x-train.arff", None)
+
+
+def test_continuous_features_are_standardised_binary_ones_kept(data_dir):
+    emotions = load_multilabel_arff(data_dir / "emotions" / "emotions-train.arff", 6)
+    (scaled,) = standardize(emotions)
+    assert torch.allclose(scaled.features.mean(0), torch.zeros(72), atol=1e-4)
+    assert torch.allclose(scaled.features.std(0), torch.ones(72), atol=1e-3)
+    binary = dataclasses.replace(emotions, features=(emotions.features > 0).float())
+    assert standardize(binary)[0] is binary
+
+
+@pytest.mark.parametrize("model, extra", [
+    ("ff", []),
+    ("picnn", ["--training", "argmin", "--lr", "3e-3"]),
+    ("picnn", ["--training", "max-margin", "--lr", "3e-3"]),
+])
+def test_smoke_run_writes_metrics_and_beats_the_best_constant_predictor(data_dir, tmp_path,
+                                                                        model, extra):
+    out = tmp_path / "run"
+    d = data_dir / "emotions"
+    args = parse(["--train", str(d / "emotions-train.arff"), "--test", str(d / "emotions-test.arff"),
+                  "--model", model, *extra, "--epochs", "4", "--hidden", "32", "--y-hidden", "16",
+                  "--solver-iters", "4", "--batch-size", "32", "--max-train", "300",
+                  "--out", str(out), "--no-progress", "--threads", "1"])
+    assert command.run(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert KEYS <= set(metrics)
+    assert metrics["n_train"] + metrics["n_validation"] == 300 and metrics["n_test"] == 202
+    config = command.config_from_args(args)
+    train, _, test = load_data(config)
+    assert metrics["example_f1"] > best_constant_example_f1(train.labels, test.labels)
+    # the checkpoint reproduces the reported test scores
+    path = out / "model.safetensors"
+    restored = load_feedforward(path) if model == "ff" else icnn.load(path)
+    scores = label_scores(restored, test.features, solver=config.inference_solver,
+                          iterations=config.solver_iters)
+    again = multilabel_scores(test.labels, scores >= metrics["threshold"])
+    assert again["example_f1"] == pytest.approx(metrics["example_f1"], abs=1e-9)
