@@ -1,20 +1,20 @@
-"""Data-parallel training on ``torch.distributed`` (run the trainer under ``torchrun``).
+"""Data-parallel training on ``torch.distributed``: run the trainer under ``torchrun``.
 
-Each process takes a strided shard of every global mini-batch (DistributedSampler-style), the
-parameters start equal (broadcast from rank 0), and after each backward pass the gradients are
-averaged over processes in one flat all-reduce (DDP's bucketed reduction, in one bucket). The
-step is therefore the full-batch step: with losses scaled as in :class:`icnn.learn.Trainer`, the
-averaged gradient equals the gradient of the global batch mean.
+Each process takes a strided shard of every global mini-batch (DistributedSampler-style); the
+loss computation is wrapped in :class:`torch.nn.parallel.DistributedDataParallel`, which
+broadcasts rank 0's weights at construction and all-reduces (averages) the gradients in buckets
+during the backward pass. With losses scaled as in :class:`icnn.learn.Trainer`, the averaged
+gradient equals the gradient of the global batch mean, so N processes take the same steps as
+one process on the same global batches.
 
-Why not the ``DistributedDataParallel`` wrapper: an energy is evaluated many times per step
-inside ``argmin`` (loss-augmented inference, unrolled descent), and the solvers need the bare
-model (its ``convex_input_shape``), which DDP's one-forward-one-backward reducer does not allow.
+DDP wraps the *loss* (model + loss function, :class:`icnn.learn.trainer.LossModule`), not the
+bare model: an energy is evaluated many times per step inside ``argmin`` and the solvers need the
+bare model, while DDP expects one forward and one backward per step.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -68,30 +68,15 @@ def shard(indices: Tensor, context: DistContext) -> Tensor:
     return indices[context.rank::context.world_size]
 
 
-@torch.no_grad()
-def broadcast_module(module: nn.Module, context: DistContext) -> None:
-    """Copy rank 0's parameters and buffers to every process."""
+def wrap_loss(module: nn.Module, context: DistContext) -> nn.Module:
+    """``DistributedDataParallel(module)`` when running distributed, else ``module`` itself."""
     if not context.enabled:
-        return
-    for tensor in [*module.parameters(), *module.buffers()]:
-        dist.broadcast(tensor.data, src=0)
+        return module
+    from torch.nn.parallel import DistributedDataParallel
 
-
-@torch.no_grad()
-def average_gradients(parameters: Iterable[nn.Parameter], context: DistContext) -> None:
-    """Replace each ``.grad`` by its mean over processes (missing gradients count as zero)."""
-    if not context.enabled:
-        return
-    params = [p for p in parameters if p.requires_grad]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= context.world_size
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
-        offset += n
+    device = next(module.parameters()).device
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
 
 
 def all_reduce_sum(values: Tensor, context: DistContext) -> Tensor:

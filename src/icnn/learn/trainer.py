@@ -94,6 +94,31 @@ class TrainerConfig:
             raise ValueError(f"patience must be a positive int or None, got {self.patience}")
 
 
+class LossModule(nn.Module):
+    """``loss_fn(model, batch)`` as a module: the unit that ``DistributedDataParallel`` wraps.
+
+    Inside one forward the loss may evaluate the bare model any number of times (argmin,
+    loss-augmented inference, unrolled descent); DDP sees one forward and one backward per step,
+    and its reducer all-reduces every parameter's gradient during that backward.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
+                 ) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: tuple[Tensor, ...], count: int) -> Tensor:
+        """Sum of the per-example losses of ``batch`` (``count`` examples), a scalar."""
+        losses = self.loss_fn(self.model, batch)
+        if losses.ndim == 0:
+            return losses * count
+        if losses.shape != (count,):
+            raise ValueError(f"loss_fn must return a scalar or per-example losses of shape "
+                             f"({count},), got {tuple(losses.shape)}")
+        return losses.sum()
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch, numpy and Python's ``random``."""
     torch.manual_seed(seed)
@@ -175,8 +200,11 @@ class Trainer:
         tensors = _as_tensors(data)
         n = tensors[0].shape[0]
         seed_everything(self.config.seed)
-        if not (resume and self._restore()):
-            ddp.broadcast_module(self.model, self.context)
+        self._any_batch = tuple(t[:1] for t in tensors)
+        if resume:
+            self._restore()
+        # DDP broadcasts rank 0's weights when it wraps the loss (after a resume too)
+        self._loss_module = ddp.wrap_loss(LossModule(self.model, self.loss_fn), self.context)
         stopped = self.epoch >= self.config.epochs or self._patience_exhausted()
         while not stopped:
             record = self._train_epoch(tensors, n)
@@ -240,28 +268,22 @@ class Trainer:
 
     def _step(self, batch: tuple[Tensor, ...], local_count: int, global_count: int) -> float:
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        if local_count > 0:
-            losses = self.loss_fn(self.model, batch)
-            if losses.ndim == 0:
-                local_sum = losses * local_count
-            elif losses.shape == (local_count,):
-                local_sum = losses.sum()
-            else:
-                raise ValueError(f"loss_fn must return a scalar or per-example losses of shape "
-                                 f"({local_count},), got {tuple(losses.shape)}")
-            if not bool(torch.isfinite(local_sum)):
-                raise FloatingPointError(f"non-finite training loss at epoch {self.epoch + 1}")
-            # averaged over processes below, this is the gradient of the global batch mean
-            (local_sum * (self.context.world_size / global_count)).backward()
-            loss_sum = float(local_sum.detach())
-        ddp.average_gradients(self.params, self.context)
+        weight = self.context.world_size / global_count
+        if local_count == 0:
+            # this process got no example of a short last batch: it still takes part in DDP's
+            # gradient all-reduce, with a zero-weighted loss on a borrowed example
+            batch, local_count, weight = self._any_batch, 1, 0.0
+        local_sum = self._loss_module(batch, local_count)
+        if not bool(torch.isfinite(local_sum)):
+            raise FloatingPointError(f"non-finite training loss at epoch {self.epoch + 1}")
+        # DDP averages gradients over processes, so this is the gradient of the global batch mean
+        (local_sum * weight).backward()
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         self.optimizer.step()
         if getattr(self.model, "config", {}).get("constraint") == "project":
             self.model.project_()
-        return loss_sum
+        return float(local_sum.detach()) if weight else 0.0
 
     def _evaluate(self) -> dict[str, float]:
         if self.eval_fn is None or (self.epoch + 1) % self.config.eval_every != 0:
