@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,9 @@ class Problem:
         lo, hi: ``(batch, *shape)`` bounds (``+-inf`` where unbounded).
         free: ``(batch, *shape)`` bool, the coordinates the solver may move.
         bounded: True if every free coordinate has finite bounds on both sides.
+        energy: optional fast evaluator ``energy(y, index) -> (len(index),)`` of ``f(x[index], y)``
+            (``index`` None: the whole batch), e.g. with the context path of a PICNN computed
+            once (:func:`icnn.solvers.conditioning.conditioned_energy`); None calls the model.
     """
 
     model: nn.Module
@@ -32,6 +36,7 @@ class Problem:
     hi: Tensor
     free: Tensor
     domain: Box
+    energy: Callable[[Tensor, Tensor | None], Tensor] | None = None
 
     @property
     def batch(self) -> int:
@@ -50,24 +55,33 @@ class Problem:
         """Euclidean projection onto the feasible set (box with fixed entries)."""
         return torch.maximum(torch.minimum(y, self.hi), self.lo)
 
-    def value(self, y: Tensor) -> Tensor:
-        """``f(x, y)``, ``(batch,)``, without input validation."""
-        with validation(False):
-            return self.model(y) if self.x is None else self.model(self.x, y)
+    def value(self, y: Tensor, index: Tensor | None = None) -> Tensor:
+        """``f(x, y)``, ``(batch,)``, without input validation.
 
-    def value_and_grad(self, y: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        With ``index`` (a 1-D long tensor of examples) ``y`` holds only those rows and the
+        result is ``f(x[index], y)``: solvers evaluate just the examples still running.
+        """
+        if self.energy is not None:
+            return self.energy(y, index)
+        x = self.x if self.x is None or index is None else self.x[index]
+        with validation(False):
+            return self.model(y) if x is None else self.model(x, y)
+
+    def value_and_grad(self, y: Tensor, *, create_graph: bool = False,
+                       index: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``f(x, y)`` ``(batch,)`` and ``grad_y f`` ``(batch, *shape)``, zero on fixed entries.
 
-        With ``create_graph`` the gradient stays differentiable (for unrolled learning).
+        With ``create_graph`` the gradient stays differentiable (for unrolled learning);
+        ``index`` as in :meth:`value`.
         """
         with torch.enable_grad():
             if not create_graph:
                 y = y.detach()
             if not y.requires_grad:
                 y = y.requires_grad_(True)
-            value = self.value(y)
+            value = self.value(y, index)
             (grad,) = torch.autograd.grad(value.sum(), y, create_graph=create_graph)
-        grad = grad * self.free
+        grad = grad * (self.free if index is None else self.free[index])
         if not create_graph:
             value, grad = value.detach(), grad.detach()
         return value, grad

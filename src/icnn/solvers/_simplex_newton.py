@@ -1,0 +1,146 @@
+"""Batched projected Newton method over the probability simplex (Bertsekas, 1982).
+
+Both bundle methods solve, per example, a small dual problem over the weights ``lam`` of their
+cutting planes ``g_i^T u + h_i``:
+
+    minimise  F(lam) = -(h^T lam + psi(G^T lam))   s.t.  lam >= 0, 1^T lam = 1,
+
+where ``psi(c) = min_{u in [0,1]^n} c^T u + R(u)`` is concave and separable and ``R`` is the
+regulariser of the primal subproblem (negative entropy for bundle entropy, a proximal quadratic
+for the bundle method). With ``u(c)`` the minimiser, ``grad F = -(G u + h)`` (minus the plane
+values at ``u``) and ``hess F = G diag(w) G^T`` with ``w = -du/dc >= 0``: only a ``k x k`` matrix.
+
+The method follows Bertsekas's projected Newton (Nonlinear Programming; Bertsekas 1982, eq. 97)
+as in the authors' ``bundle_entropy_dual.py``: the largest weight ``lam_m`` is eliminated through
+``1^T lam = 1``; on the reduced weights (constraint ``>= 0``) the epsilon-active bound set gets a
+diagonally scaled gradient step and the other weights a Newton step; a projected Armijo search
+along the arc picks the step. All of it is batched: every example has its own ``m``, its own
+bound set and its own step length; candidates of the line search are evaluated at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class SimplexDual:
+    """Callbacks describing ``F`` for a batch; see the module docstring.
+
+    Attributes:
+        value: ``lam (batch, S, k) -> F (batch, S)`` for ``S`` candidate weight vectors.
+        derivatives: ``lam (batch, k) -> (F (batch,), grad (batch, k), hess (batch, k, k))``.
+    """
+
+    value: Callable[[Tensor], Tensor]
+    derivatives: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+_STEPS = 20  # candidate step lengths 1, 1/2, ..., 2^-19
+_ARMIJO = 1e-4
+
+
+def solve_simplex_dual(
+    dual: SimplexDual, lam: Tensor, valid: Tensor, *, tol: Tensor, max_iter: int = 60,
+) -> tuple[Tensor, Tensor]:
+    """Minimise ``F`` over the simplex on the ``valid`` planes, batched.
+
+    Args:
+        dual: the objective.
+        lam: ``(batch, k)`` starting weights; renormalised onto the valid planes.
+        valid: ``(batch, k)`` bool; invalid planes keep weight 0. Every row needs one valid plane.
+        tol: ``(batch,)`` stopping tolerance on the projected reduced gradient (plane-value units).
+        max_iter: Newton iterations at most.
+
+    Returns:
+        ``lam (batch, k)`` on the simplex and ``done (batch,)``: True where the stationarity test
+        passed (or no step made progress any more).
+    """
+    batch, k = lam.shape
+    dtype = lam.dtype
+    lam = torch.where(valid, lam.clamp_min(0.0), torch.zeros_like(lam))
+    total = lam.sum(-1, keepdim=True)
+    uniform = valid.to(dtype) / valid.sum(-1, keepdim=True).to(dtype)
+    lam = torch.where(total > 0, lam / total.clamp_min(torch.finfo(dtype).tiny), uniform)
+    done = valid.sum(-1) <= 1
+    steps = 0.5 ** torch.arange(_STEPS, dtype=dtype, device=lam.device)  # (S,)
+    eye = torch.eye(k, dtype=dtype, device=lam.device)
+    ridge_scale = 1e-10 if dtype == torch.float64 else 1e-5
+    for _ in range(max_iter):
+        if bool(done.all()):
+            break
+        value, grad, hess = dual.derivatives(lam)
+        m = torch.where(valid, lam, torch.full_like(lam, -1.0)).argmax(-1)  # (batch,)
+        is_m = torch.nn.functional.one_hot(m, k).to(torch.bool)
+        reduced = valid & ~is_m
+        grad_m = grad.gather(-1, m[:, None])
+        r = torch.where(reduced, grad - grad_m, torch.zeros_like(grad))
+        # projected reduced gradient: how far lam is from stationarity
+        stationarity = (lam - (lam - r).clamp_min(0.0)).where(reduced, torch.zeros_like(r))
+        measure = stationarity.abs().amax(-1)
+        done = done | (measure <= tol)
+        if bool(done.all()):
+            break
+        eps = measure.clamp_max(1e-3)[:, None]
+        bound = reduced & (lam <= eps) & (r > 0)
+        newton = reduced & ~bound
+        # reduced Hessian T^T H T with T's columns e_i - e_m
+        h_row_m = hess.gather(1, m[:, None, None].expand(batch, 1, k))  # (batch, 1, k)
+        h_mm = h_row_m.gather(2, m[:, None, None])  # (batch, 1, 1)
+        red_hess = hess - h_row_m - h_row_m.transpose(1, 2) + h_mm
+        pair = newton[:, :, None] & newton[:, None, :]
+        diag = torch.diagonal(red_hess, dim1=1, dim2=2)
+        scale = diag.where(newton, torch.zeros_like(diag)).abs().amax(-1)
+        ridge = (ridge_scale * scale + torch.finfo(dtype).tiny ** 0.5)[:, None, None]
+        system = torch.where(pair, red_hess, torch.zeros_like(red_hess)) + eye * torch.where(
+            newton, ridge.squeeze(-1), torch.ones_like(lam)
+        )[:, None, :]
+        rhs = torch.where(newton, r, torch.zeros_like(r))
+        chol, info = torch.linalg.cholesky_ex(system)
+        newton_dir = -torch.cholesky_solve(rhs[..., None], chol).squeeze(-1)
+        # rows whose Cholesky failed fall back on a diagonally scaled gradient step
+        diag_safe = diag.clamp_min(0.0) + ridge.squeeze(-1)
+        grad_dir = -r / diag_safe
+        failed = (info != 0)[:, None]
+        direction = torch.where(newton & ~failed, newton_dir, grad_dir)
+        direction = torch.where(reduced, direction, torch.zeros_like(direction))
+        # weights live in [0, 1]: a longer step only helps along a (near) null direction
+        direction = direction / direction.abs().amax(-1, keepdim=True).clamp_min(1.0)
+        # candidates along the projection arc: the full step first, shorter ones only if needed
+        full = _arc(lam, direction, steps[:1], reduced, is_m)
+        accept, chosen = _armijo(dual, full, lam, value, r)
+        retry = ~accept & ~done
+        if bool(retry.any()):
+            short = _arc(lam, direction, steps[1:], reduced, is_m)
+            accept_short, chosen_short = _armijo(dual, short, lam, value, r)
+            chosen = torch.where(retry[:, None], chosen_short, chosen)
+            accept = accept | (retry & accept_short)
+        any_accept = accept
+        move = any_accept & ~done
+        lam = torch.where(move[:, None], chosen, lam)
+        done = done | ~any_accept
+    return lam, done
+
+
+def _arc(lam: Tensor, direction: Tensor, steps: Tensor, reduced: Tensor, is_m: Tensor) -> Tensor:
+    """Points ``P(lam + a d)`` for each step ``a``: ``(batch, S, k)``; ``lam_m`` absorbs the sum."""
+    cand = (lam[:, None, :] + steps[None, :, None] * direction[:, None, :]).clamp_min(0.0)
+    cand = torch.where(reduced[:, None, :], cand, torch.zeros_like(cand))
+    lam_m = 1.0 - cand.sum(-1, keepdim=True)
+    return torch.where(is_m[:, None, :], lam_m.expand_as(cand), cand)
+
+
+def _armijo(dual: SimplexDual, cand: Tensor, lam: Tensor, value: Tensor,
+            r: Tensor) -> tuple[Tensor, Tensor]:
+    """Whether some candidate passes the Armijo test, and the first (longest) that does."""
+    batch, _, k = cand.shape
+    feasible = (cand >= 0).all(-1)
+    decrease = (r[:, None, :] * (cand - lam[:, None, :])).sum(-1)
+    accept = feasible & (dual.value(cand) <= value[:, None] + _ARMIJO * decrease)
+    first = accept.to(torch.int8).argmax(-1)
+    chosen = cand.gather(1, first[:, None, None].expand(batch, 1, k)).squeeze(1)
+    return accept.any(-1), chosen

@@ -1,0 +1,164 @@
+"""``icnn.argmin``: the one entry point to inference over the convex input."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .auto import choose_method
+from .conditioning import conditioned_energy
+from .domain import Box
+from .iterative import strong_convexity_of
+from .problem import Problem, build_problem
+from .result import ArgminResult
+
+METHODS = ("auto", "pgd", "lbfgs", "bundle", "bundle_entropy", "exact")
+DIFFERENTIABLE = (None, "unroll", "implicit")
+
+# iterations per method when max_iter is not given (unroll: steps, the paper's 30)
+DEFAULT_MAX_ITER = {"pgd": 1000, "lbfgs": 500, "bundle": 100, "bundle_entropy": 50,
+                    "exact": 1, "unroll": 30}
+DEFAULT_TOL = 1e-4
+
+
+def argmin(
+    model: nn.Module, x: Tensor | None = None, *, domain: Box | None = None,
+    y0: Tensor | None = None, fixed: tuple[Tensor, Tensor] | None = None, method: str = "auto",
+    tol: float = DEFAULT_TOL, max_iter: int | None = None, differentiable: str | None = None,
+    allow_unbounded: bool = False, **options: Any,
+) -> ArgminResult:
+    r"""``y* = argmin_{y in domain} f(x, y)`` for a batch, with per-example convergence.
+
+    Args:
+        model: a module convex in ``y``: an FICNN (``model(y)``), a PICNN (``model(x, y)``), a
+            convolutional variant (image-shaped ``y``), or any module with
+            ``convex_input_shape`` (and ``context_shape`` if it takes ``x``).
+        x: ``(batch, *context_shape)`` context, or None for fully convex models.
+        domain: None (all of ``R^n``) or :class:`icnn.Box` ``(lo, hi)``, e.g. ``Box(0, 1)``.
+        y0: ``(batch, *shape)`` warm start (projected onto the domain); default the box centre.
+        fixed: ``(mask, values)`` broadcastable to ``(batch, *shape)``: masked coordinates keep
+            their values and only the others move (image completion, conditioning on labels).
+        method: ``"pgd"``, ``"lbfgs"``, ``"bundle"``, ``"bundle_entropy"``, ``"exact"`` or
+            ``"auto"`` (see :func:`icnn.solvers.auto.choose_method`).
+        tol: relative tolerance of each method's stopping test (certified gap
+            ``<= tol * max(1, |f|)`` wherever a lower bound exists).
+        max_iter: iteration limit (default per method, :data:`DEFAULT_MAX_ITER`).
+        differentiable: None (``y`` detached), ``"unroll"`` (``max_iter`` accelerated projected
+            gradient steps kept in the graph; ``method`` must be ``"auto"`` or ``"pgd"``) or
+            ``"implicit"`` (solve, then attach the implicit-function gradient at ``y*``).
+        allow_unbounded: run on an unbounded domain without strong convexity, where the
+            minimum may not exist; ``converged`` then reports a stationarity test.
+        options: method-specific keyword arguments (``memory`` for lbfgs, ``callback`` for
+            pgd/lbfgs).
+
+    Returns:
+        :class:`icnn.solvers.ArgminResult` with ``y: (batch, *shape)``, ``value: (batch,)``,
+        ``iterations``, ``converged: (batch,)`` (True only where the stopping test passed),
+        ``gap``/``lower_bound`` where the method certifies one, and ``method`` (resolved).
+
+    Raises:
+        ValueError: bad shapes, dtypes or non-finite inputs, ``lo > hi``, an unknown method, a
+            method that cannot handle the model or domain, or an unbounded domain without strong
+            convexity (unless ``allow_unbounded``).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if differentiable not in DIFFERENTIABLE:
+        raise ValueError(f"differentiable must be one of {DIFFERENTIABLE}, got {differentiable!r}")
+    tol = _check_tol(tol)
+    batch = _batch_without_context(model, x, y0, fixed)
+    problem = build_problem(model, x, domain, y0, fixed, batch=batch)
+    if not problem.bounded and strong_convexity_of(problem) == 0.0 and not allow_unbounded:
+        raise ValueError(
+            "the domain is unbounded and the model is not strongly convex, so the minimum may "
+            "not exist (a ReLU ICNN can decrease forever along a ray): pass domain=icnn.Box(lo, "
+            "hi), build the model with strong_convexity > 0, or pass allow_unbounded=True to run "
+            "anyway (converged then reports a stationarity test, not a certificate)"
+        )
+    if differentiable == "unroll":
+        if method not in ("auto", "pgd"):
+            raise ValueError(f"differentiable='unroll' differentiates through projected gradient "
+                             f"steps; method must be 'auto' or 'pgd', got {method!r}")
+        from .unroll import solve_unrolled
+
+        steps = _check_max_iter(max_iter if max_iter is not None else DEFAULT_MAX_ITER["unroll"])
+        fast = replace(problem, energy=conditioned_energy(model, x, differentiable=True))
+        return solve_unrolled(fast, y0, steps=steps, tol=tol)
+    if method == "auto":
+        method = choose_method(problem)
+    max_iter = _check_max_iter(max_iter if max_iter is not None else DEFAULT_MAX_ITER[method])
+    with torch.no_grad():
+        fast = replace(problem, energy=conditioned_energy(model, x))
+    result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options)
+    result.y = result.y.detach()
+    if differentiable == "implicit":
+        from .implicit import attach_implicit_gradient
+
+        result.y = attach_implicit_gradient(problem, result)
+    return result
+
+
+def _dispatch(method: str, problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
+              options: dict[str, Any]) -> ArgminResult:
+    allowed = {"pgd": {"callback"}, "lbfgs": {"callback", "memory"}}.get(method, set())
+    unknown = set(options) - allowed
+    if unknown:
+        raise ValueError(f"method {method!r} takes no option(s) {sorted(unknown)}; "
+                         f"it accepts {sorted(allowed) or 'none'}")
+    if method == "pgd":
+        from .pgd import solve_pgd
+
+        return solve_pgd(problem, y0, tol=tol, max_iter=max_iter, **options)
+    if method == "lbfgs":
+        from .lbfgs import solve_lbfgs
+
+        return solve_lbfgs(problem, y0, tol=tol, max_iter=max_iter, **options)
+    if method == "exact":
+        from .exact import solve_exact
+
+        return solve_exact(problem)
+    if method == "bundle":
+        from .bundle import solve_bundle
+
+        start = y0 if y0 is not None else _centre(problem)
+        return solve_bundle(problem, start, tol=tol, max_iter=max_iter)
+    from .bundle_entropy import solve_bundle_entropy
+
+    return solve_bundle_entropy(problem, y0, tol=tol, max_iter=max_iter)
+
+
+def _batch_without_context(model: nn.Module, x: Tensor | None, y0: Tensor | None,
+                           fixed: tuple[Tensor, Tensor] | None) -> int | None:
+    """Batch size when neither ``x`` nor ``y0`` gives it: from batched fixed values, else 1."""
+    if x is not None or y0 is not None:
+        return None
+    shape = getattr(model, "convex_input_shape", None)
+    if fixed is not None and shape is not None and isinstance(fixed, tuple | list) \
+            and len(fixed) == 2:
+        for part in fixed:
+            part = torch.as_tensor(part)
+            if part.dim() == len(shape) + 1:
+                return int(part.shape[0])
+    return 1
+
+
+def _centre(problem: Problem) -> Tensor:
+    from .iterative import initial_point
+
+    return initial_point(problem, None)
+
+
+def _check_tol(tol: float) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or math.isnan(tol) or tol < 0:
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    return float(tol)
+
+
+def _check_max_iter(max_iter: int) -> int:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    return max_iter

@@ -1,0 +1,226 @@
+r"""Gradients of a solution ``y*(x, theta)`` of ``min_y f(x, y; theta)`` without unrolling.
+
+:func:`attach_implicit_gradient` returns ``y*`` (the solver's values) as a tensor connected to the
+autograd graph of ``problem.x`` and the model's parameters. Nothing of the solver's iterations is
+stored; the backward pass re-evaluates the model where needed (double backward).
+
+Two regimes:
+
+* ``result.method == "bundle_entropy"``: the paper's Proposition 3 (Section 5.2). ``y*`` is the
+  solution of the last bundle-entropy subproblem ``min_{u,t} t - H(u)`` s.t. ``G u + h <= t 1``
+  (unit box ``y = lo + width * u``). With ``D = diag(u (1 - u))`` (the inverse of
+  ``H = diag(1/u + 1/(1 - u))``) the KKT system
+  ``[[H, G^T, 0], [G, 0, -1], [0, -1^T, 0]] [c_u; c_lam; c_t] = [-grad_u loss; 0; 0]`` is solved
+  through the ``(k+1) x (k+1)`` Schur system ``[[G D G^T, 1], [1^T, 0]] [c_lam; c_t] =
+  [G D d; 0]``, ``c_u = D (d - G^T c_lam)`` (``d = -grad_u loss``), and pushed back with
+  ``grad_theta loss = sum_i c_lam_i grad_theta f(y^i) + grad_theta(grad_y f(y^i)^T v_i)``,
+  ``v_i = lam_i c_y + c_lam_i (y* - y^i)`` and ``c_y = width * c_u``. The planes' points ``y^i``
+  are held fixed. This is the exact derivative of ``argmin f - H`` for piecewise-linear (ReLU)
+  models once the bundle holds the pieces active at ``y*``; for smooth models it ignores the
+  curvature of ``f`` between the planes and is only an approximation.
+* any other method: the implicit function theorem at ``y*`` on the free coordinates strictly
+  inside the box (coordinates at a bound are held there; no gradient flows through them or into
+  the bounds): ``H_FF v = grad_F loss`` by batched conjugate gradients with Hessian-vector
+  products, then ``grad_{theta, x} loss = -grad_{theta, x} (grad_y f(x, y*)^T v)``. For
+  piecewise-linear models the Hessian is zero almost everywhere, so this regime needs a smooth
+  model or ``strong_convexity > 0``; ``damping`` adds ``damping * I`` to the Hessian.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .problem import Problem
+from .result import ArgminResult
+
+
+def attach_implicit_gradient(
+    problem: Problem, result: ArgminResult, *, damping: float = 0.0, cg_iter: int | None = None,
+) -> Tensor:
+    """``result.y`` connected to the graph of ``problem.x`` and the model parameters.
+
+    Args:
+        problem: the problem the solver ran on.
+        result: the solver's result (``bundle_entropy`` results need their ``info``).
+        damping: ``>= 0`` added to the Hessian's diagonal in the non-bundle-entropy regime.
+        cg_iter: conjugate-gradient iterations at most (default: the number of coordinates + 10).
+
+    Returns:
+        ``(batch, *shape)`` tensor equal to ``result.y``.
+    """
+    if damping < 0:
+        raise ValueError(f"damping must be >= 0, got {damping}")
+    params = [p for p in problem.model.parameters() if p.requires_grad]
+    if result.method == "bundle_entropy":
+        missing = {"iterates", "lam", "G", "valid", "u", "width", "free"} - set(result.info)
+        if missing:
+            raise ValueError(f"bundle_entropy result lacks info {sorted(missing)}; pass the "
+                             "result of solve_bundle_entropy unchanged")
+        return _BundleEntropyArgmin.apply(problem, result, problem.x, *params)
+    n = result.y[0].numel()
+    return _ImplicitArgmin.apply(problem, result, damping, cg_iter or n + 10, problem.x, *params)
+
+
+def _model_at(problem: Problem, x: Tensor | None, y: Tensor) -> Tensor:
+    from ..nn.validation import validation
+
+    with validation(False):
+        return problem.model(y) if x is None else problem.model(x, y)
+
+
+def _grad_targets(x: Tensor | None, params: tuple[Tensor, ...],
+                  x_grad: bool) -> tuple[Tensor | None, list]:
+    x_leaf = None if x is None else x.detach().requires_grad_(x_grad)
+    targets = ([x_leaf] if x_grad else []) + list(params)
+    return x_leaf, targets
+
+
+def _split_grads(x_grad: bool, grads: tuple, sign: float) -> tuple:
+    grads = [None if g is None else sign * g for g in grads]
+    return tuple(grads) if x_grad else (None, *grads)
+
+
+class _BundleEntropyArgmin(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, problem, result, x, *params):  # noqa: ANN001
+        ctx.problem, ctx.result = problem, result
+        ctx.save_for_backward(*(() if x is None else (x,)), *params)
+        ctx.has_x = x is not None
+        return result.y.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad_y):  # noqa: ANN001
+        problem, info = ctx.problem, ctx.result.info
+        saved = ctx.saved_tensors
+        x = saved[0] if ctx.has_x else None
+        params = saved[1:] if ctx.has_x else saved
+        batch = grad_y.shape[0]
+        u, width, free = info["u"], info["width"], info["free"]
+        lam, valid = info["lam"], info["valid"]
+        G_u = info["G"] * width[:, None, :]
+        k = lam.shape[1]
+        dtype = u.dtype
+        d = -(grad_y.reshape(batch, -1).to(dtype) * width)
+        inv_h = torch.where(free, u * (1.0 - u), torch.zeros_like(u))
+        schur = (G_u * inv_h[:, None, :]) @ G_u.transpose(1, 2)
+        ones = valid.to(dtype)
+        system = torch.zeros(batch, k + 1, k + 1, dtype=dtype, device=u.device)
+        pair = valid[:, :, None] & valid[:, None, :]
+        # a tiny ridge makes repeated planes (the same linear piece added twice) solvable; it
+        # splits their weight evenly, which leaves the gradient unchanged
+        diag = torch.diagonal(schur, dim1=1, dim2=2).where(valid, torch.zeros_like(lam))
+        ridge = (1e-12 if dtype == torch.float64 else 1e-6) * diag.amax(-1).clamp_min(
+            torch.finfo(dtype).tiny)
+        schur = schur + torch.diag_embed(ridge[:, None].expand_as(lam))
+        system[:, :k, :k] = torch.where(pair, schur, torch.diag_embed(1.0 - ones))
+        system[:, :k, k] = ones
+        system[:, k, :k] = ones
+        rhs = torch.zeros(batch, k + 1, dtype=dtype, device=u.device)
+        rhs[:, :k] = torch.where(valid, (G_u @ (inv_h * d)[..., None]).squeeze(-1), 0.0)
+        solution = torch.linalg.solve(system, rhs[..., None]).squeeze(-1)
+        c_lam = torch.where(valid, solution[:, :k], torch.zeros_like(lam))
+        c_u = inv_h * (d - (c_lam[:, None, :] @ G_u).squeeze(1))
+        c_y = width * c_u
+        y_star = ctx.result.y.reshape(batch, -1).to(dtype)
+        points = info["iterates"]
+        directions = lam[..., None] * c_y[:, None, :] + c_lam[..., None] * (
+            y_star[:, None, :] - points)
+        shape = ctx.result.y.shape[1:]
+        x_grad = x is not None and ctx.needs_input_grad[2]
+        x_leaf, targets = _grad_targets(x, params, x_grad)
+        if not targets:
+            return (None, None, None, *([None] * len(params)))
+        with torch.enable_grad():
+            y_points = points.reshape(batch * k, *shape).detach().requires_grad_(True)
+            x_rep = None if x_leaf is None else x_leaf.repeat_interleave(k, dim=0)
+            values = _model_at(problem, x_rep, y_points)
+            (grad_points,) = torch.autograd.grad(values.sum(), y_points, create_graph=True)
+            surrogate = (c_lam.reshape(-1) * values).sum() + (
+                grad_points.reshape(batch * k, -1) * directions.reshape(batch * k, -1)).sum()
+            grads = torch.autograd.grad(surrogate, targets, allow_unused=True)
+        return (None, None, *_split_grads(x_grad, grads, 1.0))
+
+
+def interior_mask(problem: Problem, y: Tensor) -> Tensor:
+    """Free coordinates strictly inside the box (farther than a few ulps from each bound)."""
+    scale = torch.finfo(y.dtype).eps ** 0.75
+    lo, hi = problem.lo, problem.hi
+    above = torch.isinf(lo) | (y > lo + scale * lo.abs().clamp_min(1.0))
+    below = torch.isinf(hi) | (y < hi - scale * hi.abs().clamp_min(1.0))
+    return problem.free & above & below
+
+
+class _ImplicitArgmin(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, problem, result, damping, cg_iter, x, *params):  # noqa: ANN001
+        ctx.problem, ctx.result, ctx.damping, ctx.cg_iter = problem, result, damping, cg_iter
+        ctx.save_for_backward(*(() if x is None else (x,)), *params)
+        ctx.has_x = x is not None
+        return result.y.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad_y):  # noqa: ANN001
+        problem = ctx.problem
+        saved = ctx.saved_tensors
+        x = saved[0] if ctx.has_x else None
+        params = saved[1:] if ctx.has_x else saved
+        x_grad = x is not None and ctx.needs_input_grad[4]
+        x_leaf, targets = _grad_targets(x, params, x_grad)
+        nones = (None, None, None, None)
+        if not targets:
+            return (*nones, None, *([None] * len(params)))
+        y_star = ctx.result.y.detach()
+        inside = interior_mask(problem, y_star)
+        rhs = torch.where(inside, grad_y.to(y_star.dtype), torch.zeros_like(y_star))
+        with torch.enable_grad():
+            y_leaf = y_star.clone().requires_grad_(True)
+            values = _model_at(problem, x_leaf, y_leaf)
+            (grad_y_f,) = torch.autograd.grad(values.sum(), y_leaf, create_graph=True)
+
+            def hvp(p: Tensor) -> Tensor:
+                (hp,) = torch.autograd.grad(grad_y_f, y_leaf, grad_outputs=p, retain_graph=True)
+                return torch.where(inside, hp + ctx.damping * p, torch.zeros_like(p))
+
+            v = batched_cg(hvp, rhs, max_iter=ctx.cg_iter)
+            surrogate = (grad_y_f * v.detach()).sum()
+            grads = torch.autograd.grad(surrogate, targets, allow_unused=True)
+        return (*nones, *_split_grads(x_grad, grads, -1.0))
+
+
+def batched_cg(matvec, rhs: Tensor, *, max_iter: int, rel_tol: float | None = None) -> Tensor:  # noqa: ANN001
+    """Solve ``A v = rhs`` per example (``A`` symmetric positive semi-definite) by CG.
+
+    Examples whose curvature ``p^T A p`` vanishes stop there (a singular ``A``, e.g. of a ReLU
+    model, gives the partial solution rather than a blow-up).
+
+    Args:
+        matvec: ``(batch, *shape) -> (batch, *shape)``.
+        rhs: ``(batch, *shape)``.
+        max_iter: iterations at most.
+        rel_tol: stop when ``|r| <= rel_tol |rhs|`` per example (default ``sqrt(eps)`` scaled).
+    """
+    dims = tuple(range(1, rhs.ndim))
+    tol = rel_tol if rel_tol is not None else torch.finfo(rhs.dtype).eps ** 0.9
+    v = torch.zeros_like(rhs)
+    r = rhs.clone()
+    p = r.clone()
+    rr = (r * r).sum(dims)
+    target = tol**2 * rr
+    active = rr > 0
+    shape = (-1,) + (1,) * (rhs.ndim - 1)
+    for _ in range(max_iter):
+        if not bool(active.any()):
+            break
+        ap = matvec(p)
+        curvature = (p * ap).sum(dims)
+        active = active & (curvature > torch.finfo(rhs.dtype).tiny)
+        alpha = torch.where(active, rr / torch.where(active, curvature, 1.0), 0.0)
+        v = v + alpha.view(shape) * p
+        r = r - alpha.view(shape) * ap
+        rr_new = (r * r).sum(dims)
+        beta = torch.where(active, rr_new / torch.where(rr > 0, rr, 1.0), 0.0)
+        p = r + beta.view(shape) * p
+        rr = rr_new
+        active = active & (rr > target)
+    return v

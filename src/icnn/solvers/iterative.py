@@ -1,0 +1,113 @@
+"""Pieces shared by the batched first-order methods (``pgd``, ``lbfgs``, unrolling)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .certificate import CutAggregator
+from .problem import Problem
+
+
+@dataclass
+class Progress:
+    """What a solver reports to ``callback`` after each iteration.
+
+    Attributes:
+        iteration: iterations done (1-based).
+        y: ``(batch, *shape)`` best feasible point so far.
+        value: ``(batch,)`` its value.
+        evaluations: ``(batch,)`` gradient evaluations spent on each example so far.
+        converged: ``(batch,)`` examples whose stopping test has passed.
+    """
+
+    iteration: int
+    y: Tensor
+    value: Tensor
+    evaluations: Tensor
+    converged: Tensor
+
+
+Callback = Callable[[Progress], None]
+
+
+def strong_convexity_of(problem: Problem) -> float:
+    """``mu`` such that ``f - mu/2 ||y||^2`` is convex (0 when the model does not say)."""
+    config = getattr(problem.model, "config", None)
+    if not isinstance(config, dict):
+        return 0.0
+    return float(config.get("strong_convexity", 0.0) or 0.0)
+
+
+def initial_point(problem: Problem, y0: Tensor | None) -> Tensor:
+    """``y0`` projected onto the domain, or the box centre (0 where a bound is infinite)."""
+    if y0 is not None:
+        return problem.project(y0.detach().to(problem.lo.dtype))
+    finite = torch.isfinite(problem.lo) & torch.isfinite(problem.hi)
+    centre = torch.where(finite, 0.5 * (problem.lo + problem.hi), torch.zeros_like(problem.lo))
+    return problem.project(centre)
+
+
+def step_scale(problem: Problem) -> Tensor:
+    """``(batch,)`` a natural first step length: half the widest finite free side, else 1."""
+    width = (problem.hi - problem.lo).flatten(1)
+    width = torch.where(torch.isfinite(width) & problem.free.flatten(1), width,
+                        torch.zeros_like(width))
+    scale = 0.5 * width.amax(dim=1) if width.shape[1] else width.new_zeros(problem.batch)
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def flat_dot(a: Tensor, b: Tensor) -> Tensor:
+    """Per-example inner product ``(batch,)``."""
+    return (a.flatten(1) * b.flatten(1)).sum(dim=1)
+
+
+def flat_norm(a: Tensor) -> Tensor:
+    return a.flatten(1).norm(dim=1)
+
+
+class Stopping:
+    """The per-example stopping test of the iterative methods.
+
+    With a certificate (a bounded domain or ``mu > 0``): ``best - lower_bound <= tol *
+    max(1, |best|)``, a certified relative suboptimality. Without one (an unbounded domain and no
+    strong convexity, allowed only with ``allow_unbounded=True``): a stationarity test, the
+    projected-gradient-mapping norm ``||G(y)|| <= tol * max(1, |f(y)|)``.
+    """
+
+    def __init__(self, problem: Problem, tol: float) -> None:
+        self.tol = tol
+        self.mu = strong_convexity_of(problem)
+        self.certified = problem.bounded or self.mu > 0.0
+        self.cuts = CutAggregator(problem.lo, problem.hi, self.mu)
+
+    def scale(self, value: Tensor) -> Tensor:
+        return value.abs().clamp_min(1.0)
+
+    def add_cut(self, y: Tensor, value: Tensor, grad: Tensor, index: Tensor) -> None:
+        if self.certified:
+            self.cuts.add(y, value, grad, index)
+
+    def aggregate_gradient(self, index: Tensor, like: Tensor) -> Tensor | None:
+        """Min-norm combination of recent gradients (rows ``index``), or None without cuts."""
+        if not self.certified or self.mu > 0.0:
+            return None
+        return self.cuts.aggregate_gradient(index).to(like.dtype).reshape(like.shape)
+
+    def passed(self, best: Tensor, mapping_norm: Tensor, index: Tensor) -> Tensor:
+        """``(len(index),)`` bool for the examples ``index`` (``best`` and ``mapping_norm`` rows)."""
+        if self.certified:
+            gap = best.double() - self.cuts.bound[index]
+            return gap <= self.tol * self.scale(best.double())
+        return mapping_norm <= self.tol * self.scale(best)
+
+    def gap(self, best: Tensor) -> Tensor | None:
+        if not self.certified:
+            return None
+        return (best.double() - self.cuts.bound).clamp_min(0.0).to(best.dtype)
+
+    def lower_bound(self, dtype: torch.dtype) -> Tensor | None:
+        return self.cuts.bound.to(dtype) if self.certified else None

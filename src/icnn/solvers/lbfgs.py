@@ -1,0 +1,196 @@
+r"""Batched projected L-BFGS with a per-example line search.
+
+Every example keeps its own memory of the last ``memory`` pairs ``s = y_{k+1} - y_k``,
+``r = g_{k+1} - g_k`` and takes its own step; the batch shares only the tensor operations.
+Bounds are handled as in projected quasi-Newton methods (Kim, Sra & Dhillon, 2010): the
+coordinates at a bound whose gradient points outward are held (the *active set*), the two-loop
+recursion runs on the others, and the trial points ``P(y + alpha d)`` follow the projection arc.
+``alpha`` starts at 1 and halves per example until the Armijo test
+
+.. math:: f(P(y + \alpha d)) \le f(y) + c_1 \min(0, \nabla f(y)^T (P(y + \alpha d) - y))
+
+passes; each trial evaluates value and gradient together, so the accepted point's gradient is
+free. A pair enters the memory only if its curvature ``s^T r`` is positive. When a direction is
+not a descent direction, or a line search fails, that example's memory is reset and it takes a
+scaled projected-gradient step. Stopping as :class:`icnn.solvers.iterative.Stopping`.
+
+For piecewise-linear ICNNs the function is not smooth; quasi-Newton steps with an inexact line
+search still work well there (Lewis & Overton, 2013), and the certificate, not the gradient,
+decides when to stop.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .iterative import Callback, Progress, Stopping, flat_dot, initial_point, step_scale
+from .problem import Problem
+from .result import ArgminResult
+
+ARMIJO = 1e-4
+MAX_BACKTRACKS = 20
+MAX_FAILURES = 2
+
+
+def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
+                memory: int = 10, callback: Callback | None = None) -> ArgminResult:
+    """Minimise ``f(x, y)`` over the problem's domain by projected L-BFGS.
+
+    Args:
+        problem: the batched problem.
+        y0: ``(batch, *shape)`` warm start (projected onto the domain) or None (box centre).
+        tol: relative tolerance of the stopping test.
+        max_iter: iterations (each one line search of one or more evaluations).
+        memory: number of curvature pairs kept per example.
+        callback: called with a :class:`Progress` after every iteration.
+
+    Returns:
+        :class:`ArgminResult`; ``info["evaluations"]`` counts gradient evaluations per example,
+        ``info["stalled"]`` marks examples frozen after repeated line-search failures.
+    """
+    if memory < 1:
+        raise ValueError(f"memory must be >= 1, got {memory}")
+    batch, device = problem.batch, problem.lo.device
+    stop = Stopping(problem, tol)
+    y = initial_point(problem, y0)
+    n = y[0].numel()
+    all_rows = torch.arange(batch, device=device)
+    value, grad = problem.value_and_grad(y)
+    stop.add_cut(y, value, grad, all_rows)
+    evaluations = torch.ones(batch, dtype=torch.long, device=device)
+    s_mem = y.new_zeros(memory, batch, n)
+    r_mem = y.new_zeros(memory, batch, n)
+    filled = torch.zeros(memory, batch, dtype=torch.bool, device=device)
+    failures = torch.zeros(batch, dtype=torch.long, device=device)
+    done = stop.passed(value, _mapping_norm(problem, y, grad, all_rows), all_rows)
+    stalled = torch.zeros(batch, dtype=torch.bool, device=device)
+    lo_flat, hi_flat = problem.lo.reshape(batch, n), problem.hi.reshape(batch, n)
+    free_flat = problem.free.reshape(batch, n)
+    first_step = step_scale(problem)
+    eps = 10 * torch.finfo(y.dtype).eps
+    iteration = 0
+    for iteration in range(1, max_iter + 1):  # noqa: B007 - iteration is reported
+        index = (~done & ~stalled).nonzero().squeeze(1)
+        if index.numel() == 0:
+            iteration -= 1
+            break
+        y_i = y[index].reshape(-1, n)
+        g_i = grad[index].reshape(-1, n)
+        lo_i, hi_i = lo_flat[index], hi_flat[index]
+        held = ((y_i <= lo_i) & (g_i > 0)) | ((y_i >= hi_i) & (g_i < 0)) | ~free_flat[index]
+        working = (~held).to(y.dtype)
+        direction, has_memory = _two_loop(g_i * working, s_mem[:, index] * working,
+                                          r_mem[:, index] * working, filled[:, index])
+        direction = direction * working
+        # a component pushing out of the box through a bound it sits on moves nothing
+        direction = torch.where(((y_i <= lo_i) & (direction < 0)) |
+                                ((y_i >= hi_i) & (direction > 0)),
+                                torch.zeros_like(direction), direction)
+        gradient_step = -(g_i * working)
+        aggregate = stop.aggregate_gradient(index, g_i)
+        if aggregate is not None:  # after a failed search: the min-norm recent subgradient
+            retry = (failures[index] > 0)[:, None]
+            gradient_step = torch.where(retry, -(aggregate * working), gradient_step)
+        g_inf = gradient_step.abs().amax(dim=1).clamp_min(torch.finfo(y.dtype).tiny)
+        gradient_step = gradient_step * (first_step[index] / g_inf)[:, None]
+        descent = has_memory & (flat_dot(direction, g_i) < 0)
+        direction = torch.where(descent[:, None], direction, gradient_step)
+        filled[:, index] &= descent[None, :]  # no usable memory: start it afresh
+        accepted, y_new, value_new, grad_new, trials = _line_search(
+            problem, index, y_i, value[index], g_i, direction, lo_i, hi_i, eps, stop)
+        evaluations[index] += trials
+        # curvature pairs from the accepted steps
+        s_new = (y_new - y_i) * accepted[:, None]
+        r_new = (grad_new - g_i) * accepted[:, None]
+        curvature = flat_dot(s_new, r_new)
+        good = accepted & (curvature > eps * flat_dot(s_new, s_new).sqrt()
+                           * flat_dot(r_new, r_new).sqrt())
+        rows = index[good]
+        s_mem[:, rows] = torch.cat([s_new[good][None], s_mem[:-1, rows]])
+        r_mem[:, rows] = torch.cat([r_new[good][None], r_mem[:-1, rows]])
+        filled[:, rows] = torch.cat([torch.ones_like(filled[:1, rows]), filled[:-1, rows]])
+        # move the accepted examples; count failures of the others
+        keep = ~accepted
+        y[index] = torch.where(keep[:, None], y_i, y_new).reshape(-1, *problem.shape)
+        value[index] = torch.where(keep, value[index], value_new)
+        grad[index] = torch.where(keep[:, None], g_i, grad_new).reshape(-1, *problem.shape)
+        failures[index] = torch.where(accepted, torch.zeros_like(failures[index]),
+                                      failures[index] + 1)
+        stalled[index] = failures[index] >= MAX_FAILURES
+        done[index] = stop.passed(value[index], _mapping_norm(problem, y[index], grad[index],
+                                                              index), index)
+        if callback is not None:
+            callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
+                              done.clone()))
+    return ArgminResult(
+        y=y, value=value, iterations=iteration, converged=done, method="lbfgs",
+        gap=stop.gap(value), lower_bound=stop.lower_bound(value.dtype), objective=value,
+        info={"evaluations": evaluations, "stalled": stalled & ~done},
+    )
+
+
+def _mapping_norm(problem: Problem, y: Tensor, grad: Tensor, index: Tensor) -> Tensor:
+    """``||P(y - g) - y||`` per example (the projected-gradient norm)."""
+    moved = torch.maximum(torch.minimum(y - grad, problem.hi[index]), problem.lo[index]) - y
+    return moved.flatten(1).norm(dim=1)
+
+
+def _two_loop(grad: Tensor, s_mem: Tensor, r_mem: Tensor, filled: Tensor
+              ) -> tuple[Tensor, Tensor]:
+    """``-H grad`` by the two-loop recursion, batched; slot 0 is the newest pair.
+
+    Returns the direction ``(b, n)`` and ``(b,)`` whether any pair was usable.
+    """
+    curvature = (s_mem * r_mem).sum(-1)  # (m, b)
+    usable = filled & (curvature > 0)
+    rho = torch.where(usable, 1.0 / torch.where(usable, curvature, torch.ones_like(curvature)),
+                      torch.zeros_like(curvature))
+    q = grad.clone()
+    alphas = []
+    for i in range(s_mem.shape[0]):
+        alpha = rho[i] * (s_mem[i] * q).sum(-1)
+        q = q - alpha[:, None] * r_mem[i]
+        alphas.append(alpha)
+    # initial scaling s^T r / r^T r from the newest usable pair
+    newest = torch.argmax(usable.to(torch.int8), dim=0)
+    pick = newest[None, :, None].expand(1, *s_mem.shape[1:])
+    s0 = s_mem.gather(0, pick)[0]
+    r0 = r_mem.gather(0, pick)[0]
+    rr = (r0 * r0).sum(-1)
+    gamma = torch.where(rr > 0, (s0 * r0).sum(-1) / torch.where(rr > 0, rr, torch.ones_like(rr)),
+                        torch.ones_like(rr))
+    r = gamma[:, None] * q
+    for i in reversed(range(s_mem.shape[0])):
+        beta = rho[i] * (r_mem[i] * r).sum(-1)
+        r = r + (alphas[i] - beta)[:, None] * s_mem[i]
+    return -r, usable.any(dim=0)
+
+
+def _line_search(problem: Problem, index: Tensor, y: Tensor, value: Tensor, grad: Tensor,
+                 direction: Tensor, lo: Tensor, hi: Tensor, eps: float, stop: Stopping):
+    """Per-example projected backtracking; returns accepted, y, f, g (flat) and trial counts."""
+    b, n = y.shape
+    alpha = torch.ones(b, dtype=y.dtype, device=y.device)
+    accepted = torch.zeros(b, dtype=torch.bool, device=y.device)
+    trials = torch.zeros(b, dtype=torch.long, device=y.device)
+    y_new, value_new, grad_new = y.clone(), value.clone(), grad.clone()
+    pending = torch.arange(b, device=y.device)
+    for _ in range(MAX_BACKTRACKS):
+        trial = torch.maximum(torch.minimum(y[pending] + alpha[pending, None] * direction[pending],
+                                            hi[pending]), lo[pending])
+        f_t, g_t = problem.value_and_grad(trial.reshape(-1, *problem.shape), index=index[pending])
+        trials[pending] += 1
+        decrease = flat_dot(grad[pending], trial - y[pending]).clamp_max(0.0)
+        slack = eps * value[pending].abs().clamp_min(1.0)
+        ok = (f_t <= value[pending] + ARMIJO * decrease + slack) & (decrease < 0)
+        rows = pending[ok]
+        stop.add_cut(trial[ok], f_t[ok], g_t[ok], index[rows])
+        y_new[rows], value_new[rows] = trial[ok], f_t[ok]
+        grad_new[rows] = g_t.reshape(-1, n)[ok]
+        accepted[rows] = True
+        pending = pending[~ok]
+        if pending.numel() == 0:
+            break
+        alpha[pending] *= 0.5
+    return accepted, y_new, value_new, grad_new, trials
