@@ -177,6 +177,16 @@ def test_auto_returns_the_method_it_ran(zoo):
     assert result.method in METHODS and result.method != "auto"
 
 
+def test_auto_runs_bundle_on_a_relu_energy_over_a_box_and_lbfgs_elsewhere(zoo):
+    relu, x = zoo.relu_picnn(), torch.randn(3, 4, dtype=torch.float64)
+    assert argmin(relu, x, domain=Box(0.0, 1.0)).method == "bundle"
+    assert argmin(relu, x, domain=Box(0.0, 1.0), memory=3).method == "lbfgs"  # lbfgs options
+    smooth = icnn.PICNN(4, 3, hidden=(8,), activation="softplus").double()
+    assert argmin(smooth, x, domain=Box(0.0, 1.0)).method == "lbfgs"
+    strongly = zoo.relu_picnn(strong_convexity=0.5)
+    assert argmin(strongly, x).method == "lbfgs"  # unbounded domain
+
+
 def test_image_shaped_y_works_with_a_generic_module():
     class ImageEnergy(torch.nn.Module):
         convex_input_shape = (1, 3, 3)

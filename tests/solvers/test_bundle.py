@@ -123,3 +123,17 @@ def test_unbounded_domain_is_refused():
     problem = build_problem(model, None, Box(0.0, float("inf")), None, None, batch=2)
     with pytest.raises(ValueError, match="needs a bounded domain"):
         solve_bundle(problem, torch.zeros(2, 3, dtype=torch.float64), tol=1e-6, max_iter=5)
+
+
+def test_examples_stop_independently_and_match_a_solve_of_their_own(picnn):
+    """Finished examples drop out of the batch; the others follow the same path as alone."""
+    x = torch.randn(4, 3, dtype=torch.float64)
+    problem = build_problem(picnn, x, Box(0.0, 1.0), None, None)
+    start = torch.full((4, 6), 0.5, dtype=torch.float64)
+    batch = solve_bundle(problem, start, tol=1e-6, max_iter=200)
+    for i in range(4):
+        alone = build_problem(picnn, x[i:i + 1], Box(0.0, 1.0), None, None)
+        single = solve_bundle(alone, start[i:i + 1], tol=1e-6, max_iter=200)
+        assert torch.allclose(single.value, batch.value[i:i + 1], atol=1e-12)
+        assert torch.allclose(single.y, batch.y[i:i + 1], atol=1e-9)
+    assert batch.converged.all()

@@ -31,13 +31,29 @@ from torch import Tensor
 class SimplexDual:
     """Callbacks describing ``F`` for a batch; see the module docstring.
 
+    Both take ``rows``, a 1-D long tensor of the batch rows the weights belong to (the solver
+    works only on the rows not yet stationary), and index their own data with it.
+
     Attributes:
-        value: ``lam (batch, S, k) -> F (batch, S)`` for ``S`` candidate weight vectors.
-        derivatives: ``lam (batch, k) -> (F (batch,), grad (batch, k), hess (batch, k, k))``.
+        value: ``(lam (b, S, k), rows) -> F (b, S)`` for ``S`` candidate weight vectors.
+        derivatives: ``(lam (b, k), rows) -> (F (b,), grad (b, k), hess (b, k, k))``.
     """
 
-    value: Callable[[Tensor], Tensor]
-    derivatives: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+    value: Callable[[Tensor, Tensor], Tensor]
+    derivatives: Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+def row_picker(*tensors: Tensor) -> Callable[[Tensor], tuple[Tensor, ...]]:
+    """``pick(rows) -> tuple(t[rows] for t in tensors)``, remembering the last ``rows`` so that a
+    dual's ``value`` and ``derivatives`` in the same Newton iteration share one gather."""
+    cache: dict[str, object] = {"rows": None, "picked": ()}
+
+    def pick(rows: Tensor) -> tuple[Tensor, ...]:
+        if cache["rows"] is not rows:
+            cache["rows"], cache["picked"] = rows, tuple(t[rows] for t in tensors)
+        return cache["picked"]  # type: ignore[return-value]
+
+    return pick
 
 
 _STEPS = 20  # candidate step lengths 1, 1/2, ..., 2^-19
@@ -48,6 +64,10 @@ def solve_simplex_dual(
     dual: SimplexDual, lam: Tensor, valid: Tensor, *, tol: Tensor, max_iter: int = 60,
 ) -> tuple[Tensor, Tensor]:
     """Minimise ``F`` over the simplex on the ``valid`` planes, batched.
+
+    Only the rows not yet stationary are worked on (a few hard rows do not make every Newton
+    iteration cost the whole batch), and the shorter line-search candidates are evaluated only
+    for the rows whose full step failed.
 
     Args:
         dual: the objective.
@@ -62,85 +82,86 @@ def solve_simplex_dual(
     """
     batch, k = lam.shape
     dtype = lam.dtype
+    tol = torch.as_tensor(tol, dtype=dtype, device=lam.device).expand(batch)
     lam = torch.where(valid, lam.clamp_min(0.0), torch.zeros_like(lam))
     total = lam.sum(-1, keepdim=True)
-    uniform = valid.to(dtype) / valid.sum(-1, keepdim=True).to(dtype)
+    uniform = valid.to(dtype) / valid.sum(-1, keepdim=True).clamp_min(1).to(dtype)
     lam = torch.where(total > 0, lam / total.clamp_min(torch.finfo(dtype).tiny), uniform)
     done = valid.sum(-1) <= 1
     steps = 0.5 ** torch.arange(_STEPS, dtype=dtype, device=lam.device)  # (S,)
     eye = torch.eye(k, dtype=dtype, device=lam.device)
     ridge_scale = 1e-10 if dtype == torch.float64 else 1e-5
     for _ in range(max_iter):
-        if bool(done.all()):
+        rows = (~done).nonzero().squeeze(1)
+        if rows.numel() == 0:
             break
-        value, grad, hess = dual.derivatives(lam)
-        m = torch.where(valid, lam, torch.full_like(lam, -1.0)).argmax(-1)  # (batch,)
+        b = rows.numel()
+        lam_r, valid_r = lam[rows], valid[rows]
+        value, grad, hess = dual.derivatives(lam_r, rows)
+        m = torch.where(valid_r, lam_r, torch.full_like(lam_r, -1.0)).argmax(-1)  # (b,)
         is_m = torch.nn.functional.one_hot(m, k).to(torch.bool)
-        reduced = valid & ~is_m
+        reduced = valid_r & ~is_m
         grad_m = grad.gather(-1, m[:, None])
         r = torch.where(reduced, grad - grad_m, torch.zeros_like(grad))
         # projected reduced gradient: how far lam is from stationarity
-        stationarity = (lam - (lam - r).clamp_min(0.0)).where(reduced, torch.zeros_like(r))
+        stationarity = (lam_r - (lam_r - r).clamp_min(0.0)).where(reduced, torch.zeros_like(r))
         measure = stationarity.abs().amax(-1)
-        done = done | (measure <= tol)
-        if bool(done.all()):
-            break
+        stationary = measure <= tol[rows]
         eps = measure.clamp_max(1e-3)[:, None]
-        bound = reduced & (lam <= eps) & (r > 0)
+        bound = reduced & (lam_r <= eps) & (r > 0)
         newton = reduced & ~bound
         # reduced Hessian T^T H T with T's columns e_i - e_m
-        h_row_m = hess.gather(1, m[:, None, None].expand(batch, 1, k))  # (batch, 1, k)
-        h_mm = h_row_m.gather(2, m[:, None, None])  # (batch, 1, 1)
+        h_row_m = hess.gather(1, m[:, None, None].expand(b, 1, k))  # (b, 1, k)
+        h_mm = h_row_m.gather(2, m[:, None, None])  # (b, 1, 1)
         red_hess = hess - h_row_m - h_row_m.transpose(1, 2) + h_mm
         pair = newton[:, :, None] & newton[:, None, :]
         diag = torch.diagonal(red_hess, dim1=1, dim2=2)
         scale = diag.where(newton, torch.zeros_like(diag)).abs().amax(-1)
-        ridge = (ridge_scale * scale + torch.finfo(dtype).tiny ** 0.5)[:, None, None]
+        ridge = (ridge_scale * scale + torch.finfo(dtype).tiny ** 0.5)[:, None]
         system = torch.where(pair, red_hess, torch.zeros_like(red_hess)) + eye * torch.where(
-            newton, ridge.squeeze(-1), torch.ones_like(lam)
-        )[:, None, :]
+            newton, ridge, torch.ones_like(lam_r))[:, None, :]
         rhs = torch.where(newton, r, torch.zeros_like(r))
         chol, info = torch.linalg.cholesky_ex(system)
         newton_dir = -torch.cholesky_solve(rhs[..., None], chol).squeeze(-1)
         # rows whose Cholesky failed fall back on a diagonally scaled gradient step
-        diag_safe = diag.clamp_min(0.0) + ridge.squeeze(-1)
-        grad_dir = -r / diag_safe
+        grad_dir = -r / (diag.clamp_min(0.0) + ridge)
         failed = (info != 0)[:, None]
         direction = torch.where(newton & ~failed, newton_dir, grad_dir)
         direction = torch.where(reduced, direction, torch.zeros_like(direction))
         # weights live in [0, 1]: a longer step only helps along a (near) null direction
         direction = direction / direction.abs().amax(-1, keepdim=True).clamp_min(1.0)
-        # candidates along the projection arc: the full step first, shorter ones only if needed
-        full = _arc(lam, direction, steps[:1], reduced, is_m)
-        accept, chosen = _armijo(dual, full, lam, value, r)
-        retry = ~accept & ~done
-        if bool(retry.any()):
-            short = _arc(lam, direction, steps[1:], reduced, is_m)
-            accept_short, chosen_short = _armijo(dual, short, lam, value, r)
-            chosen = torch.where(retry[:, None], chosen_short, chosen)
-            accept = accept | (retry & accept_short)
-        any_accept = accept
-        move = any_accept & ~done
-        lam = torch.where(move[:, None], chosen, lam)
-        done = done | ~any_accept
+        # candidates along the projection arc: the full step first, shorter ones only for the
+        # rows where it fails
+        full = _arc(lam_r, direction, steps[:1], reduced, is_m)
+        accept, chosen = _armijo(dual, full, lam_r, value, r, rows)
+        retry = (~accept & ~stationary).nonzero().squeeze(1)
+        if retry.numel() > 0:
+            short = _arc(lam_r[retry], direction[retry], steps[1:], reduced[retry], is_m[retry])
+            accept_short, chosen_short = _armijo(dual, short, lam_r[retry], value[retry],
+                                                 r[retry], rows[retry])
+            chosen[retry] = chosen_short
+            accept[retry] = accept_short
+        move = accept & ~stationary
+        lam[rows] = torch.where(move[:, None], chosen, lam_r)
+        done[rows] = stationary | ~accept
     return lam, done
 
 
 def _arc(lam: Tensor, direction: Tensor, steps: Tensor, reduced: Tensor, is_m: Tensor) -> Tensor:
-    """Points ``P(lam + a d)`` for each step ``a``: ``(batch, S, k)``; ``lam_m`` absorbs the sum."""
+    """Points ``P(lam + a d)`` for each step ``a``: ``(b, S, k)``; ``lam_m`` absorbs the sum."""
     cand = (lam[:, None, :] + steps[None, :, None] * direction[:, None, :]).clamp_min(0.0)
     cand = torch.where(reduced[:, None, :], cand, torch.zeros_like(cand))
     lam_m = 1.0 - cand.sum(-1, keepdim=True)
     return torch.where(is_m[:, None, :], lam_m.expand_as(cand), cand)
 
 
-def _armijo(dual: SimplexDual, cand: Tensor, lam: Tensor, value: Tensor,
-            r: Tensor) -> tuple[Tensor, Tensor]:
+def _armijo(dual: SimplexDual, cand: Tensor, lam: Tensor, value: Tensor, r: Tensor,
+            rows: Tensor) -> tuple[Tensor, Tensor]:
     """Whether some candidate passes the Armijo test, and the first (longest) that does."""
-    batch, _, k = cand.shape
+    b, _, k = cand.shape
     feasible = (cand >= 0).all(-1)
     decrease = (r[:, None, :] * (cand - lam[:, None, :])).sum(-1)
-    accept = feasible & (dual.value(cand) <= value[:, None] + _ARMIJO * decrease)
+    accept = feasible & (dual.value(cand, rows) <= value[:, None] + _ARMIJO * decrease)
     first = accept.to(torch.int8).argmax(-1)
-    chosen = cand.gather(1, first[:, None, None].expand(batch, 1, k)).squeeze(1)
+    chosen = cand.gather(1, first[:, None, None].expand(b, 1, k)).squeeze(1)
     return accept.any(-1), chosen

@@ -58,11 +58,17 @@ class UnitBox:
         u = (y - self.lo) / torch.where(self.free, self.width, torch.ones_like(self.width))
         return torch.where(self.free, u.clamp(0.0, 1.0), torch.zeros_like(u))
 
-    def evaluate(self, problem: Problem, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``f (batch,)``, ``grad_u f (batch, n)`` and ``y (batch, *shape)`` at ``u``."""
-        y = self.to_y(u)
-        value, grad = problem.value_and_grad(y)
-        return value, grad.reshape(self.lo.shape) * self.width, y
+    def evaluate(self, problem: Problem, u: Tensor, index: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+        """``f (b,)``, ``grad_u f (b, n)`` and ``y (b, *shape)`` at ``u`` ``(b, n)``.
+
+        ``index`` (1-D long): ``u`` holds only those examples (``b = len(index)``); None: all.
+        """
+        lo = self.lo if index is None else self.lo[index]
+        width = self.width if index is None else self.width[index]
+        y = (lo + width * u).reshape(-1, *self.shape)
+        value, grad = problem.value_and_grad(y, index=index)
+        return value, grad.reshape(u.shape) * width, y
 
 
 def choose_slot(valid: Tensor, lam: Tensor, first: int = 0) -> Tensor:

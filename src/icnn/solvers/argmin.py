@@ -43,7 +43,9 @@ def argmin(
         fixed: ``(mask, values)`` broadcastable to ``(batch, *shape)``: masked coordinates keep
             their values and only the others move (image completion, conditioning on labels).
         method: ``"pgd"``, ``"lbfgs"``, ``"bundle"``, ``"bundle_entropy"``, ``"exact"`` or
-            ``"auto"`` (see :func:`icnn.solvers.auto.choose_method`).
+            ``"auto"`` (see :func:`icnn.solvers.auto.choose_method`: ``bundle`` for a
+            piecewise-linear energy on a bounded domain, else ``lbfgs``; ``lbfgs`` whenever
+            ``options`` are passed).
         tol: relative tolerance of each method's stopping test (certified gap
             ``<= tol * max(1, |f|)`` wherever a lower bound exists).
         max_iter: iteration limit (default per method, :data:`DEFAULT_MAX_ITER`).
@@ -89,7 +91,8 @@ def argmin(
         fast = replace(problem, energy=conditioned_energy(model, x, differentiable=True))
         return solve_unrolled(fast, y0, steps=steps, tol=tol)
     if method == "auto":
-        method = choose_method(problem)
+        # options only L-BFGS takes (callback, memory) keep auto on lbfgs
+        method = "lbfgs" if options else choose_method(problem)
     max_iter = _check_max_iter(max_iter if max_iter is not None else DEFAULT_MAX_ITER[method])
     with torch.no_grad():
         fast = replace(problem, energy=conditioned_energy(model, x))

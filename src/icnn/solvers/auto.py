@@ -1,32 +1,46 @@
-"""``method="auto"``: the fastest reliable method for the model and domain.
+"""``method="auto"``: the fastest reliable method for the model and domain, chosen by measurement.
 
-Chosen by ``benchmarks/inference.py`` (BibTeX-size ReLU PICNN, x 1836, y 159, hidden 300-300,
-batch 256, ``[0, 1]^159``, float32, 2 busy CPU threads; numbers of one run):
+Measured with ``benchmarks/inference.py`` (BibTeX-size ReLU PICNN, x 1836, y 159, hidden 300-300,
+batch 256, ``[0, 1]^159``, float32, 1 torch thread, a shared 2-core machine at load ~5; one run):
 
-=====================  =======  ==============  ===========  ============
-method (tol 1e-3)      time s   certified       worst rel.   vs exact LP
-=====================  =======  ==============  ===========  ============
-lbfgs                     9.8    98 %           8.8e-4        6x (12x scipy)
-pgd                      75      68 % (300 it)  1.1e-3        1x
-bundle                  103     100 % (21 it)   3.9e-4        1x
-exact (HiGHS, per ex.)   54     100 %           0             1x
-=====================  =======  ==============  ===========  ============
+=========================  ======  ===========  ==========  ==============  =========
+method (1e-3)              time s  certified    worst rel.  evals@1e-3      vs exact
+=========================  ======  ===========  ==========  ==============  =========
+bundle (certify, tol 1e-3)   0.80  100 % (32)   6.8e-4      8 med, 15 max   55x
+bundle (15 iterations)       0.46  --           7.4e-4      8 med, 15 max   96x
+lbfgs (certify, 300 it.)     3.9   92 %         6.6e-3      34 med, tail    11x
+pgd (certify, 300 it.)       3.0   53 %         1.1e-3      14 med, tail    14x
+exact (HiGHS, per example)  43.9   100 %        0           --              1x
+scipy L-BFGS-B (per ex.)     8.0   --           4.4e-3      85 (median)     --
+=========================  ======  ===========  ==========  ==============  =========
 
-Projected L-BFGS is the only method that both certifies ``1e-3`` on almost every example and is
-an order of magnitude faster than the per-example baselines; the bundle method needs the fewest
-gradients (median 8) but its batched subproblem costs more than the gradients it saves, and
-projected gradient stalls at the kinks of a ReLU energy before its certificate closes. For smooth
-or strongly convex energies L-BFGS is the textbook choice as well, so ``auto`` is ``lbfgs`` on
-every domain; ``bundle_entropy`` minimises ``f - H`` and is never chosen silently, ``exact`` is
-the slow reference.
+The proximal bundle method is the only one that reaches ``1e-3`` on every example, and certifies
+it; projected L-BFGS and projected gradient have a long tail of examples stuck at kinks of the
+ReLU energy.
+
+So ``auto`` is ``bundle`` where the bundle method applies and is measured best: a bounded domain
+(every free coordinate has finite bounds) and a piecewise-linear energy (every activation of the
+model reports linear ``pieces()``, and no strong-convexity term). Everywhere else, smooth or
+strongly convex energies and unbounded domains, it is ``lbfgs``, the textbook choice there.
+``bundle_entropy`` minimises ``f - H`` and is never chosen silently; ``exact`` is the slow
+reference.
 """
 
 from __future__ import annotations
 
+from .iterative import strong_convexity_of
 from .problem import Problem
 
 
 def choose_method(problem: Problem) -> str:
-    """The method ``argmin(method="auto")`` runs for ``problem`` (see the table above)."""
-    del problem  # one choice fits every model and domain measured so far
+    """The method ``argmin(method="auto")`` runs for ``problem`` (see the module docstring)."""
+    if problem.bounded and strong_convexity_of(problem) == 0.0 and piecewise_linear(problem):
+        return "bundle"
     return "lbfgs"
+
+
+def piecewise_linear(problem: Problem) -> bool:
+    """True when every activation of the model is piecewise linear (and it has at least one)."""
+    activations = [m for m in problem.model.modules()
+                   if hasattr(m, "pieces") and hasattr(m, "name")]
+    return bool(activations) and all(a.pieces() is not None for a in activations)

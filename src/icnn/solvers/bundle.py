@@ -25,6 +25,11 @@ if the model predicted the decrease well. After a null step whose value exceeds 
 ``sum_i lam_i (g_i, h_i)`` (a convex combination of valid planes, so still valid), which keeps
 the method convergent when old planes are replaced; other slots take new planes, replacing an
 empty or the least active slot.
+
+Cost: an example whose gap is certified leaves the batch (its state is gathered and scattered by
+index), the subproblem works only on the occupied plane slots, and the Newton solver only on the
+rows not yet stationary; so an iteration costs about one evaluation of ``f`` on the running
+examples plus a few milliseconds, and the slowest example does not make the others pay.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._simplex_newton import SimplexDual, solve_simplex_dual
-from ._unit_box import UnitBox, choose_slot, put
+from ._simplex_newton import SimplexDual, row_picker, solve_simplex_dual
+from ._unit_box import UnitBox, choose_slot
 from .problem import Problem
 from .result import ArgminResult
 
@@ -43,6 +48,7 @@ _GOOD_MODEL = 0.5
 
 def proximal_dual(G: Tensor, h: Tensor, centre: Tensor, tau: Tensor, free: Tensor) -> SimplexDual:
     """``F(lam) = -[h^T lam + min_{u in box} (G^T lam)^T u + |u - centre|^2 / (2 tau)]``."""
+    pick = row_picker(G, h, centre, tau, free)
 
     def inner(c: Tensor, centre_: Tensor, tau_: Tensor, free_: Tensor) -> tuple[Tensor, Tensor]:
         raw = centre_ - tau_ * c
@@ -50,20 +56,22 @@ def proximal_dual(G: Tensor, h: Tensor, centre: Tensor, tau: Tensor, free: Tenso
         psi = (c * u + (u - centre_).square() / (2.0 * tau_)).where(free_, torch.zeros_like(u))
         return u, psi.sum(-1)
 
-    def value(lam: Tensor) -> Tensor:
-        c = lam @ G
-        _, psi = inner(c, centre[:, None, :], tau[:, None, None], free[:, None, :])
-        return -((lam * h[:, None, :]).sum(-1) + psi)
+    def value(lam: Tensor, rows: Tensor) -> Tensor:
+        G_r, h_r, centre_r, tau_r, free_r = pick(rows)
+        c = lam @ G_r
+        _, psi = inner(c, centre_r[:, None, :], tau_r[:, None, None], free_r[:, None, :])
+        return -((lam * h_r[:, None, :]).sum(-1) + psi)
 
-    def derivatives(lam: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        c = (lam[:, None, :] @ G).squeeze(1)
-        u, psi = inner(c, centre, tau[:, None], free)
-        raw = centre - tau[:, None] * c
-        inside = free & (raw > 0) & (raw < 1)
-        weight = torch.where(inside, tau[:, None].expand_as(c), torch.zeros_like(c))
-        grad = -((G @ u[..., None]).squeeze(-1) + h)
-        hess = (G * weight[:, None, :]) @ G.transpose(1, 2)
-        return -((lam * h).sum(-1) + psi), grad, hess
+    def derivatives(lam: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        G_r, h_r, centre_r, tau_r, free_r = pick(rows)
+        c = (lam[:, None, :] @ G_r).squeeze(1)
+        u, psi = inner(c, centre_r, tau_r[:, None], free_r)
+        raw = centre_r - tau_r[:, None] * c
+        inside = free_r & (raw > 0) & (raw < 1)
+        grad = -((G_r @ u[..., None]).squeeze(-1) + h_r)
+        masked = G_r * inside[:, None, :]
+        hess = tau_r[:, None, None] * (masked @ masked.transpose(1, 2))
+        return -((lam * h_r).sum(-1) + psi), grad, hess
 
     return SimplexDual(value=value, derivatives=derivatives)
 
@@ -76,7 +84,7 @@ def box_lower_bound(G: Tensor, h: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
 
 def solve_bundle(
     problem: Problem, y0: Tensor, *, tol: float, max_iter: int, max_planes: int = 32,
-    newton_iter: int = 20,
+    newton_iter: int = 10,
 ) -> ArgminResult:
     """Minimise ``f(x, y)`` over a bounded box with the proximal bundle method.
 
@@ -104,7 +112,7 @@ def solve_bundle(
     free = box.free
     centre = box.to_u(problem.project(y0.detach().to(dtype)))
     centre_value, grad, _ = box.evaluate(problem, centre)
-    best_u, best_value = centre, centre_value
+    best_u, best_value = centre.clone(), centre_value.clone()
     k = max(2, min(max_planes, max_iter + 1))
     G = torch.zeros(batch, k, n, dtype=dtype, device=device)
     h = torch.zeros(batch, k, dtype=dtype, device=device)
@@ -119,44 +127,61 @@ def solve_bundle(
     eps = 1e-13 if dtype == torch.float64 else 1e-5
     iterations = 0
     for iteration in range(max_iter):
-        iterations = iteration + 1
-        scale = best_value.abs().clamp_min(1.0)
-        newton_tol = scale * max(1e-3 * tol, eps)
-        new_lam, _ = solve_simplex_dual(proximal_dual(G, h, centre, tau, free), lam, valid,
-                                        tol=newton_tol, max_iter=newton_iter)
-        bound, c = box_lower_bound(G, h, new_lam)
-        u = torch.where(free, (centre - tau[:, None] * c).clamp(0.0, 1.0), torch.zeros_like(c))
-        planes = (G @ u[..., None]).squeeze(-1) + h
-        model = torch.where(valid, planes, torch.full_like(planes, -torch.inf)).amax(-1)
-        value, grad, _ = box.evaluate(problem, u)
-        # bookkeeping only for the examples still running
-        lower = torch.where(running, torch.maximum(lower, bound), lower)
-        lam = torch.where(running[:, None], new_lam, lam)
-        improved = running & (value < best_value)
-        best_u = torch.where(improved[:, None], u, best_u)
-        best_value = torch.where(improved, value, best_value)
-        predicted = (centre_value - model).clamp_min(0.0)
-        serious = running & (value <= centre_value - _SERIOUS * predicted)
-        good = serious & (value <= centre_value - _GOOD_MODEL * predicted)
-        bad = running & ~serious & (value > centre_value)
-        tau = torch.where(good, (2.0 * tau).clamp_max(tau_max), tau)
-        tau = torch.where(bad, (0.5 * tau).clamp_min(tau_min), tau)
-        centre = torch.where(serious[:, None], u, centre)
-        centre_value = torch.where(serious, value, centre_value)
-        # aggregate plane into slot 0, the new plane into a free or least active slot
-        G = put(G, torch.zeros_like(valid[:, 0], dtype=torch.long), c, running)
-        h = put(h, torch.zeros_like(valid[:, 0], dtype=torch.long), (new_lam * h).sum(-1), running)
-        lam_agg = torch.zeros_like(lam)
-        lam_agg[:, 0] = 1.0
-        lam = torch.where(running[:, None], lam_agg, lam)
-        valid[:, 0] = valid[:, 0] | running
-        slot = choose_slot(valid, new_lam, first=1)
-        G = put(G, slot, grad, running)
-        h = put(h, slot, value - (grad * u).sum(-1), running)
-        valid = put(valid, slot, torch.ones_like(running), running)
-        running = running & ~_passed(best_value, lower, tol)
-        if not bool(running.any()):
+        # only the examples still running: gather their state, update it, scatter it back
+        rows = running.nonzero().squeeze(1)
+        if rows.numel() == 0:
             break
+        iterations = iteration + 1
+        b = rows.numel()
+        arange = torch.arange(b, device=device)
+        # planes are never dropped and a new one takes the first empty slot, so only the first
+        # ``used`` slots can be occupied after this iteration
+        used = min(k, iteration + 3)
+        G_r, h_r, valid_r, lam_r = G[rows, :used], h[rows, :used], valid[rows, :used], \
+            lam[rows, :used]
+        centre_r, centre_value_r, tau_r, free_r = centre[rows], centre_value[rows], tau[rows], \
+            free[rows]
+        best_value_r = best_value[rows]
+        newton_tol = best_value_r.abs().clamp_min(1.0) * max(1e-3 * tol, eps)
+        new_lam, _ = solve_simplex_dual(proximal_dual(G_r, h_r, centre_r, tau_r, free_r), lam_r,
+                                        valid_r, tol=newton_tol, max_iter=newton_iter)
+        bound, c = box_lower_bound(G_r, h_r, new_lam)
+        u = torch.where(free_r, (centre_r - tau_r[:, None] * c).clamp(0.0, 1.0),
+                        torch.zeros_like(c))
+        planes = (G_r @ u[..., None]).squeeze(-1) + h_r
+        model = torch.where(valid_r, planes, torch.full_like(planes, -torch.inf)).amax(-1)
+        value, grad, _ = box.evaluate(problem, u, index=rows)
+        lower[rows] = torch.maximum(lower[rows], bound)
+        improved = value < best_value_r
+        best_u[rows] = torch.where(improved[:, None], u, best_u[rows])
+        best_value[rows] = best_value_r = torch.where(improved, value, best_value_r)
+        predicted = (centre_value_r - model).clamp_min(0.0)
+        serious = value <= centre_value_r - _SERIOUS * predicted
+        good = serious & (value <= centre_value_r - _GOOD_MODEL * predicted)
+        bad = ~serious & (value > centre_value_r)
+        tau_r = torch.where(good, (2.0 * tau_r).clamp_max(tau_max[rows]), tau_r)
+        tau[rows] = torch.where(bad, (0.5 * tau_r).clamp_min(tau_min[rows]), tau_r)
+        centre[rows] = torch.where(serious[:, None], u, centre_r)
+        centre_value[rows] = torch.where(serious, value, centre_value_r)
+        # the new plane into an empty slot; once the bundle is full, the aggregate plane goes into
+        # slot 0 (the next subproblem starts from it) and the new one replaces the least active.
+        # Before that the aggregate would only duplicate a combination of the planes present
+        # (a singular Newton system), so the next subproblem starts from this one's weights.
+        full = valid_r[:, 1:].all(-1)
+        aggregate = full[:, None]
+        G_r[:, 0] = torch.where(aggregate, c, G_r[:, 0])
+        h_r[:, 0] = torch.where(full, (new_lam * h_r).sum(-1), h_r[:, 0])
+        valid_r[:, 0] |= full
+        lam_r = torch.where(aggregate, torch.zeros_like(new_lam), new_lam)
+        lam_r[:, 0] = torch.where(full, torch.ones_like(full, dtype=dtype), lam_r[:, 0])
+        slot = choose_slot(valid_r, lam_r, first=1)
+        G_r[arange, slot] = grad
+        h_r[arange, slot] = value - (grad * u).sum(-1)
+        valid_r[arange, slot] = True
+        lam_r[arange, slot] = 0.0
+        G[rows, :used], h[rows, :used], valid[rows, :used] = G_r, h_r, valid_r
+        lam[rows, :used] = lam_r
+        running[rows] = ~_passed(best_value_r, lower[rows], tol)
     converged = _passed(best_value, lower, tol)
     return ArgminResult(
         y=box.to_y(best_u).detach(), value=best_value.detach(), iterations=iterations,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._simplex_newton import SimplexDual, solve_simplex_dual
+from ._simplex_newton import SimplexDual, row_picker, solve_simplex_dual
 from ._unit_box import UnitBox, choose_slot, put
 from .problem import Problem
 from .result import ArgminResult
@@ -50,19 +50,23 @@ def negative_entropy(u: Tensor, free: Tensor) -> Tensor:
 
 def entropy_dual(G: Tensor, h: Tensor, free: Tensor) -> SimplexDual:
     """``F(lam) = -[(G 1 + h)^T lam - 1^T log(1 + exp(G^T lam))]`` on the free coordinates."""
+    pick = row_picker(G, h, free)
 
-    def value(lam: Tensor) -> Tensor:
-        c = lam @ G  # (batch, S, n)
-        psi = torch.where(free[:, None, :], -softplus(-c), torch.zeros_like(c)).sum(-1)
-        return -((lam * h[:, None, :]).sum(-1) + psi)
+    def value(lam: Tensor, rows: Tensor) -> Tensor:
+        G_r, h_r, free_r = pick(rows)
+        c = lam @ G_r  # (b, S, n)
+        psi = torch.where(free_r[:, None, :], -softplus(-c), torch.zeros_like(c)).sum(-1)
+        return -((lam * h_r[:, None, :]).sum(-1) + psi)
 
-    def derivatives(lam: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        c = (lam[:, None, :] @ G).squeeze(1)
-        u = torch.where(free, torch.sigmoid(-c), torch.zeros_like(c))
-        psi = torch.where(free, -softplus(-c), torch.zeros_like(c)).sum(-1)
-        val = -((lam * h).sum(-1) + psi)
-        grad = -((G @ u[..., None]).squeeze(-1) + h)
-        hess = (G * (u * (1.0 - u))[:, None, :]) @ G.transpose(1, 2)
+    def derivatives(lam: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        G_r, h_r, free_r = pick(rows)
+        c = (lam[:, None, :] @ G_r).squeeze(1)
+        u = torch.where(free_r, torch.sigmoid(-c), torch.zeros_like(c))
+        psi = torch.where(free_r, -softplus(-c), torch.zeros_like(c)).sum(-1)
+        val = -((lam * h_r).sum(-1) + psi)
+        grad = -((G_r @ u[..., None]).squeeze(-1) + h_r)
+        weighted = G_r * (u * (1.0 - u)).sqrt()[:, None, :]
+        hess = weighted @ weighted.transpose(1, 2)
         return val, grad, hess
 
     return SimplexDual(value=value, derivatives=derivatives)

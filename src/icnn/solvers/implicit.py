@@ -2,7 +2,10 @@ r"""Gradients of a solution ``y*(x, theta)`` of ``min_y f(x, y; theta)`` without
 
 :func:`attach_implicit_gradient` returns ``y*`` (the solver's values) as a tensor connected to the
 autograd graph of ``problem.x`` and the model's parameters. Nothing of the solver's iterations is
-stored; the backward pass re-evaluates the model where needed (double backward).
+stored; the backward pass re-evaluates the model where needed (double backward). For the bundle
+entropy regime it evaluates only the valid planes' points, through the differentiable conditioned
+energy (:mod:`icnn.solvers.conditioning`): a PICNN's context path runs once per example, not once
+per plane, and gradients to ``x`` and every weight flow through it exactly.
 
 Two regimes:
 
@@ -69,6 +72,21 @@ def _model_at(problem: Problem, x: Tensor | None, y: Tensor) -> Tensor:
         return problem.model(y) if x is None else problem.model(x, y)
 
 
+def _energy_at(problem: Problem, x: Tensor | None, y: Tensor, example: Tensor) -> Tensor:
+    """``f(x[example], y)`` in the autograd graph of ``x`` and the weights, ``(len(example),)``.
+
+    Uses :func:`icnn.solvers.conditioning.conditioned_energy` (differentiable), so a PICNN's
+    context path runs once per example rather than once per row of ``y``; other models are
+    called on ``x`` repeated.
+    """
+    from .conditioning import conditioned_energy
+
+    energy = conditioned_energy(problem.model, x, differentiable=True)
+    if energy is not None:
+        return energy(y, example)
+    return _model_at(problem, None if x is None else x[example], y)
+
+
 def _grad_targets(x: Tensor | None, params: tuple[Tensor, ...],
                   x_grad: bool) -> tuple[Tensor | None, list]:
     x_leaf = None if x is None else x.detach().requires_grad_(x_grad)
@@ -131,13 +149,15 @@ class _BundleEntropyArgmin(torch.autograd.Function):
         x_leaf, targets = _grad_targets(x, params, x_grad)
         if not targets:
             return (None, None, None, *([None] * len(params)))
+        # only the valid planes contribute (c_lam and lam vanish elsewhere); their points are
+        # evaluated with the context path computed once per example, not once per plane
+        example, plane = valid.nonzero(as_tuple=True)
         with torch.enable_grad():
-            y_points = points.reshape(batch * k, *shape).detach().requires_grad_(True)
-            x_rep = None if x_leaf is None else x_leaf.repeat_interleave(k, dim=0)
-            values = _model_at(problem, x_rep, y_points)
+            y_points = points[example, plane].reshape(-1, *shape).detach().requires_grad_(True)
+            values = _energy_at(problem, x_leaf, y_points, example)
             (grad_points,) = torch.autograd.grad(values.sum(), y_points, create_graph=True)
-            surrogate = (c_lam.reshape(-1) * values).sum() + (
-                grad_points.reshape(batch * k, -1) * directions.reshape(batch * k, -1)).sum()
+            surrogate = (c_lam[example, plane] * values).sum() + (
+                grad_points.reshape(example.numel(), -1) * directions[example, plane]).sum()
             grads = torch.autograd.grad(surrogate, targets, allow_unused=True)
         return (None, None, *_split_grads(x_grad, grads, 1.0))
 
