@@ -68,15 +68,21 @@ def shard(indices: Tensor, context: DistContext) -> Tensor:
     return indices[context.rank::context.world_size]
 
 
-def wrap_loss(module: nn.Module, context: DistContext) -> nn.Module:
-    """``DistributedDataParallel(module)`` when running distributed, else ``module`` itself."""
+def wrap_loss(module: nn.Module, context: DistContext, *, find_unused_parameters: bool = False
+              ) -> nn.Module:
+    """``DistributedDataParallel(module)`` when running distributed, else ``module`` itself.
+
+    Set ``find_unused_parameters`` when some parameters get no gradient in a step (e.g. a frozen
+    branch); it costs one traversal of the autograd graph per step.
+    """
     if not context.enabled:
         return module
     from torch.nn.parallel import DistributedDataParallel
 
     device = next(module.parameters()).device
     device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
+    return DistributedDataParallel(module, device_ids=device_ids,
+                                   find_unused_parameters=find_unused_parameters)
 
 
 def all_reduce_sum(values: Tensor, context: DistContext) -> Tensor:

@@ -52,6 +52,7 @@ class TrainerConfig:
             (None: never stop early).
         checkpoint_every: write a resumable checkpoint every this many epochs (and at the end).
         progress: show a tqdm progress bar (main process only).
+        find_unused_parameters: tell DDP that some parameters may get no gradient in a step.
     """
 
     epochs: int = 10
@@ -74,6 +75,7 @@ class TrainerConfig:
     min_delta: float = 0.0
     checkpoint_every: int = 1
     progress: bool = True
+    find_unused_parameters: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "checkpoint_every", "step_size"):
@@ -204,7 +206,9 @@ class Trainer:
         if resume:
             self._restore()
         # DDP broadcasts rank 0's weights when it wraps the loss (after a resume too)
-        self._loss_module = ddp.wrap_loss(LossModule(self.model, self.loss_fn), self.context)
+        self._loss_module = ddp.wrap_loss(
+            LossModule(self.model, self.loss_fn), self.context,
+            find_unused_parameters=self.config.find_unused_parameters)
         stopped = self.epoch >= self.config.epochs or self._patience_exhausted()
         while not stopped:
             record = self._train_epoch(tensors, n)
