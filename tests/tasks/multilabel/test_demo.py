@@ -16,8 +16,9 @@ def test_tiny_demo_prints_scores_and_convexity_and_writes_plot(tmp_path, capsys)
         pytest.skip("BibTeX not found (set ICNN_DATA_DIR)")
     parser = argparse.ArgumentParser(prog="icnn demo")
     demo.add_arguments(parser)
-    args = parser.parse_args(["--out", str(tmp_path), "--epochs", "1", "--max-train", "200",
-                              "--y-hidden", "8", "--solver-iters", "2", "--no-progress"])
+    args = parser.parse_args(["--out", str(tmp_path), "--epochs", "1", "--ff-epochs", "2",
+                              "--max-train", "200", "--y-hidden", "8", "--solver-iters", "2",
+                              "--no-progress"])
     assert demo.run(args) == 0
     printed = capsys.readouterr().out
     assert "example F1" in printed and "PICNN" in printed and "convex:" in printed

@@ -152,3 +152,13 @@ def test_best_threshold_rejects_unknown_metric_and_bad_inputs() -> None:
         best_threshold(torch.zeros(3, 2, dtype=torch.long), y_true)
     with pytest.raises(ValueError, match="non-empty 1-D grid"):
         best_threshold(scores, y_true, grid=[])
+
+
+def test_default_grid_reaches_the_low_thresholds_rare_labels_need() -> None:
+    assert DEFAULT_THRESHOLD_GRID[:10] == (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09,
+                                           0.1)
+    assert DEFAULT_THRESHOLD_GRID[-1] == 0.95 and len(set(DEFAULT_THRESHOLD_GRID)) == 27
+    # positives score 0.02-0.03, negatives below 0.015: only the low end of the grid separates
+    y_true = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    scores = torch.where(y_true.bool(), torch.tensor(0.025), torch.tensor(0.01))
+    assert best_threshold(scores, y_true, metric="example_f1") == (0.02, 1.0)

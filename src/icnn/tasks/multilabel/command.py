@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", default=d.out, help="output folder for metrics.json and model.safetensors")
     add("--epochs", type=int, default=d.epochs, help="maximum training epochs")
     add("--batch-size", type=int, default=d.batch_size, help="mini-batch size")
-    add("--lr", type=float, default=d.lr, help="Adam learning rate")
+    add("--lr", type=float, default=d.lr,
+        help="Adam learning rate (a warm-started picnn fine-tunes best with ~1e-4)")
     add("--weight-decay", type=float, default=d.weight_decay, help="Adam weight decay")
     add("--patience", type=int, default=d.patience,
         help="early stopping: epochs without a better validation score (0: never stop)")
@@ -65,6 +66,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of the training file held out for early stopping and the threshold")
     add("--threshold-metric", choices=METRICS, default=d.threshold_metric,
         help="validation metric that picks the decision threshold")
+    add("--no-init-from-ff", dest="init_from_ff", action="store_false",
+        help="picnn: start from a fresh initialisation instead of a trained baseline "
+             "(default: warm start by Proposition 2, epoch 0 = the baseline's predictions)")
+    add("--ff-checkpoint", default=d.ff_checkpoint,
+        help="picnn warm start: model.safetensors of an --model ff run (same data, seed, "
+             "hidden); default: train the baseline first")
+    add("--ff-epochs", type=int, default=d.ff_epochs,
+        help="picnn warm start without --ff-checkpoint: baseline epochs")
+    add("--ff-patience", type=int, default=d.ff_patience,
+        help="picnn warm start without --ff-checkpoint: baseline early-stopping patience")
+    add("--ff-lr", type=float, default=d.ff_lr,
+        help="picnn warm start without --ff-checkpoint: baseline Adam learning rate")
+    add("--z-scale", type=float, default=d.z_scale,
+        help="picnn warm start: initial scale of the convex y-path hidden layer")
+    add("--z-lr", type=float, default=d.z_lr,
+        help="picnn warm start: learning rate of the convex y-path hidden layer (default: --lr)")
+    add("--freeze-x-path", action="store_true",
+        help="picnn warm start: keep the baseline's x-path fixed (computed once; faster)")
     add("--max-train", type=_optional_int, default=d.max_train,
         help="use only the first N training examples (default: all)")
     add("--seed", type=int, default=d.seed, help="seed of the split, init and batch order")

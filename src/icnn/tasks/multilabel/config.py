@@ -10,7 +10,7 @@ from .models import MODELS
 TRAININGS = ("argmin", "max-margin")
 SOLVERS = ("bundle_entropy", "pgd", "lbfgs", "bundle")
 DIFFERENTIABLE = ("implicit", "unroll")
-LOSSES = ("bce", "mse")
+LOSSES = ("bce", "mse", "f1")
 
 
 @dataclass
@@ -29,17 +29,30 @@ class MultilabelConfig:
         patience: stop after this many epochs without a better validation score (0: never).
         hidden: width of the baseline's hidden layer and of the PICNN's x-path (paper: 600).
         y_hidden: width of the PICNN's y-path hidden layer.
-        dropout: dropout on the baseline's hidden layer / on the PICNN's input features.
+        dropout: dropout on the baseline's hidden layer / on the PICNN's input features (with
+            ``freeze_x_path``: on the precomputed x-path output, the baseline's hidden layer).
         strong_convexity: PICNN ``mu`` (adds ``mu/2 ||y||^2``).
         solver: :func:`icnn.argmin` method for inference over ``[0, 1]^L`` (and for the inner
             problem of training); None: ``bundle_entropy``, or ``pgd`` when training unrolls.
         solver_iters: iterations of the solver (training and inference).
         differentiable: argmin training: ``"implicit"`` (through the last bundle-entropy
             subproblem, Proposition 3) or ``"unroll"`` (through ``solver_iters`` PGD steps).
-        loss: argmin training loss on ``y_hat``: ``"bce"`` or ``"mse"``.
+        loss: argmin training loss on ``y_hat``: ``"bce"``, ``"mse"`` or ``"f1"`` (one minus the
+            soft example F1, the BibTeX metric on the relaxed labels).
         margin: max-margin scale of the Hamming margin ``Delta``.
         val_fraction: share of the training file held out to pick the epoch and threshold.
         threshold_metric: validation metric that picks the global decision threshold.
+        init_from_ff: PICNN only: start from a trained baseline (Proposition 2): x-path = its
+            hidden layer, energy ``-phi(x)^T y`` + a small convex y-path, so the bundle-entropy
+            prediction starts at ``sigmoid(phi(x))``; the starting point is scored as epoch 0.
+        ff_checkpoint: baseline checkpoint (``model.safetensors`` of an ``--model ff`` run with
+            the same data, seed and hidden width) to start from; None trains one first.
+        ff_epochs, ff_patience, ff_lr: training of that baseline when there is no checkpoint.
+        z_scale: initial scale of the warm-started PICNN's convex y-path hidden layer.
+        freeze_x_path: PICNN with ``init_from_ff``: keep the baseline's x-path fixed and compute
+            it once per run (fine-tune only the energy head; much cheaper per step).
+        z_lr: warm start: Adam learning rate of the convex y-path hidden layer (the part the
+            baseline lacks); None: ``lr`` like the rest.
         max_train: use only the first ``max_train`` training examples (None: all).
         seed: seeds the split, the initialisation and the mini-batch order.
         threads: torch CPU threads (0: leave torch's default).
@@ -68,6 +81,14 @@ class MultilabelConfig:
     margin: float = 1.0
     val_fraction: float = 0.15
     threshold_metric: str = "example_f1"
+    init_from_ff: bool = True
+    ff_checkpoint: str | None = None
+    ff_epochs: int = 30
+    ff_patience: int = 8
+    ff_lr: float = 1e-3
+    z_scale: float = 0.01
+    freeze_x_path: bool = False
+    z_lr: float | None = None
     max_train: int | None = None
     seed: int = 0
     threads: int = 0
@@ -81,7 +102,7 @@ class MultilabelConfig:
                 raise ValueError(f"expected {name} in {allowed}, got {getattr(self, name)!r}")
         if self.solver is not None and self.solver not in SOLVERS:
             raise ValueError(f"expected solver in {SOLVERS} or None, got {self.solver!r}")
-        positive = ("epochs", "batch_size", "hidden", "y_hidden", "solver_iters")
+        positive = ("epochs", "batch_size", "hidden", "y_hidden", "solver_iters", "ff_epochs")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -92,8 +113,13 @@ class MultilabelConfig:
             raise ValueError(f"expected max_train >= 2 or None, got {self.max_train}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"expected val_fraction in (0, 1), got {self.val_fraction}")
-        if not self.lr > 0.0:
-            raise ValueError(f"expected lr > 0, got {self.lr}")
+        if not (self.lr > 0.0 and self.ff_lr > 0.0):
+            raise ValueError(f"expected lr and ff_lr > 0, got {self.lr}, {self.ff_lr}")
+        if self.z_lr is not None and not self.z_lr > 0.0:
+            raise ValueError(f"expected z_lr > 0 or None, got {self.z_lr}")
+        if self.z_scale < 0 or self.ff_patience < 0:
+            raise ValueError(f"expected z_scale and ff_patience >= 0, got {self.z_scale}, "
+                             f"{self.ff_patience}")
         if self.weight_decay < 0 or self.strong_convexity < 0 or self.margin < 0:
             raise ValueError("expected weight_decay, strong_convexity and margin >= 0, got "
                              f"{self.weight_decay}, {self.strong_convexity}, {self.margin}")
@@ -102,6 +128,11 @@ class MultilabelConfig:
         if self.patience < 0 or self.threads < 0:
             raise ValueError(f"expected patience and threads >= 0, got {self.patience}, "
                              f"{self.threads}")
+
+    @property
+    def warm_start(self) -> bool:
+        """True when this run starts a PICNN from a baseline (``init_from_ff``)."""
+        return self.model == "picnn" and self.init_from_ff
 
     @property
     def inference_solver(self) -> str:

@@ -142,7 +142,9 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         "threshold_metric": config.threshold_metric,
         "val_score": choice.score,
         "best_epoch": best_epoch,
-        "epochs_run": len(history),
+        "epochs_run": sum(1 for record in history if record.get("epoch", 1) >= 1),
+        "initial_val_score": next((r[f"val_{config.threshold_metric}"] for r in history
+                                   if r.get("epoch") == 0), None),
         "wall_time_s": round(wall, 2),
         "test_inference_s": round(inference_s, 2),
         "seed": config.seed,

@@ -29,8 +29,10 @@ from torch import Tensor
 
 METRICS = ("macro_f1", "micro_f1", "example_f1", "hamming")
 LOWER_IS_BETTER = frozenset({"hamming"})
-# 0.05, 0.10, ..., 0.95
-DEFAULT_THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
+# 0.01, 0.02, ..., 0.09 (rare labels such as BibTeX's need low thresholds), then 0.10, 0.15, ...,
+# 0.95; always chosen on a validation split
+DEFAULT_THRESHOLD_GRID = tuple(round(0.01 * k, 2) for k in range(1, 10)) + tuple(
+    round(0.05 * k, 2) for k in range(2, 20))
 
 
 def _as_binary(name: str, values: Tensor) -> Tensor:
@@ -123,7 +125,7 @@ def best_threshold(
         scores: ``(N, L)`` real-valued outputs (e.g. the relaxed labels in [0, 1]).
         y_true: ``(N, L)`` 0/1 or bool ground truth.
         metric: one of ``"macro_f1"``, ``"micro_f1"``, ``"example_f1"``, ``"hamming"``.
-        grid: candidate thresholds, 1-D (default 0.05, 0.10, ..., 0.95).
+        grid: candidate thresholds, 1-D (default 0.01, ..., 0.09, 0.10, 0.15, ..., 0.95).
 
     Returns:
         :class:`ThresholdChoice` ``(threshold, score)``.

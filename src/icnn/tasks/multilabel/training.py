@@ -3,22 +3,32 @@
 All three run through :class:`icnn.learn.Trainer` (Adam, seeded mini-batches, tqdm); after
 every epoch the model is scored on the validation split (``threshold_metric`` at its best
 threshold) and the best epoch's weights are kept (early stopping with ``patience``).
+
+A warm-started PICNN (``init_from_ff``, Proposition 2) first gets a trained baseline (a
+checkpoint, or trained here on the same split), starts as an energy whose argmin is that
+baseline's sigmoid output, is scored as epoch 0, and is then fine-tuned; epoch 0 competes in the
+model selection, so the validation score never falls below the baseline's starting point.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from icnn.data import MultilabelData
 
 from .config import MultilabelConfig
+from .frozen_context import PrecomputedContext, precompute_context
 from .inference import label_scores, picnn_prediction
 from .metrics import best_threshold
 from .models import FeedForward, build_picnn
+from .warm_start import picnn_from_feedforward
 
 # keeps log(y) finite where the argmin sits on a face of the box
 _BCE_EPS = 1e-6
@@ -32,8 +42,14 @@ def build_model(config: MultilabelConfig, x_dim: int, n_labels: int) -> nn.Modul
                        strong_convexity=config.strong_convexity)
 
 
-def loss_function(config: MultilabelConfig) -> Callable[[nn.Module, tuple[Tensor, ...]], Tensor]:
-    """``loss(model, (x, y_true)) -> scalar`` for the configured model and training mode."""
+def loss_function(config: MultilabelConfig, hidden_from: int | None = None
+                  ) -> Callable[[nn.Module, tuple[Tensor, ...]], Tensor]:
+    """``loss(model, (x, y_true)) -> scalar`` for the configured model and training mode.
+
+    ``hidden_from``: the inputs are precomputed contexts ``[x, u_1]`` whose columns from this
+    index on are the x-path output ``u_1``; dropout then acts on ``u_1`` only (as the
+    baseline's dropout on its hidden layer) instead of on the input features.
+    """
     if config.model == "ff":
         def ff_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
             x, y_true = batch
@@ -44,7 +60,12 @@ def loss_function(config: MultilabelConfig) -> Callable[[nn.Module, tuple[Tensor
     solver = config.inference_solver
 
     def drop(model: nn.Module, x: Tensor) -> Tensor:
-        return F.dropout(x, config.dropout, training=model.training) if config.dropout else x
+        if not config.dropout:
+            return x
+        if hidden_from is None:
+            return F.dropout(x, config.dropout, training=model.training)
+        hidden = F.dropout(x[:, hidden_from:], config.dropout, training=model.training)
+        return torch.cat([x[:, :hidden_from], hidden], dim=1)
 
     if config.training == "max-margin":
         import icnn
@@ -64,9 +85,22 @@ def loss_function(config: MultilabelConfig) -> Callable[[nn.Module, tuple[Tensor
                                  differentiable=config.differentiable)
         if config.loss == "mse":
             return F.mse_loss(y_hat, y_true)
+        if config.loss == "f1":
+            return 1.0 - soft_example_f1(y_hat, y_true)
         return F.binary_cross_entropy(y_hat.clamp(_BCE_EPS, 1 - _BCE_EPS), y_true)
 
     return argmin_loss
+
+
+def soft_example_f1(y_hat: Tensor, y_true: Tensor) -> Tensor:
+    """Example F1 with the relaxed labels ``y_hat in [0, 1]`` as soft decisions, batch mean.
+
+    Per example ``2 <y_hat, y> / (sum y_hat + sum y)`` (0 when both sums are 0): the paper's
+    BibTeX metric made differentiable, a loss on the argmin like the BCE (Section 5.2).
+    """
+    overlap = (y_hat * y_true).sum(-1)
+    total = y_hat.sum(-1) + y_true.sum(-1)
+    return (2 * overlap / total.clamp_min(1e-6)).mean()
 
 
 class BestOnValidation:
@@ -77,9 +111,11 @@ class BestOnValidation:
     """
 
     def __init__(self, config: MultilabelConfig, validation: MultilabelData,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, features: Tensor | None = None
+                 ) -> None:
         self.config = config
         self.validation = validation
+        self.features = validation.features if features is None else features
         self.log = log
         self.best_score = -float("inf")
         self.best_epoch = 0
@@ -92,7 +128,15 @@ class BestOnValidation:
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
         self.epoch += 1
-        scores = label_scores(model, self.validation.features, solver=self.config.inference_solver,
+        return self.score(model)
+
+    def initial(self, model: nn.Module) -> dict[str, float]:
+        """Score the starting point as epoch 0 (before any training step)."""
+        self.epoch = 0
+        return {"epoch": 0, **self.score(model)}
+
+    def score(self, model: nn.Module) -> dict[str, float]:
+        scores = label_scores(model, self.features, solver=self.config.inference_solver,
                               iterations=self.config.solver_iters)
         choice = best_threshold(scores, self.validation.labels, self.config.threshold_metric)
         # Hamming loss is lower-is-better; compare on its negation
@@ -111,27 +155,96 @@ class BestOnValidation:
             model.load_state_dict(self.best_state)
 
 
+def baseline_config(config: MultilabelConfig) -> MultilabelConfig:
+    """The ``--model ff`` run a warm-started PICNN starts from (same data, split and seed)."""
+    return dataclasses.replace(config, model="ff", epochs=config.ff_epochs, lr=config.ff_lr,
+                               patience=config.ff_patience, out=f"{config.out}/ff")
+
+
+def load_baseline(config: MultilabelConfig, x_dim: int, n_labels: int) -> FeedForward:
+    """The baseline of ``config.ff_checkpoint``, after checking it fits this run.
+
+    Raises:
+        ValueError: if its sizes differ, or its seed does (another seed holds out another
+            validation split, which the baseline may have trained on).
+    """
+    from safetensors import safe_open
+
+    from .experiment import load_feedforward
+
+    ff = load_feedforward(config.ff_checkpoint)
+    expected = {"x_dim": x_dim, "n_labels": n_labels, "hidden": config.hidden}
+    found = {k: ff.config[k] for k in expected}
+    if found != expected:
+        raise ValueError(f"expected a baseline with {expected} in {config.ff_checkpoint}, "
+                         f"got {found}")
+    with safe_open(str(config.ff_checkpoint), framework="pt") as handle:
+        metadata = json.loads((handle.metadata() or {}).get("metadata", "{}"))
+    if metadata.get("seed") != config.seed:
+        raise ValueError(f"expected a baseline trained with seed {config.seed} (the same "
+                         f"validation split) in {config.ff_checkpoint}, got seed "
+                         f"{metadata.get('seed')!r}")
+    return ff
+
+
+def convex_path_groups(picnn: nn.Module, z_lr: float) -> list[dict]:
+    """Adam parameter groups: the y-path hidden layer (``y_layers[0]``, ``u_maps[0]``,
+    ``z_layers``: the label-interaction part a warm start adds) at ``z_lr``; the rest, which
+    holds the baseline, at the trainer's learning rate."""
+    convex = [*picnn.y_layers[0].parameters(), *picnn.u_maps[0].parameters(),
+              *picnn.z_layers.parameters()]
+    ids = {id(p) for p in convex}
+    rest = [p for p in picnn.parameters() if id(p) not in ids]
+    return [{"params": rest}, {"params": convex, "lr": z_lr}]
+
+
 def fit(config: MultilabelConfig, train: MultilabelData, validation: MultilabelData,
         log: Callable[[str], None] | None = None) -> tuple[nn.Module, list[dict[str, float]], int]:
     """Train the configured model; return it (best validation epoch), the history, that epoch.
 
-    Seeds torch before building the model, so a run is reproducible from ``config.seed``.
+    Seeds torch before building the model, so a run is reproducible from ``config.seed``. With
+    a warm start the history begins with the epoch-0 record of the starting point, and the
+    returned epoch may be 0 (the baseline-equivalent energy was best on validation).
     """
     from icnn.learn import Trainer, TrainerConfig, seed_everything
 
-    seed_everything(config.seed)
-    model = build_model(config, train.n_features, train.n_labels)
-    hook = BestOnValidation(config, validation, log)
+    initial = None
+    if config.warm_start:
+        if config.ff_checkpoint is not None:
+            ff = load_baseline(config, train.n_features, train.n_labels)
+        else:
+            if log is not None:
+                log("warm start: training the feed-forward baseline first")
+            ff, _, _ = fit(baseline_config(config), train, validation, log)
+        seed_everything(config.seed)
+        model = picnn_from_feedforward(ff.eval(), config.y_hidden, config.z_scale,
+                                       config.strong_convexity)
+    else:
+        seed_everything(config.seed)
+        model = build_model(config, train.n_features, train.n_labels)
+    trained, features, val_features, hidden_from = model, train.features, None, None
+    if config.warm_start and config.freeze_x_path:
+        trained, hidden_from = PrecomputedContext(model), train.n_features
+        features = precompute_context(model, train.features)
+        val_features = precompute_context(model, validation.features)
+    parameters = None
+    if config.warm_start and config.z_lr is not None:
+        parameters = convex_path_groups(model, config.z_lr)
+    hook = BestOnValidation(config, validation, log, features=val_features)
+    if config.warm_start:
+        initial = hook.initial(trained)
     trainer = Trainer(
-        model, loss_function(config),
+        trained, loss_function(config, hidden_from),
         TrainerConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                       weight_decay=config.weight_decay, seed=config.seed,
                       monitor=hook.key, mode="max", patience=config.patience or None,
                       progress=config.progress),
-        eval_fn=hook,
+        eval_fn=hook, parameters=parameters,
     )
-    history = trainer.fit((train.features, train.labels))
-    hook.restore(model)
+    history = trainer.fit((features, train.labels))
+    hook.restore(trained)
+    model.requires_grad_(True)
     model.eval()
+    if initial is not None:
+        history = [initial, *history]
     return model, history, hook.best_epoch
-
