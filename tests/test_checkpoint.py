@@ -114,3 +114,14 @@ def _metadata(path):
     with open(path, "rb") as handle:
         (size,) = struct.unpack("<Q", handle.read(8))
         return json.loads(handle.read(size))["__metadata__"]
+
+
+def test_conv_models_round_trip_and_stay_convex(tmp_path):
+    model = icnn.ConvPICNN(x_shape=(1, 12, 8), y_shape=(1, 12, 8), channels=(4, 4),
+                           kernel_sizes=(3, 3), strides=(2, 1), dense=(8,), x_channels=(4, 4),
+                           x_dense=(8,))
+    loaded = icnn.load(icnn.save(model, tmp_path / "conv.safetensors"))
+    x, y = torch.randn(3, 1, 12, 8), torch.randn(3, 1, 12, 8)
+    torch.testing.assert_close(loaded(x, y), model(x, y))
+    report = icnn.check_convexity(loaded, n_pairs=32, generator=torch.Generator().manual_seed(0))
+    assert report.ok, str(report)
