@@ -1,0 +1,126 @@
+"""Summarise the RL grid: a markdown table (mean ± std over seeds) and the overlaid curves.
+
+    python experiments/rl/make_table.py            # reads experiments/rl/results/
+
+Writes ``results/table.md`` (max and final test return per task and agent beside the paper's
+numbers, plus env steps/s per agent) and ``results/curves.png`` (one panel per task, mean ± std
+band per agent, through :func:`icnn.tasks.rl.plot.plot_runs`). Only finished runs (with a
+``metrics.json``) are read; the seed count of every cell is printed, so a partial grid shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from icnn.tasks.rl.plot import find_runs, plot_runs
+
+HERE = Path(__file__).resolve().parent
+AGENTS = ("ddpg", "naf", "icnn")
+ORDER = ("Pendulum-v1", "InvertedPendulum-v5", "Reacher-v5", "HalfCheetah-v5")
+
+# the paper's table (v1 tasks, best of ~50 hyper-parameter settings x 1 seed; reference-notes §4.4):
+# maxTestRew (printed) and finalTestRew (thesis tables), as (DDPG, NAF, ICNN)
+PAPER_MAX = {
+    "InvertedPendulum-v5": (1000.00, 1000.00, 1000.00),
+    "Reacher-v5": (-6.10, -6.31, -5.08),
+    "HalfCheetah-v5": (2909.77, 2575.16, 3822.99),
+}
+PAPER_FINAL = {
+    "InvertedPendulum-v5": (1000.00, 1000.00, 1000.00),
+    "Reacher-v5": (-9.05, -7.86, -6.33),
+    "HalfCheetah-v5": (2909.77, 2269.25, 3822.99),
+}
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "—"
+    array = np.asarray(values, dtype=float)
+    return f"{array.mean():.1f} ± {array.std():.1f} (n={len(array)})"
+
+
+def paper_cell(table: dict, env: str) -> str:
+    if env not in table:
+        return "—"
+    return " / ".join(f"{value:g}" for value in table[env])
+
+
+def make_table(results: Path) -> str:
+    runs = find_runs([results])
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for run in runs:
+        groups[(run.env, run.agent)].append(run)
+    envs = [env for env in ORDER if any(env == e for e, _ in groups)]
+    envs += sorted({e for e, _ in groups} - set(envs))
+
+    lines = []
+    for key, title, paper in (
+        ("max_test_return", "Max test return", PAPER_MAX),
+        ("final_test_return", "Final test return", PAPER_FINAL),
+    ):
+        lines += [
+            f"### {title} (10-point rolling mean of test returns; mean ± std over seeds)",
+            "",
+            "| Task | steps | DDPG | NAF | ICNN-Q | ICNN-Q ≥ both? | paper (v1) DDPG / NAF / ICNN |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for env in envs:
+            values = {
+                agent: [run.metrics[key] for run in groups.get((env, agent), [])]
+                for agent in AGENTS
+            }
+            steps = sorted({run.metrics["steps"] for a in AGENTS for run in groups.get((env, a), [])})
+            means = {agent: np.mean(v) if v else None for agent, v in values.items()}
+            if all(mean is not None for mean in means.values()):
+                wins = "yes" if means["icnn"] >= max(means["ddpg"], means["naf"]) else "no"
+            else:
+                wins = "incomplete"
+            lines.append(
+                f"| {env} | {'/'.join(f'{s // 1000}k' for s in steps)} | "
+                + " | ".join(cell(values[agent]) for agent in AGENTS)
+                + f" | {wins} | {paper_cell(paper, env)} |"
+            )
+        lines.append("")
+
+    lines += [
+        "### Speed: environment steps per second (whole run incl. warm-up and tests; "
+        "after warm-up in brackets), mean over seeds",
+        "",
+        "| Task | DDPG | NAF | ICNN-Q |",
+        "|---|---|---|---|",
+    ]
+    for env in envs:
+        cells = []
+        for agent in AGENTS:
+            group = groups.get((env, agent), [])
+            if not group:
+                cells.append("—")
+                continue
+            total = np.mean([run.metrics["env_steps_per_second"] for run in group])
+            learning = np.mean([run.metrics["learning_steps_per_second"] for run in group])
+            cells.append(f"{total:.0f} ({learning:.0f})")
+        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(HERE / "results"), help="folder of runs")
+    args = parser.parse_args()
+    results = Path(args.results)
+    table = make_table(results)
+    (results / "table.md").write_text(table)
+    plot_runs([results], results / "curves.png", smooth=3,
+              title="Test return (mean ± std over seeds); budgets as in run_table.py")
+    print(table)
+    print(f"wrote {results / 'table.md'} and {results / 'curves.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""Run the RL comparison grid (paper §6.4): tasks × agents × seeds, through ``icnn rl``.
+
+Resumable: a run whose ``metrics.json`` exists is skipped (``metrics.json`` is written last,
+atomically, so it marks a finished run), and so is a run still in progress (its
+``logs/<run>.pid`` names a live process), so a second invocation never duplicates work.
+Runs go to ``experiments/rl/results/<env>/<agent>/seed<k>/`` (``metrics.json``, ``curve.csv``;
+the ``agent.safetensors`` checkpoint is gitignored), logs to ``experiments/rl/logs/``.
+
+    python experiments/rl/run_table.py --workers 2           # the whole grid
+    python experiments/rl/run_table.py --envs Pendulum-v1 --dry-run
+
+Every agent of a task runs with the same budget, seeds and run settings (``TASKS`` below); only
+the agent differs. Each run is one process, single-threaded, under ``nice``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+LOGS = HERE / "logs"
+
+# env id -> run flags shared by every agent on that task (the budget of the table)
+# (in the order they run: cheapest tests first; HalfCheetah's 10k is a tenth of the paper's 100k)
+TASKS: dict[str, dict[str, int]] = {
+    "Pendulum-v1": {"steps": 10_000, "test_every": 500, "warmup": 1000},
+    "Reacher-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000},
+    "InvertedPendulum-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000},
+    "HalfCheetah-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000},
+}
+AGENTS = ("ddpg", "naf", "icnn")
+SEEDS = (0, 1, 2)
+BATCH_SIZE = 64  # shared by all agents (DDPG's original minibatch; the reference code used 256)
+
+
+def run_dir(env: str, agent: str, seed: int) -> Path:
+    return RESULTS / env / agent / f"seed{seed}"
+
+
+def command(env: str, agent: str, seed: int) -> list[str]:
+    task = TASKS[env]
+    return [
+        "nice", "-n", "5", sys.executable, "-m", "icnn.cli", "rl",
+        "--env", env, "--agent", agent, "--seed", str(seed),
+        "--steps", str(task["steps"]), "--test-every", str(task["test_every"]),
+        "--warmup", str(task["warmup"]), "--batch-size", str(BATCH_SIZE),
+        "--threads", "1", "--no-progress", "--out", str(run_dir(env, agent, seed)),
+    ]
+
+
+def pid_file(env: str, agent: str, seed: int) -> Path:
+    return LOGS / f"{env}_{agent}_seed{seed}.pid"
+
+
+def in_progress(env: str, agent: str, seed: int) -> bool:
+    """True if another invocation is running this run (its pid file names a live process)."""
+    path = pid_file(env, agent, seed)
+    try:
+        os.kill(int(path.read_text()), 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return False
+    return True
+
+
+def run_one(job: tuple[str, str, int]) -> tuple[tuple[str, str, int], int, float]:
+    env, agent, seed = job
+    if (run_dir(env, agent, seed) / "metrics.json").is_file() or in_progress(env, agent, seed):
+        return job, 0, 0.0  # finished or taken by another invocation since the list was made
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{env}_{agent}_seed{seed}.log"
+    start = time.perf_counter()
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            command(env, agent, seed), stdout=handle, stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        )
+        pid_file(env, agent, seed).write_text(str(process.pid))
+        code = process.wait()
+    pid_file(env, agent, seed).unlink(missing_ok=True)
+    return job, code, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(TASKS), choices=list(TASKS),
+                        help="tasks to run, in order")
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS,
+                        help="agents to run")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="seeds")
+    parser.add_argument("--workers", type=int, default=2, help="runs at once (one core each)")
+    parser.add_argument("--dry-run", action="store_true", help="print the pending commands only")
+    args = parser.parse_args()
+
+    jobs = [
+        (env, agent, seed)
+        for env in args.envs for seed in args.seeds for agent in args.agents
+        if not (run_dir(env, agent, seed) / "metrics.json").is_file()
+        and not in_progress(env, agent, seed)
+    ]
+    print(f"{len(jobs)} run(s) pending", flush=True)
+    if args.dry_run:
+        for job in jobs:
+            print(" ".join(command(*job)))
+        return 0
+    failures = 0
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        futures = [pool.submit(run_one, job) for job in jobs]
+        for future in as_completed(futures):
+            (env, agent, seed), code, seconds = future.result()
+            status = "ok" if code == 0 else f"FAILED (exit {code})"
+            failures += code != 0
+            print(f"{time.strftime('%H:%M:%S')} {env} {agent} seed{seed}: {status} "
+                  f"in {seconds:.0f} s", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

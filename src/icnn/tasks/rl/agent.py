@@ -1,0 +1,200 @@
+"""What every agent provides, the registry of agents, and agent checkpoints (safetensors).
+
+An agent works in the normalised action scale ``[-1, 1]^act_dim``; the training loop maps actions
+to the environment's bounds. A new agent is a module with a config dataclass and a class that
+satisfies :class:`Agent`, registered in :data:`AGENTS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import tempfile
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from icnn.tasks.rl.buffer import Batch
+
+# agent name -> "module:Class"; the class carries its config dataclass as ``Config``
+AGENTS: dict[str, str] = {
+    "ddpg": "icnn.tasks.rl.ddpg:DDPG",
+    "naf": "icnn.tasks.rl.naf:NAF",
+    "icnn": "icnn.tasks.rl.icnn_q:ICNNQ",
+}
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """The interface the training loop relies on.
+
+    Constructor: ``AgentClass(obs_dim, act_dim, config=None, *, seed=0, device="cpu")``.
+    ``AgentClass.Config`` is its hyper-parameter dataclass; ``agent.config`` the instance used.
+    """
+
+    name: ClassVar[str]
+    config: Any
+    obs_dim: int
+    act_dim: int
+
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        """Action for one observation: ``obs: (obs_dim,)`` → ``(act_dim,)`` in ``[-1, 1]``.
+
+        ``explore=True`` adds the exploration noise; ``False`` is the greedy (test) policy.
+        """
+        ...
+
+    def reset_noise(self) -> None:
+        """Restart the exploration noise (called at the start of each training episode)."""
+        ...
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One gradient step on ``batch`` and the target-network update; returns scalar logs."""
+        ...
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Every module whose state defines the agent (online and target), by name."""
+        ...
+
+
+def agent_class(name: str) -> type:
+    """The class registered as ``name`` in :data:`AGENTS` (imported on first use)."""
+    if name not in AGENTS:
+        raise ValueError(f"expected an agent in {sorted(AGENTS)}, got {name!r}")
+    module_name, class_name = AGENTS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _parse_value(text: str, annotation: Any, key: str) -> Any:
+    """Convert a command-line string to the type of a config field."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        item_type = typing.get_args(annotation)[0]
+        parts = [part for part in text.replace(" ", "").split(",") if part]
+        return tuple(_parse_value(part, item_type, key) for part in parts)
+    if annotation is bool:
+        lowered = text.lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"expected a boolean for {key} (true/false), got {text!r}")
+        return lowered in ("true", "1", "yes")
+    if annotation in (int, float, str):
+        try:
+            return annotation(text)
+        except ValueError:
+            raise ValueError(
+                f"expected {annotation.__name__} for {key}, got {text!r}"
+            ) from None
+    raise ValueError(f"cannot parse {key} of type {annotation!r} from the command line")
+
+
+def make_config(config_class: type, options: Mapping[str, Any] | None = None) -> Any:
+    """Build ``config_class`` with defaults overridden by ``options``.
+
+    String values (from ``--set KEY=VALUE``) are converted to the field's type; tuples are
+    comma-separated (``hidden=64,64``). Unknown keys raise a ValueError listing the valid ones.
+    """
+    options = dict(options or {})
+    hints = typing.get_type_hints(config_class)
+    fields = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        defaults = ", ".join(
+            f"{field.name}={field.default!r}" for field in dataclasses.fields(config_class)
+        )
+        raise ValueError(
+            f"unknown option(s) {unknown} for {config_class.__name__}; expected some of: {defaults}"
+        )
+    values = {
+        key: _parse_value(value, hints[key], key) if isinstance(value, str) else value
+        for key, value in options.items()
+    }
+    return config_class(**values)
+
+
+def make_agent(
+    name: str,
+    obs_dim: int,
+    act_dim: int,
+    options: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> Agent:
+    """Build the agent ``name`` with its config defaults overridden by ``options``."""
+    cls = agent_class(name)
+    config = make_config(cls.Config, options)
+    return cls(obs_dim, act_dim, config, seed=seed, device=device)
+
+
+def save_agent(agent: Agent, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None):
+    """Write every network of ``agent`` to one safetensors file, atomically.
+
+    Tensors are keyed ``"<network>.<state_dict key>"``; the header metadata holds the agent
+    name, its config, ``obs_dim`` and ``act_dim`` (enough for :func:`load_agent`), and
+    ``metadata`` (JSON-encoded values).
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {
+        f"{net_name}.{key}": tensor.detach().cpu().contiguous()
+        for net_name, network in agent.networks().items()
+        for key, tensor in network.state_dict().items()
+    }
+    header = {
+        "agent": agent.name,
+        "config": json.dumps(dataclasses.asdict(agent.config)),
+        "obs_dim": str(agent.obs_dim),
+        "act_dim": str(agent.act_dim),
+    }
+    header.update({key: json.dumps(value) for key, value in (metadata or {}).items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(tensors, tmp_name, metadata=header)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_agent_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The header of an agent checkpoint, JSON values decoded."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+    return {key: (value if key == "agent" else json.loads(value)) for key, value in header.items()}
+
+
+def load_agent(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Agent:
+    """Rebuild the agent saved by :func:`save_agent` (networks restored; optimisers fresh)."""
+    from safetensors.torch import load_file
+
+    header = read_agent_metadata(path)
+    cls = agent_class(header["agent"])
+    config = make_config(cls.Config, _tuples(cls.Config, header["config"]))
+    agent = cls(header["obs_dim"], header["act_dim"], config, device=device)
+    tensors = load_file(str(path), device=str(device))
+    for net_name, network in agent.networks().items():
+        prefix = f"{net_name}."
+        state = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
+        network.load_state_dict(state)
+    return agent
+
+
+def _tuples(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """JSON turns tuples into lists; turn them back for tuple-typed fields."""
+    hints = typing.get_type_hints(config_class)
+    return {
+        key: tuple(value) if typing.get_origin(hints.get(key)) is tuple else value
+        for key, value in values.items()
+    }
