@@ -125,3 +125,18 @@ def test_conv_models_round_trip_and_stay_convex(tmp_path):
     torch.testing.assert_close(loaded(x, y), model(x, y))
     report = icnn.check_convexity(loaded, n_pairs=32, generator=torch.Generator().manual_seed(0))
     assert report.ok, str(report)
+
+
+def test_nonconvex_ablation_is_refused_unless_asked_for(tmp_path):
+    model = icnn.ConvPICNN(x_shape=(1, 8, 8), y_shape=(1, 8, 8), channels=(2,), kernel_sizes=(3,),
+                           strides=(1,), dense=(4,), x_channels=(2,), x_dense=(4,), convex=False)
+    path = icnn.save(model, tmp_path / "ablation.safetensors")
+    with pytest.raises(CheckpointError, match="convex=False"):
+        icnn.load(path)
+    assert icnn.load(path, allow_nonconvex=True).is_convex is False
+    assert not icnn.check_convexity(model, n_pairs=8).structural_ok
+
+
+def test_checkpoint_gets_ordinary_file_permissions(tmp_path):
+    path = icnn.save(icnn.FICNN(2, [4]), tmp_path / "m.safetensors")
+    assert path.stat().st_mode & 0o044  # readable by group/others under a usual umask

@@ -47,11 +47,18 @@ def atomic_write(path: str | os.PathLike, write: Any) -> Path:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
@@ -107,8 +114,15 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path} has an incomplete icnn header: {error}") from error
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+         allow_nonconvex: bool = False) -> nn.Module:
     """Rebuild the model saved at ``path``; refuse corrupt or non-convex checkpoints.
+
+    Args:
+        path: a file written by :func:`save`.
+        map_location: device to load onto.
+        allow_nonconvex: accept the explicit non-convex ablation (``ConvPICNN(convex=False)``);
+            negative constrained weights are refused regardless.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -136,6 +150,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     except (RuntimeError, ValueError) as error:
         raise CheckpointError(f"{path}: weights do not fit the model: {error}") from error
     issues = structural_issues(model)
+    if allow_nonconvex and getattr(model, "is_convex", True) is False:
+        issues = [issue for issue in issues if "convex=False" not in issue]
     if issues:
         raise CheckpointError(f"{path}: refusing a non-convex checkpoint: {'; '.join(issues)}")
     return model

@@ -46,6 +46,9 @@ class ConvexityReport:
 def structural_issues(model: nn.Module) -> list[str]:
     """Constrained weights with negative or non-finite entries, and disallowed activations."""
     issues = []
+    if getattr(model, "is_convex", True) is False:
+        issues.append(f"{type(model).__name__} was built with convex=False (the non-convex "
+                      "ablation): its z-maps are unconstrained")
     for name, module in model.named_modules():
         if isinstance(module, CONSTRAINED_LAYERS):
             weight = module.weight.detach()

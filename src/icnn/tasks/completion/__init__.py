@@ -1,0 +1,23 @@
+"""Image completion (paper Section 6.3): complete the missing part of a face with a conv PICNN,
+``ŷ = argmin_y f(x, y)``, trained by differentiating through the inference.
+
+The CLI is ``icnn completion`` (:mod:`.command`); in Python::
+
+    from icnn.data import load_olivetti
+    from icnn.tasks.completion import CompletionConfig, make_completion_data, train_completion
+
+    data = make_completion_data(load_olivetti(path), n_train=350)   # the paper's protocol
+    result = train_completion(data, CompletionConfig(variant="bundle_entropy"))
+    result.test_mse                                                  # 0-255 units
+"""
+
+from .data import CompletionData, CompletionSplit, make_completion_data, parse_mask
+from .energy import CompletionEnergy
+from .inference import InferenceConfig, complete, unrolled_momentum_gd
+from .train import CompletionConfig, CompletionResult, paper_mse, train_completion
+
+__all__ = [
+    "CompletionConfig", "CompletionData", "CompletionEnergy", "CompletionResult",
+    "CompletionSplit", "InferenceConfig", "complete", "make_completion_data", "paper_mse",
+    "parse_mask", "train_completion", "unrolled_momentum_gd",
+]

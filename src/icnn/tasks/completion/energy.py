@@ -1,0 +1,81 @@
+"""The completion energy: a conv PICNN with a learned positive scale, read from x-features.
+
+Two practical changes to "call the ConvPICNN on (x, y)", neither of which touches convexity:
+
+* **Scale.** The library's ICNN initialisation keeps the energy O(1), so at the start
+  ``grad_y f`` is about 1e-2 per pixel: a bundle-entropy prediction ``argmin f - H`` is then
+  ``sigmoid(-grad f) ~ 0.5`` everywhere, and 10 GD steps of size 0.01 do not move ``y``. (The
+  authors' TF initialisation made the energy hundreds of times larger.) The energy is therefore
+  ``s * f(x, y)`` with ``s = exp(log_scale) > 0`` learned, started at ``scale``; a positive
+  multiple of a convex function is convex. For bundle entropy ``1/s`` is the temperature of the
+  entropy term.
+* **x once.** The solvers evaluate ``f(x, .)`` many times, and the implicit bundle-entropy
+  gradient re-evaluates it at every plane. Here the context is the packed
+  :meth:`ConvPICNN.context_features` (computed once per batch, with its graph), so every
+  evaluation runs only the y-path and the x-path is differentiated once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ...nn.base import ConvexModel
+from ...nn.conv import ConvPICNN
+
+
+class CompletionEnergy(ConvexModel):
+    """``E(features, y) = exp(log_scale) * f(x, y)`` with ``features = model.context_features(x)``.
+
+    Args:
+        model: the conv PICNN (or its ``convex=False`` ablation).
+        scale: initial value of the positive scale ``s``.
+
+    Shape:
+        Input ``features: (batch, model.n_context_features)``, ``y: (batch, *y_shape)`` ->
+        Output ``(batch,)``.
+    """
+
+    def __init__(self, model: ConvPICNN, scale: float = 1.0) -> None:
+        super().__init__()
+        if not scale > 0 or not math.isfinite(scale):
+            raise ValueError(f"energy scale must be a finite number > 0, got {scale}")
+        self.model = model
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale), dtype=model.dtype,
+                                                   device=model.device))
+        self.config = {"model": dict(model.config), "scale": float(scale),
+                       "constraint": model.config["constraint"], "strong_convexity": 0.0}
+        self.convex_input_shape = model.convex_input_shape
+        self.context_shape = (model.n_context_features,)
+
+    @property
+    def is_convex(self) -> bool:
+        return self.model.is_convex
+
+    @property
+    def scale(self) -> float:
+        return float(self.log_scale.detach().exp())
+
+    def features(self, x: Tensor) -> Tensor:
+        """``(batch, n_context_features)`` from images ``x: (batch, *x_shape)`` (validated)."""
+        self.model._check_inputs(x, x.new_zeros(x.shape[0], *self.convex_input_shape))
+        return self.model.context_features(x)
+
+    def energy(self, features: Tensor, y: Tensor) -> Tensor:
+        """The energy without input validation (for inner loops)."""
+        return self.log_scale.exp() * self.model.energy_from_features(features, y)
+
+    def condition(self, features: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """The solver hook: ``energy(y, index)`` for these features."""
+
+        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+            return self.energy(features if index is None else features[index], y)
+
+        return energy
+
+    def forward(self, features: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(features, y)
+        return self.energy(features, y)

@@ -1,0 +1,210 @@
+"""Training a conv PICNN for completion by differentiating through its inference.
+
+The three variants of the paper's Olivetti table (Section 6.3):
+
+=================  ====================================  ========================
+variant            model                                 inference (train + test)
+=================  ====================================  ========================
+``bundle_entropy``  ConvPICNN, convex in y                bundle entropy, implicit
+``gd``              ConvPICNN, convex in y                unrolled momentum GD
+``nonconvex``       ConvPICNN(convex=False) (ablation)    unrolled momentum GD
+=================  ====================================  ========================
+
+Loss: the mean squared error of ``ŷ`` on the predicted pixels; reported in the paper's units,
+``mean (255 (ŷ - y))^2``. Adam, mini-batches drawn by :class:`icnn.learn.Trainer`, start point
+``y0`` = the mean training image (the authors' choice). The test set is evaluated every
+``eval_every`` epochs for the learning curve only; the reported number is the final model's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...learn.trainer import Trainer, TrainerConfig, seed_everything
+from ...nn.conv import ConvPICNN
+from .data import CompletionData, CompletionSplit, concatenate, mirrored
+from .energy import CompletionEnergy
+from .inference import InferenceConfig, complete
+
+VARIANTS = ("bundle_entropy", "gd", "nonconvex")
+PIXEL_SCALE = 255.0
+
+
+@dataclass
+class CompletionConfig:
+    """Hyper-parameters of one variant (the CLI maps its flags onto these one to one).
+
+    Attributes:
+        variant: ``"bundle_entropy"``, ``"gd"`` or ``"nonconvex"``.
+        channels, kernel_sizes, strides, dense: the ConvPICNN's geometry (paper: DQN-like
+            ``32@8x8/4, 64@4x4/2, 64@3x3/1``, dense 512).
+        constraint: how ``W^(z) >= 0`` is kept (``"project"`` is the paper's clipping).
+        energy_scale: initial value of the learned positive factor of the energy
+            (:class:`icnn.tasks.completion.energy.CompletionEnergy`).
+        inner_steps: bundle-entropy subproblems or unrolled GD steps (the paper: five).
+        inner_lr, momentum: of the GD steps.
+        epochs, batch_size, lr, seed: the outer Adam loop (authors: 50 epochs of 5 batches of
+            70 = 250 steps, lr 1e-3; here by default 30 epochs of the 700 flipped-augmented
+            images = 300 steps).
+        schedule, weight_decay: of the Adam loop (:class:`icnn.learn.TrainerConfig`).
+        flip: add the left-right mirror of every training image (doubles the training set;
+            in the left-half task it swaps the roles of the two halves).
+        eval_every: epochs between test evaluations (learning curve only; no selection).
+        eval_batch: examples per inference batch at evaluation.
+        progress: show a progress bar.
+    """
+
+    variant: str = "bundle_entropy"
+    channels: tuple[int, ...] = (32, 64, 64)
+    kernel_sizes: tuple[int, ...] = (8, 4, 3)
+    strides: tuple[int, ...] = (4, 2, 1)
+    dense: tuple[int, ...] = (512,)
+    constraint: str = "project"
+    energy_scale: float = 100.0
+    inner_steps: int = 5
+    inner_lr: float = 0.01
+    momentum: float = 0.9
+    epochs: int = 30
+    batch_size: int = 70
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    weight_decay: float = 0.0
+    flip: bool = True
+    seed: int = 0
+    eval_every: int = 10
+    eval_batch: int = 50
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        self.inference  # noqa: B018 (validates the inference settings now)
+
+    @property
+    def inference(self) -> InferenceConfig:
+        method = "bundle_entropy" if self.variant == "bundle_entropy" else "gd"
+        return InferenceConfig(method=method, steps=self.inner_steps, lr=self.inner_lr,
+                               momentum=self.momentum)
+
+
+@dataclass
+class CompletionResult:
+    """What one trained variant gives.
+
+    Attributes:
+        model: the trained energy (its ``.model`` is the ConvPICNN).
+        test_mse, train_mse: final MSE in the paper's 0-255 units.
+        wall_seconds: training time (evaluations included).
+        history: per-epoch records from the trainer (train_loss, and test_mse where evaluated).
+        test_completion: ``(n_test, *y_shape)`` final test predictions.
+        y0: ``(1, *y_shape)`` the start point (mean training target).
+    """
+
+    model: CompletionEnergy
+    test_mse: float
+    train_mse: float
+    wall_seconds: float
+    history: list[dict[str, float]]
+    test_completion: Tensor
+    y0: Tensor
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def build_model(data: CompletionData, config: CompletionConfig) -> CompletionEnergy:
+    """The conv PICNN of the paper's completion experiment for this data's shapes, scaled."""
+    model = ConvPICNN(
+        data.x_shape, data.y_shape, channels=config.channels, kernel_sizes=config.kernel_sizes,
+        strides=config.strides, dense=config.dense, constraint=config.constraint,
+        convex=config.variant != "nonconvex",
+    )
+    return CompletionEnergy(model, config.energy_scale)
+
+
+def mean_start(split: CompletionSplit) -> Tensor:
+    """``(1, *y_shape)``: the per-pixel mean target over ``split`` (the authors' ``y0``)."""
+    return split.y.mean(0, keepdim=True)
+
+
+def paper_mse(prediction: Tensor, split: CompletionSplit) -> float:
+    """``mean over predicted pixels of (255 (ŷ - y))^2``, the paper's unit."""
+    predicted = split.predicted
+    error = (PIXEL_SCALE * (prediction - split.y)).square()
+    return float(error[predicted].mean())
+
+
+@torch.no_grad()
+def predict(model: CompletionEnergy, split: CompletionSplit, y0: Tensor, inference: InferenceConfig,
+            batch_size: int = 50) -> Tensor:
+    """Completions ``(n, *y_shape)`` of every example of ``split`` (no graph)."""
+    outputs = []
+    for start in range(0, len(split), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(split)))
+        outputs.append(_complete(model, split, index, y0, inference, differentiable=False))
+    return torch.cat(outputs)
+
+
+def train_completion(data: CompletionData, config: CompletionConfig,
+                     out_dir: str | Path | None = None) -> CompletionResult:
+    """Train one variant on ``data.train`` and evaluate it on ``data.test``.
+
+    Args:
+        data: completion pairs (see :func:`icnn.tasks.completion.data.make_completion_data`).
+        config: the variant and its hyper-parameters.
+        out_dir: where the trainer writes its per-epoch ``metrics.json`` / ``metrics.csv`` and
+            checkpoints (None: nothing written).
+    """
+    seed_everything(config.seed)
+    model = build_model(data, config)
+    inference = config.inference
+    train = concatenate(data.train, mirrored(data.train)) if config.flip else data.train
+    y0 = mean_start(train)
+
+    def loss_fn(model: CompletionEnergy, batch: tuple[Tensor, ...]) -> Tensor:
+        (index,) = batch
+        prediction = _complete(model, train, index, y0, inference, differentiable=True)
+        predicted = train.predicted[index]
+        error = (prediction - train.y[index]).square() * predicted
+        return error.flatten(1).sum(1) / predicted.flatten(1).sum(1)
+
+    def eval_fn(model: CompletionEnergy) -> dict[str, float]:
+        completion = predict(model, data.test, y0, inference, config.eval_batch)
+        return {"test_mse": paper_mse(completion, data.test)}
+
+    trainer_config = TrainerConfig(
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+        schedule=config.schedule, weight_decay=config.weight_decay,
+        eval_every=config.eval_every, progress=config.progress,
+        checkpoint_every=max(config.epochs, 1),
+    )
+    trainer = Trainer(model, loss_fn, trainer_config, out_dir=out_dir, eval_fn=eval_fn)
+    started = time.perf_counter()
+    history = trainer.fit((torch.arange(len(train)),))
+    wall = time.perf_counter() - started
+    test_completion = predict(model, data.test, y0, inference, config.eval_batch)
+    train_completion_ = predict(model, data.train, y0, inference, config.eval_batch)
+    return CompletionResult(
+        model=model, test_mse=paper_mse(test_completion, data.test),
+        train_mse=paper_mse(train_completion_, data.train), wall_seconds=wall, history=history,
+        test_completion=test_completion, y0=y0, config=_jsonable(asdict(config)),
+    )
+
+
+def _complete(model: CompletionEnergy, split: CompletionSplit, index: Tensor, y0: Tensor,
+              inference: InferenceConfig, *, differentiable: bool) -> Tensor:
+    with torch.set_grad_enabled(differentiable):
+        features = model.features(split.x[index])
+    start = y0.expand(index.numel(), *y0.shape[1:])
+    return complete(model, features, start, inference, fixed=split.fixed(index),
+                    differentiable=differentiable)
+
+
+def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()
+            if not (isinstance(v, float) and math.isnan(v))}
