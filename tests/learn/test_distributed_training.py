@@ -48,7 +48,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(600)
 def test_two_gloo_processes_match_a_single_process_run(tmp_path):
     out = str(tmp_path / "weights")
     os.environ.pop("WORLD_SIZE", None)

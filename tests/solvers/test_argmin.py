@@ -224,3 +224,17 @@ def test_cuda_matches_cpu(method, zoo):
                  max_iter=100)
     assert gpu.y.is_cuda and gpu.converged.is_cuda
     torch.testing.assert_close(gpu.y.cpu(), cpu.y, atol=1e-6, rtol=0)
+
+
+def test_pgd_at_batch_one_matches_its_row_of_a_batch_solve():
+    # the RL call pattern: one state, a few pgd steps; the whole-batch fast path must agree with
+    # the gathered path a larger batch takes once some of its examples stop
+    torch.manual_seed(0)
+    model = icnn.PICNN(5, 3, (16, 16), activation="softplus", strong_convexity=1e-2).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    batch = argmin(model, x, domain=Box(-1.0, 1.0), method="pgd", tol=1e-3, max_iter=40)
+    for i in range(4):
+        one = argmin(model, x[i:i + 1], domain=Box(-1.0, 1.0), method="pgd", tol=1e-3,
+                     max_iter=40)
+        torch.testing.assert_close(one.y, batch.y[i:i + 1], atol=1e-9, rtol=0)
+        assert one.converged.item() == batch.converged[i].item()

@@ -45,10 +45,16 @@ class SimplexDual:
 
 def row_picker(*tensors: Tensor) -> Callable[[Tensor], tuple[Tensor, ...]]:
     """``pick(rows) -> tuple(t[rows] for t in tensors)``, remembering the last ``rows`` so that a
-    dual's ``value`` and ``derivatives`` in the same Newton iteration share one gather."""
+    dual's ``value`` and ``derivatives`` in the same Newton iteration share one gather.
+
+    ``rows`` must be sorted without repeats (as ``nonzero`` gives them): all ``batch`` rows then
+    return the tensors themselves."""
     cache: dict[str, object] = {"rows": None, "picked": ()}
+    batch = tensors[0].shape[0]
 
     def pick(rows: Tensor) -> tuple[Tensor, ...]:
+        if rows.numel() == batch:  # every row, in order (rows come from nonzero): no copies
+            return tensors
         if cache["rows"] is not rows:
             cache["rows"], cache["picked"] = rows, tuple(t[rows] for t in tensors)
         return cache["picked"]  # type: ignore[return-value]
@@ -57,6 +63,7 @@ def row_picker(*tensors: Tensor) -> Callable[[Tensor], tuple[Tensor, ...]]:
 
 
 _STEPS = 20  # candidate step lengths 1, 1/2, ..., 2^-19
+_FIRST, _TAIL = slice(0, 5), slice(5, _STEPS)  # candidates tried first, and the rest
 _ARMIJO = 1e-4
 
 
@@ -130,13 +137,15 @@ def solve_simplex_dual(
         direction = torch.where(reduced, direction, torch.zeros_like(direction))
         # weights live in [0, 1]: a longer step only helps along a (near) null direction
         direction = direction / direction.abs().amax(-1, keepdim=True).clamp_min(1.0)
-        # candidates along the projection arc: the full step first, shorter ones only for the
-        # rows where it fails
-        full = _arc(lam_r, direction, steps[:1], reduced, is_m)
-        accept, chosen = _armijo(dual, full, lam_r, value, r, rows)
+        # candidates along the projection arc: the few longest for every row at once (most
+        # rows accept one of them), then the tail of shorter ones only for the rows where all
+        # of those failed
+        first = _arc(lam_r, direction, steps[_FIRST], reduced, is_m)
+        accept, chosen = _armijo(dual, first, lam_r, value, r, rows)
         retry = (~accept & ~stationary).nonzero().squeeze(1)
         if retry.numel() > 0:
-            short = _arc(lam_r[retry], direction[retry], steps[1:], reduced[retry], is_m[retry])
+            short = _arc(lam_r[retry], direction[retry], steps[_TAIL], reduced[retry],
+                         is_m[retry])
             accept_short, chosen_short = _armijo(dual, short, lam_r[retry], value[retry],
                                                  r[retry], rows[retry])
             chosen[retry] = chosen_short

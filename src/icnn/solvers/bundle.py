@@ -44,33 +44,36 @@ from .result import ArgminResult
 
 _SERIOUS = 0.1
 _GOOD_MODEL = 0.5
+_NEWTON_TOL = 1e-3  # subproblem stationarity tolerance, relative to ``tol``
 
 
 def proximal_dual(G: Tensor, h: Tensor, centre: Tensor, tau: Tensor, free: Tensor) -> SimplexDual:
-    """``F(lam) = -[h^T lam + min_{u in box} (G^T lam)^T u + |u - centre|^2 / (2 tau)]``."""
+    """``F(lam) = -[h^T lam + min_{u in box} (G^T lam)^T u + |u - centre|^2 / (2 tau)]``.
+
+    ``G`` and ``centre`` must vanish off ``free`` (gradients in ``u`` and points of the unit box
+    do): ``u`` and every term of ``psi`` are then 0 there without masking.
+    """
     pick = row_picker(G, h, centre, tau, free)
 
-    def inner(c: Tensor, centre_: Tensor, tau_: Tensor, free_: Tensor) -> tuple[Tensor, Tensor]:
-        raw = centre_ - tau_ * c
-        u = torch.where(free_, raw.clamp(0.0, 1.0), torch.zeros_like(raw))
-        psi = (c * u + (u - centre_).square() / (2.0 * tau_)).where(free_, torch.zeros_like(u))
-        return u, psi.sum(-1)
-
     def value(lam: Tensor, rows: Tensor) -> Tensor:
-        G_r, h_r, centre_r, tau_r, free_r = pick(rows)
+        G_r, h_r, centre_r, tau_r, _ = pick(rows)
         c = lam @ G_r
-        _, psi = inner(c, centre_r[:, None, :], tau_r[:, None, None], free_r[:, None, :])
+        centre_, tau_ = centre_r[:, None, :], tau_r[:, None, None]
+        u = (centre_ - tau_ * c).clamp(0.0, 1.0)
+        psi = (c * u + (u - centre_).square() / (2.0 * tau_)).sum(-1)
         return -((lam * h_r[:, None, :]).sum(-1) + psi)
 
     def derivatives(lam: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         G_r, h_r, centre_r, tau_r, free_r = pick(rows)
         c = (lam[:, None, :] @ G_r).squeeze(1)
-        u, psi = inner(c, centre_r, tau_r[:, None], free_r)
-        raw = centre_r - tau_r[:, None] * c
+        tau_ = tau_r[:, None]
+        raw = centre_r - tau_ * c
+        u = raw.clamp(0.0, 1.0)
+        psi = (c * u + (u - centre_r).square() / (2.0 * tau_)).sum(-1)
         inside = free_r & (raw > 0) & (raw < 1)
         grad = -((G_r @ u[..., None]).squeeze(-1) + h_r)
         masked = G_r * inside[:, None, :]
-        hess = tau_r[:, None, None] * (masked @ masked.transpose(1, 2))
+        hess = tau_[..., None] * (masked @ masked.transpose(1, 2))
         return -((lam * h_r).sum(-1) + psi), grad, hess
 
     return SimplexDual(value=value, derivatives=derivatives)
@@ -142,7 +145,7 @@ def solve_bundle(
         centre_r, centre_value_r, tau_r, free_r = centre[rows], centre_value[rows], tau[rows], \
             free[rows]
         best_value_r = best_value[rows]
-        newton_tol = best_value_r.abs().clamp_min(1.0) * max(1e-3 * tol, eps)
+        newton_tol = best_value_r.abs().clamp_min(1.0) * max(_NEWTON_TOL * tol, eps)
         new_lam, _ = solve_simplex_dual(proximal_dual(G_r, h_r, centre_r, tau_r, free_r), lam_r,
                                         valid_r, tol=newton_tol, max_iter=newton_iter)
         bound, c = box_lower_bound(G_r, h_r, new_lam)

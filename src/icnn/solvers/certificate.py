@@ -79,10 +79,12 @@ class CutAggregator:
         first = ~self.seen[rows]
         beta = torch.where(first[None, :], torch.ones_like(self.decays), self.decays)  # (A, b)
         keep = 1.0 - beta
+        beta3, keep3 = beta[..., None], keep[..., None]
 
         def mix(old: Tensor, new: Tensor) -> Tensor:
-            shape = beta.shape + (1,) * (new.dim() - 1)
-            return keep.view(shape) * old + beta.view(shape) * new
+            if new.dim() == 1:
+                return keep * old + beta * new
+            return keep3 * old + beta3 * new
 
         self.grad[:, rows] = mix(self.grad[:, rows], g)
         self.const[:, rows] = mix(self.const[:, rows], value - (g * y).sum(-1))

@@ -65,7 +65,8 @@ def _picnn_energy(model: PICNN, x: Tensor) -> Energy:
         z_gates.append(F.relu(parts[0]) if i > 0 else None)
     y_weights = [layer.weight * 1 for layer in model.y_layers]
     z_weights = [layer.weight * 1 for layer in model.z_layers]
-    activations = list(model.activations)
+    # the modules' forward directly: no nn.Module call machinery per evaluation
+    activations = [activation.forward for activation in model.activations]
     mu = float(model.config.get("strong_convexity", 0.0))
 
     def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
@@ -83,7 +84,8 @@ def _picnn_energy(model: PICNN, x: Tensor) -> Energy:
 def _ficnn_energy(model: FICNN) -> Energy:
     weight, bias = model.passthrough.weight * 1, model.passthrough.bias * 1
     z_weights = [layer.weight * 1 for layer in model.z_layers]
-    activations = list(model.activations)
+    # the modules' forward directly: no nn.Module call machinery per evaluation
+    activations = [activation.forward for activation in model.activations]
     sizes = model.sizes
     mu = float(model.config.get("strong_convexity", 0.0))
 

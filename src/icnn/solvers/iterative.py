@@ -87,7 +87,8 @@ class Stopping:
     def scale(self, value: Tensor) -> Tensor:
         return value.abs().clamp_min(1.0)
 
-    def add_cut(self, y: Tensor, value: Tensor, grad: Tensor, index: Tensor) -> None:
+    def add_cut(self, y: Tensor, value: Tensor, grad: Tensor, index: Tensor | None) -> None:
+        """Add the cut at ``y`` for the rows ``index`` (None: the whole batch, in order)."""
         if self.certified:
             self.cuts.add(y, value, grad, index)
 

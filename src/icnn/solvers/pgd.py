@@ -58,34 +58,44 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     evaluations = torch.zeros(batch, dtype=torch.long, device=device)
     eps = 10 * torch.finfo(y.dtype).eps
+    scale = step_scale(problem)
     iteration = 0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - iteration is reported
         index = (~done).nonzero().squeeze(1)
         if index.numel() == 0:
             iteration -= 1
             break
-        y_i, prev_i, theta_i = y[index], y_prev[index], theta[index]
+        # the whole batch running (always so at batch 1): no gathers and scatters
+        every = index.numel() == batch
+        sel = None if every else index
+        take = _whole if every else _Rows(index)
+        y_i, prev_i, theta_i = take(y), take(y_prev), take(theta)
         theta_next = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * theta_i.square()))
         beta = ((theta_i - 1.0) / theta_next).view(-1, *([1] * (y.dim() - 1)))
         v = y_i + beta * (y_i - prev_i)
-        value_v, grad_v = problem.value_and_grad(v, index=index)
-        evaluations[index] += 1
-        stop.add_cut(v, value_v, grad_v, index)
-        lip = lipschitz[index]
+        value_v, grad_v = problem.value_and_grad(v, index=sel)
+        if every:
+            evaluations += 1
+        else:
+            evaluations[index] += 1
+        stop.add_cut(v, value_v, grad_v, sel)
+        lip = take(lipschitz)
         fresh = lip == 0
-        lip = torch.where(fresh, flat_norm(grad_v) / step_scale(problem)[index], lip)
+        lip = torch.where(fresh, flat_norm(grad_v) / take(scale), lip)
         lip = torch.where(lip > 0, lip, torch.ones_like(lip))
-        y_new, value_new = _backtrack(problem, index, v, value_v, grad_v, lip, eps)
-        lipschitz[index] = lip * SHRINK
-        increased = value_new > value[index]
+        y_new, value_new = _backtrack(problem, index, v, value_v, grad_v, lip, eps, every)
+        value_i = take(value)
+        increased = value_new > value_i
         keep = increased.view(-1, *([1] * (y.dim() - 1)))
         # restart: drop the step and the momentum (next v = y); else move on
-        y_prev[index] = y_i
-        y[index] = torch.where(keep, y_i, y_new)
-        value[index] = torch.where(increased, value[index], value_new)
-        theta[index] = torch.where(increased, torch.ones_like(theta_i), theta_next)
+        lipschitz = _put(lipschitz, index, lip * SHRINK, every)
+        y_prev = _put(y_prev, index, y_i, every)
+        y = _put(y, index, torch.where(keep, y_i, y_new), every)
+        value = _put(value, index, torch.where(increased, value_i, value_new), every)
+        theta = _put(theta, index, torch.where(increased, torch.ones_like(theta_i), theta_next),
+                     every)
         mapping = lip * flat_norm(y_new - v)
-        done[index] = stop.passed(value[index], mapping, index)
+        done = _put(done, index, stop.passed(take(value), mapping, index), every)
         if callback is not None:
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))
@@ -96,15 +106,49 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
     )
 
 
+def _whole(t: Tensor) -> Tensor:
+    return t
+
+
+class _Rows:
+    """``take(t) = t[index]``."""
+
+    def __init__(self, index: Tensor) -> None:
+        self.index = index
+
+    def __call__(self, t: Tensor) -> Tensor:
+        return t[self.index]
+
+
+def _put(store: Tensor, index: Tensor, new: Tensor, every: bool) -> Tensor:
+    """``store`` with rows ``index`` set to ``new``; ``new`` itself when ``index`` is every row."""
+    if every:
+        return new
+    store[index] = new
+    return store
+
+
 def _backtrack(problem: Problem, index: Tensor, v: Tensor, value_v: Tensor, grad_v: Tensor,
-               lip: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """Projected steps from ``v`` with ``L`` doubled until sufficient decrease; ``lip`` in place."""
-    lo, hi = problem.lo[index], problem.hi[index]
-    y_new = torch.empty_like(v)
-    value_new = torch.empty_like(value_v)
-    pending = torch.arange(index.numel(), device=v.device)
+               lip: Tensor, eps: float, every: bool = False) -> tuple[Tensor, Tensor]:
+    """Projected steps from ``v`` with ``L`` doubled until sufficient decrease; ``lip`` in place.
+
+    ``every``: ``index`` is the whole batch (the energy is then called without an index).
+    """
+    lo, hi = (problem.lo, problem.hi) if every else (problem.lo[index], problem.hi[index])
     shape = (-1, *([1] * (v.dim() - 1)))
-    for _ in range(MAX_BACKTRACKS):
+    # first trial on every row without gathers; the rows that fail are retried below
+    trial = torch.maximum(torch.minimum(v - grad_v / lip.view(shape), hi), lo)
+    with torch.no_grad():
+        value_t = problem.value(trial, None if every else index)
+    step = trial - v
+    model = value_v + flat_dot(grad_v, step) + 0.5 * lip * flat_dot(step, step)
+    ok = value_t <= model + eps * value_v.abs().clamp_min(1.0)
+    y_new, value_new = trial, value_t
+    if bool(ok.all()):
+        return y_new, value_new
+    pending = (~ok).nonzero().squeeze(1)
+    lip[pending] *= 2.0
+    for _ in range(MAX_BACKTRACKS - 1):
         v_p, g_p, l_p = v[pending], grad_v[pending], lip[pending]
         trial = torch.maximum(torch.minimum(v_p - g_p / l_p.view(shape), hi[pending]),
                               lo[pending])

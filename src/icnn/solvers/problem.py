@@ -48,8 +48,8 @@ class Problem:
 
     @property
     def bounded(self) -> bool:
-        return bool(torch.isfinite(self.lo[self.free]).all() and
-                    torch.isfinite(self.hi[self.free]).all())
+        finite = torch.isfinite(self.lo) & torch.isfinite(self.hi)
+        return bool((finite | ~self.free).all())
 
     def project(self, y: Tensor) -> Tensor:
         """Euclidean projection onto the feasible set (box with fixed entries)."""

@@ -58,7 +58,7 @@ def solve_unrolled(problem: Problem, y0: Tensor | None, *, steps: int, tol: floa
             # a power of two: the step is then locally constant in the weights and x, so the
             # unrolled map's derivative is exact where the backtracking choices do not change
             lipschitz = torch.exp2(torch.ceil(torch.log2(lipschitz)))
-        _, value_new = _backtrack(problem, rows, v_d, f_d, g_d, lipschitz, eps)
+        _, value_new = _backtrack(problem, rows, v_d, f_d, g_d, lipschitz, eps, True)
         step = torch.maximum(torch.minimum(v - grad_v / lipschitz.view(shape), problem.hi),
                              problem.lo)
         mapping = lipschitz * flat_norm(step.detach() - v_d)
