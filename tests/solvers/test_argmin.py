@@ -10,17 +10,7 @@ from icnn.solvers import METHODS, ArgminResult, Box, argmin
 ITERATIVE = ["lbfgs", "auto"]
 
 
-def bundle_available() -> bool:
-    try:
-        from icnn.solvers.bundle import solve_bundle  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.parametrize("method", ["lbfgs", "auto",
-                                    pytest.param("bundle", marks=pytest.mark.skipif(
-                                        not bundle_available(), reason="bundle not landed"))])
+@pytest.mark.parametrize("method", ["lbfgs", "auto", "bundle"])
 @pytest.mark.parametrize("kind", ["ficnn", "picnn"])
 def test_method_reaches_the_exact_optimum_of_a_relu_icnn(method, kind, zoo):
     if kind == "ficnn":
@@ -140,7 +130,6 @@ def test_unbounded_domain_without_strong_convexity_is_refused_unless_allowed(zoo
 
 
 def test_bundle_entropy_outside_a_box_is_an_error(zoo):
-    pytest.importorskip("icnn.solvers.bundle_entropy")
     model = zoo.quadratic()
     with pytest.raises(ValueError):
         argmin(model, method="bundle_entropy")
