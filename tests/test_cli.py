@@ -10,7 +10,7 @@ import pytest
 
 from icnn import cli
 
-MINE = ("train", "infer", "figure")
+MINE = tuple(cli.COMMANDS)  # every subcommand: listed, and every flag documented
 
 
 def help_text(capsys, argv) -> str:

@@ -35,12 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name is not None and error.name.startswith("icnn"):
-                continue  # subcommand not shipped in this build
-            raise
+        module = importlib.import_module(module_name)
         sub = subparsers.add_parser(
             name,
             help=module.HELP,

@@ -79,7 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override agent hyper-parameters, e.g. hidden=64,64 tau=0.005 noise_sigma=0.2",
     )
 
-    modes = parser.add_subparsers(dest="mode", metavar="{plot}")
+    modes = parser.add_subparsers(
+        dest="mode", metavar="{plot}",
+        help="optional sub-mode: `icnn rl plot DIR... --out PNG` overlays learning curves")
     plot = modes.add_parser(
         "plot",
         help="overlay learning curves of finished runs",
