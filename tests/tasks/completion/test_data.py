@@ -5,19 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from icnn.data.paths import default_data_dir
 from icnn.tasks.completion.data import make_completion_data, parse_mask
-
-OLIVETTI = default_data_dir() / "olivetti" / "olivettifaces.mat"
 
 
 @pytest.fixture(scope="module")
-def olivetti() -> torch.Tensor:
-    if not OLIVETTI.is_file():
-        pytest.skip(f"Olivetti faces not found at {OLIVETTI} (set ICNN_DATA_DIR)")
+def olivetti(data_dir) -> torch.Tensor:
     from icnn.data import load_olivetti
 
-    return load_olivetti(OLIVETTI)
+    return load_olivetti(data_dir / "olivetti" / "olivettifaces.mat")
 
 
 def test_olivetti_split_is_images_0_to_349_train_350_to_399_test(olivetti):

@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-import pytest
-
-from icnn.data.paths import default_data_dir
 from icnn.tasks import demo
 
 
-def test_tiny_demo_prints_scores_and_convexity_and_writes_plot(tmp_path, capsys):
-    if not (default_data_dir() / "bibtex" / "bibtex-train.arff").is_file():
-        pytest.skip("BibTeX not found (set ICNN_DATA_DIR)")
+def test_tiny_demo_prints_scores_and_convexity_and_writes_plot(tmp_path, capsys, data_dir):
     parser = argparse.ArgumentParser(prog="icnn demo")
     demo.add_arguments(parser)
     args = parser.parse_args(["--out", str(tmp_path), "--epochs", "1", "--ff-epochs", "2",
