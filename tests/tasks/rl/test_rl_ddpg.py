@@ -2,19 +2,7 @@
 
 import torch
 
-from icnn.tasks.rl.buffer import Batch
 from icnn.tasks.rl.ddpg import DDPG, DDPGConfig
-
-
-def random_batch(obs_dim=3, act_dim=2, size=64, seed=0) -> Batch:
-    generator = torch.Generator().manual_seed(seed)
-    return Batch(
-        obs=torch.randn(size, obs_dim, generator=generator),
-        action=torch.rand(size, act_dim, generator=generator) * 2 - 1,
-        reward=torch.randn(size, generator=generator),
-        next_obs=torch.randn(size, obs_dim, generator=generator),
-        terminated=(torch.rand(size, generator=generator) < 0.1).float(),
-    )
 
 
 def test_actions_stay_in_the_unit_box_even_with_large_noise():
@@ -33,7 +21,7 @@ def test_greedy_action_is_the_actor_output_and_repeatable():
     assert torch.equal(agent.act(obs, explore=False), agent.act(obs, explore=False))
 
 
-def test_targets_move_by_tau_toward_the_updated_networks():
+def test_targets_move_by_tau_toward_the_updated_networks(random_batch):
     torch.manual_seed(0)
     agent = DDPG(3, 2, DDPGConfig(hidden=(16, 16), tau=0.01))
     agent.update(random_batch())  # online and target now differ
@@ -49,7 +37,7 @@ def test_targets_move_by_tau_toward_the_updated_networks():
             assert torch.allclose(new, 0.99 * old + 0.01 * current, atol=1e-7)
 
 
-def test_critic_regresses_onto_rewards_when_gamma_is_zero():
+def test_critic_regresses_onto_rewards_when_gamma_is_zero(random_batch):
     torch.manual_seed(0)
     agent = DDPG(3, 2, DDPGConfig(hidden=(32,), gamma=0.0, critic_lr=1e-2, critic_l2=0.0))
     batch = random_batch(size=32)
@@ -59,7 +47,7 @@ def test_critic_regresses_onto_rewards_when_gamma_is_zero():
     assert logs["critic_loss"] < 0.5 * first
 
 
-def test_actor_step_increases_q_of_its_own_actions():
+def test_actor_step_increases_q_of_its_own_actions(random_batch):
     torch.manual_seed(0)
     agent = DDPG(3, 2, DDPGConfig(hidden=(32, 32), actor_lr=1e-2, critic_lr=0.0))
     batch = random_batch()
@@ -69,7 +57,7 @@ def test_actor_step_increases_q_of_its_own_actions():
     assert agent.critic(batch.obs, agent.actor(batch.obs)).mean().item() > q_before
 
 
-def test_terminal_transitions_do_not_bootstrap():
+def test_terminal_transitions_do_not_bootstrap(random_batch):
     torch.manual_seed(0)
     agent = DDPG(3, 1, DDPGConfig(hidden=(8,), gamma=0.99))
     batch = random_batch(act_dim=1)

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 import icnn
-from icnn.tasks.rl.buffer import Batch
 from icnn.tasks.rl.icnn_q import ICNNQ, ICNNQConfig
 
 GRID = torch.linspace(-1, 1, 4001).unsqueeze(1)  # (4001, 1): a dense grid of 1-D actions
@@ -15,17 +14,6 @@ def small_agent(**overrides) -> ICNNQ:
     settings = dict(hidden=(16, 16))
     settings.update(overrides)
     return ICNNQ(obs_dim=3, act_dim=1, config=ICNNQConfig(**settings), seed=0)
-
-
-def random_batch(obs_dim=3, act_dim=1, size=32, seed=0) -> Batch:
-    generator = torch.Generator().manual_seed(seed)
-    return Batch(
-        obs=torch.randn(size, obs_dim, generator=generator),
-        action=torch.rand(size, act_dim, generator=generator) * 2 - 1,
-        reward=torch.randn(size, generator=generator),
-        next_obs=torch.randn(size, obs_dim, generator=generator),
-        terminated=(torch.rand(size, generator=generator) < 0.2).float(),
-    )
 
 
 def grid_max_q(agent: ICNNQ, obs: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:
@@ -107,12 +95,12 @@ def test_reset_noise_clears_the_warm_start():
     assert agent.previous_action is None
 
 
-def test_target_bootstraps_from_the_target_networks_maximum_over_actions():
+def test_target_bootstraps_from_the_target_networks_maximum_over_actions(random_batch):
     agent = small_agent(gamma=0.9, lr=0.0, l2=0.0, target_iters=50)
     with torch.no_grad():  # make the target net differ from the online one
         for parameter in agent.energy_target.parameters():
             parameter.add_(0.3 * torch.randn_like(parameter))
-    batch = random_batch()
+    batch = random_batch(act_dim=1, size=32, terminal_fraction=0.2)
     expected_target = batch.reward + 0.9 * (1 - batch.terminated) * grid_max_q(
         agent, batch.next_obs, agent.energy_target
     )
@@ -121,25 +109,25 @@ def test_target_bootstraps_from_the_target_networks_maximum_over_actions():
     assert agent.update(batch)["q_loss"] == pytest.approx(expected_loss.item(), rel=1e-3)
 
 
-def test_terminal_transitions_do_not_bootstrap():
+def test_terminal_transitions_do_not_bootstrap(random_batch):
     agent = small_agent(gamma=0.99)
     with torch.no_grad():  # the target's Q is about −1000 everywhere: only non-terminal rows see it
         output_bias = agent.energy_target.u_maps[-1].bias.split(agent.energy.split_sizes[-1])[-1]
         output_bias.add_(1000.0)
-    batch = random_batch()
+    batch = random_batch(act_dim=1, size=32, terminal_fraction=0.2)
     assert agent.update(batch._replace(terminated=torch.ones(32)))["q_loss"] < 100.0
     assert agent.update(batch._replace(terminated=torch.zeros(32)))["q_loss"] > 1e5
 
 
-def test_td_clip_bounds_the_error_of_each_target():
+def test_td_clip_bounds_the_error_of_each_target(random_batch):
     agent = small_agent(gamma=0.0, lr=0.0, l2=0.0, td_clip=1.0)
-    batch = random_batch()._replace(reward=torch.full((32,), 100.0))
+    batch = random_batch(act_dim=1, size=32, terminal_fraction=0.2)._replace(reward=torch.full((32,), 100.0))
     assert agent.update(batch)["q_loss"] == pytest.approx(1.0)  # every error clipped to 1
 
 
-def test_q_regresses_onto_rewards_when_gamma_is_zero_and_targets_move_by_tau():
+def test_q_regresses_onto_rewards_when_gamma_is_zero_and_targets_move_by_tau(random_batch):
     agent = small_agent(hidden=(32, 32), gamma=0.0, lr=1e-2, l2=0.0, tau=0.05)
-    batch = random_batch()
+    batch = random_batch(act_dim=1, size=32, terminal_fraction=0.2)
     first = agent.update(batch)["q_loss"]
     before = [p.clone() for p in agent.energy_target.parameters()]
     logs = agent.update(batch)
