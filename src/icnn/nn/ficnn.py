@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .activations import ConvexActivation, make_activation
@@ -91,13 +92,26 @@ class FICNN(ConvexModel):
 
     def forward(self, y: Tensor) -> Tensor:
         self._check_inputs(None, y)
-        passthrough = self.passthrough(y).split(self.sizes, dim=-1)
-        z = self.activations[0](passthrough[0])
-        for layer, activation, skip in zip(
-            self.z_layers, self.activations[1:], passthrough[1:], strict=True
-        ):
-            z = activation(layer(z) + skip)
-        return z.squeeze(-1) + self.quadratic_term(y)
+        return self.condition()(y, None)
+
+    def condition(self, x: None = None) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """``energy(y, index) = f(y)`` with the constrained weights read once (their
+        parametrisation is evaluated now, not at every solver iteration); ``index`` is ignored."""
+        weight, bias = self.passthrough.weight, self.passthrough.bias
+        z_weights = [layer.weight for layer in self.z_layers]
+        # the modules' forward directly: no nn.Module call machinery per evaluation
+        activations = [activation.forward for activation in self.activations]
+        sizes = self.sizes
+
+        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+            passthrough = F.linear(y, weight, bias).split(sizes, dim=-1)
+            z = activations[0](passthrough[0])
+            for z_weight, activation, skip in zip(z_weights, activations[1:], passthrough[1:],
+                                                  strict=True):
+                z = activation(F.linear(z, z_weight) + skip)
+            return z.squeeze(-1) + self.quadratic_term(y)
+
+        return energy
 
     def affine_layers(self, x: Tensor | None = None) -> list[AffineLayer]:
         """The y-path as affine maps (see :class:`icnn.nn.affine.AffineLayer`), batch dim 1."""

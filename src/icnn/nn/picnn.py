@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -142,15 +142,43 @@ class PICNN(ConvexModel):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         self._check_inputs(x, y)
-        u = self.context_path(x)
-        z = None
-        for i, activation in enumerate(self.activations):
+        return self.condition(x)(y, None)
+
+    def condition(self, x: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """``energy(y, index) = f(x[index], y)`` with the x-path computed now, once.
+
+        Solvers evaluate the energy many times at one ``x``; only the y-path runs per call.
+        ``index`` (a 1-D long tensor, or None for all rows) picks the examples ``y`` belongs to.
+        """
+        return self.condition_on_path(self.context_path(x))
+
+    def condition_on_path(self, u: list[Tensor]) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """:meth:`condition` from given x-path activations ``u = [u_0, ..., u_{k-1}]``.
+
+        Computes the gates ``[W^(zu) u_i + b^(z)]_+``, ``W^(yu) u_i + b^(y)`` and the terms
+        ``W^(u) u_i + b_i`` of equation (3), and reads the constrained weights once.
+        """
+        y_gates, biases, z_gates = [], [], []
+        for i in range(len(self.activations)):
             parts = self.u_maps[i](u[i]).split(self.split_sizes[i], dim=-1)
-            pre = self.y_layers[i](y * parts[-2]) + parts[-1]
-            if i > 0:
-                pre = pre + self.z_layers[i - 1](z * F.relu(parts[0]))
-            z = activation(pre)
-        return z.squeeze(-1) + self.quadratic_term(y)
+            y_gates.append(parts[-2])
+            biases.append(parts[-1])
+            z_gates.append(F.relu(parts[0]) if i > 0 else None)
+        y_weights = [layer.weight for layer in self.y_layers]
+        z_weights = [layer.weight for layer in self.z_layers]
+        # the modules' forward directly: no nn.Module call machinery per evaluation
+        activations = [activation.forward for activation in self.activations]
+
+        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+            z = None
+            for i, activation in enumerate(activations):
+                pre = F.linear(y * _pick(y_gates[i], index), y_weights[i]) + _pick(biases[i], index)
+                if i > 0:
+                    pre = pre + F.linear(z * _pick(z_gates[i], index), z_weights[i - 1])
+                z = activation(pre)
+            return z.squeeze(-1) + self.quadratic_term(y)
+
+        return energy
 
     def affine_layers(self, x: Tensor) -> list[AffineLayer]:
         """The y-path for the given contexts as affine maps, batch dim ``B = x.shape[0]``."""
@@ -165,6 +193,10 @@ class PICNN(ConvexModel):
                 z_weight = self.z_layers[i - 1].weight.unsqueeze(0) * F.relu(parts[0]).unsqueeze(1)
             layers.append(AffineLayer(z_weight, y_weight, parts[-1], activation))
         return layers
+
+
+def _pick(t: Tensor, index: Tensor | None) -> Tensor:
+    return t if index is None else t[index]
 
 
 _X_ACTIVATIONS = {

@@ -7,9 +7,8 @@ the gates ``W^(zu) u_i + b^(z)``, ``W^(yu) u_i + b^(y)``, ``W^(u) u_i + b_i`` of
 and returns ``energy(y, index)`` that runs only the y-path, on the examples in ``index``.
 For an FICNN the constrained weights (a parametrisation evaluated at every forward) are read once.
 
-A model may provide its own ``condition(x) -> Callable[[Tensor, Tensor | None], Tensor]``; it is
-used first. Otherwise only the exact classes :class:`icnn.FICNN` and :class:`icnn.PICNN` are
-conditioned here (the y-path below mirrors their ``forward``; tests check they agree), and every
+The models provide it as ``condition(x) -> energy(y, index)`` (:class:`icnn.FICNN`,
+:class:`icnn.PICNN`, :class:`icnn.ConvPICNN` — their ``forward`` is that very energy); any
 other module is called as is.
 """
 
@@ -19,11 +18,7 @@ import contextlib
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-
-from ..nn.ficnn import FICNN
-from ..nn.picnn import PICNN
 
 Energy = Callable[[Tensor, Tensor | None], Tensor]
 
@@ -38,69 +33,18 @@ def conditioned_energy(model: nn.Module, x: Tensor | None, *, differentiable: bo
         differentiable: keep the precomputed parts in the autograd graph (unrolled learning);
             otherwise they are computed without gradients to the weights and ``x``.
     """
-    condition = getattr(model, "condition", None)
-    if callable(condition):
-        return condition(x)
+    if not _defines_own_condition(type(model)):
+        return None
     grad_mode = contextlib.nullcontext() if differentiable else torch.no_grad()
-    if type(model) is PICNN and x is not None:
-        with grad_mode:
-            return _picnn_energy(model, x)
-    if type(model) is FICNN and x is None:
-        with grad_mode:
-            return _ficnn_energy(model)
-    return None
+    with grad_mode:
+        return model.condition(x)
 
 
-def _pick(t: Tensor, index: Tensor | None) -> Tensor:
-    return t if index is None else t[index]
+def _defines_own_condition(cls: type) -> bool:
+    """True when ``cls`` has a ``condition`` written for its own ``forward``: a subclass that
+    overrides ``forward`` but inherits ``condition`` is called as is, never conditioned."""
+    def owner(name: str) -> type | None:
+        return next((k for k in cls.__mro__ if name in vars(k)), None)
 
-
-def _picnn_energy(model: PICNN, x: Tensor) -> Energy:
-    u = model.context_path(x)
-    y_gates, biases, z_gates = [], [], []
-    for i in range(len(model.activations)):
-        parts = model.u_maps[i](u[i]).split(model.split_sizes[i], dim=-1)
-        y_gates.append(parts[-2])
-        biases.append(parts[-1])
-        z_gates.append(F.relu(parts[0]) if i > 0 else None)
-    y_weights = [layer.weight * 1 for layer in model.y_layers]
-    z_weights = [layer.weight * 1 for layer in model.z_layers]
-    # the modules' forward directly: no nn.Module call machinery per evaluation
-    activations = [activation.forward for activation in model.activations]
-    mu = float(model.config.get("strong_convexity", 0.0))
-
-    def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
-        z = None
-        for i, activation in enumerate(activations):
-            pre = F.linear(y * _pick(y_gates[i], index), y_weights[i]) + _pick(biases[i], index)
-            if i > 0:
-                pre = pre + F.linear(z * _pick(z_gates[i], index), z_weights[i - 1])
-            z = activation(pre)
-        return z.squeeze(-1) + _quadratic(y, mu)
-
-    return energy
-
-
-def _ficnn_energy(model: FICNN) -> Energy:
-    weight, bias = model.passthrough.weight * 1, model.passthrough.bias * 1
-    z_weights = [layer.weight * 1 for layer in model.z_layers]
-    # the modules' forward directly: no nn.Module call machinery per evaluation
-    activations = [activation.forward for activation in model.activations]
-    sizes = model.sizes
-    mu = float(model.config.get("strong_convexity", 0.0))
-
-    def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
-        passthrough = F.linear(y, weight, bias).split(sizes, dim=-1)
-        z = activations[0](passthrough[0])
-        for z_weight, activation, skip in zip(z_weights, activations[1:], passthrough[1:],
-                                              strict=True):
-            z = activation(F.linear(z, z_weight) + skip)
-        return z.squeeze(-1) + _quadratic(y, mu)
-
-    return energy
-
-
-def _quadratic(y: Tensor, mu: float) -> Tensor:
-    if mu == 0.0:
-        return y.new_zeros(y.shape[0])
-    return 0.5 * mu * y.flatten(1).square().sum(dim=1)
+    condition_owner, forward_owner = owner("condition"), owner("forward")
+    return condition_owner is not None and issubclass(condition_owner, forward_owner)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -45,30 +44,7 @@ class PrecomputedContext(nn.Module):
     def condition(self, context: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
         """``energy(y, index) = f(context[index], y)`` with the gates computed once (the hook
         :func:`icnn.solvers.conditioning.conditioned_energy` looks for)."""
-        picnn = self.picnn
-        u = [context[:, :self.x_dim], context[:, self.x_dim:]]
-        y_gates, biases, z_gates = [], [], []
-        for i in range(len(picnn.activations)):
-            parts = picnn.u_maps[i](u[i]).split(picnn.split_sizes[i], dim=-1)
-            y_gates.append(parts[-2])
-            biases.append(parts[-1])
-            z_gates.append(F.relu(parts[0]) if i > 0 else None)
-        y_weights = [layer.weight for layer in picnn.y_layers]
-        z_weights = [layer.weight for layer in picnn.z_layers]
-
-        def pick(t: Tensor, index: Tensor | None) -> Tensor:
-            return t if index is None else t[index]
-
-        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
-            z = None
-            for i, activation in enumerate(picnn.activations):
-                pre = F.linear(y * pick(y_gates[i], index), y_weights[i]) + pick(biases[i], index)
-                if i > 0:
-                    pre = pre + F.linear(z * pick(z_gates[i], index), z_weights[i - 1])
-                z = activation(pre)
-            return z.squeeze(-1) + picnn.quadratic_term(y)
-
-        return energy
+        return self.picnn.condition_on_path([context[:, :self.x_dim], context[:, self.x_dim:]])
 
     def forward(self, context: Tensor, y: Tensor) -> Tensor:
         return self.condition(context)(y, None)
