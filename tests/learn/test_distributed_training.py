@@ -38,6 +38,7 @@ def _worker(rank: int, world_size: int, port: int, out_path: str) -> None:
         # each rank starts from a different init: rank 0's weights must be broadcast
         model = train(seed_for_init=rank)
         torch.save(model.state_dict(), f"{out_path}.{rank}")
+        dist.barrier()  # both ranks are done with the group before either tears it down
     finally:
         dist.destroy_process_group()
 

@@ -4,6 +4,7 @@ early stopping, metrics files, exact resume and data-parallel runs under ``torch
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import math
@@ -228,6 +229,10 @@ class Trainer:
                                     self._state())
             ddp.barrier(self.context)
             stopped = stopped or self.epoch >= self.config.epochs
+        # release DDP's reducer (its communication state) now, not whenever it is collected:
+        # one that outlives the process group aborts the process at exit
+        del self._loss_module
+        gc.collect()
         return self.history
 
     # -- one epoch ----------------------------------------------------------------------------
