@@ -1,6 +1,6 @@
 """Summarise the RL grid: a markdown table (mean ± std over seeds) and the overlaid curves.
 
-    python experiments/rl/make_table.py            # reads experiments/rl/results/
+    python experiments/rl/make_table.py            # reads experiments/rl/results*/ (every budget)
 
 Writes ``results/table.md`` (max and final test return per task and agent beside the paper's
 numbers, plus env steps/s per agent) and ``results/curves.png`` (one panel per task, mean ± std
@@ -49,13 +49,14 @@ def paper_cell(table: dict, env: str) -> str:
     return " / ".join(f"{value:g}" for value in table[env])
 
 
-def make_table(results: Path) -> str:
-    runs = find_runs([results])
-    groups: dict[tuple[str, str], list] = defaultdict(list)
+def make_table(results: list[Path]) -> str:
+    runs = find_runs(results)
+    # one row per task and budget
+    groups: dict[tuple[tuple[str, int], str], list] = defaultdict(list)
     for run in runs:
-        groups[(run.env, run.agent)].append(run)
-    envs = [env for env in ORDER if any(env == e for e, _ in groups)]
-    envs += sorted({e for e, _ in groups} - set(envs))
+        groups[((run.env, run.metrics["steps"]), run.agent)].append(run)
+    rank = {env: i for i, env in enumerate(ORDER)}
+    envs = sorted({key for key, _ in groups}, key=lambda k: (rank.get(k[0], len(ORDER)), k))
 
     lines = []
     for key, title, paper in (
@@ -73,16 +74,15 @@ def make_table(results: Path) -> str:
                 agent: [run.metrics[key] for run in groups.get((env, agent), [])]
                 for agent in AGENTS
             }
-            steps = sorted({run.metrics["steps"] for a in AGENTS for run in groups.get((env, a), [])})
             means = {agent: np.mean(v) if v else None for agent, v in values.items()}
             if all(mean is not None for mean in means.values()):
                 wins = "yes" if means["icnn"] >= max(means["ddpg"], means["naf"]) else "no"
             else:
                 wins = "incomplete"
             lines.append(
-                f"| {env} | {'/'.join(f'{s // 1000}k' for s in steps)} | "
+                f"| {env[0]} | {env[1] // 1000}k | "
                 + " | ".join(cell(values[agent]) for agent in AGENTS)
-                + f" | {wins} | {paper_cell(paper, env)} |"
+                + f" | {wins} | {paper_cell(paper, env[0])} |"
             )
         lines.append("")
 
@@ -103,22 +103,27 @@ def make_table(results: Path) -> str:
             total = np.mean([run.metrics["env_steps_per_second"] for run in group])
             learning = np.mean([run.metrics["learning_steps_per_second"] for run in group])
             cells.append(f"{total:.0f} ({learning:.0f})")
-        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+        lines.append(f"| {env[0]} ({env[1] // 1000}k) | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=str(HERE / "results"), help="folder of runs")
+    parser.add_argument("--results", nargs="+", default=None,
+                        help="folders of runs (default: experiments/rl/results*/)")
+    parser.add_argument("--out", default=str(HERE / "results"),
+                        help="where table.md and curves.png go")
     args = parser.parse_args()
-    results = Path(args.results)
+    results = ([Path(p) for p in args.results] if args.results
+               else sorted(p for p in HERE.glob("results*") if p.is_dir()))
+    out = Path(args.out)
     table = make_table(results)
-    (results / "table.md").write_text(table)
-    plot_runs([results], results / "curves.png", smooth=3,
+    (out / "table.md").write_text(table)
+    plot_runs(results, out / "curves.png", smooth=3,
               title="Test return (mean ± std over seeds); budgets as in run_table.py")
     print(table)
-    print(f"wrote {results / 'table.md'} and {results / 'curves.png'}")
+    print(f"wrote {out / 'table.md'} and {out / 'curves.png'}")
     return 0
 
 

@@ -8,6 +8,9 @@ the ``agent.safetensors`` checkpoint is gitignored), logs to ``experiments/rl/lo
 
     python experiments/rl/run_table.py --workers 2           # the whole grid
     python experiments/rl/run_table.py --envs Pendulum-v1 --dry-run
+    # the paper's HalfCheetah budget (100k steps, a test episode every 1000) in its own folder
+    python experiments/rl/run_table.py --envs HalfCheetah-v5 --steps 100000 --test-every 1000 \
+        --results experiments/rl/results-100k
 
 Every agent of a task runs with the same budget, seeds and run settings (``TASKS`` below); only
 the agent differs. Each run is one process, single-threaded, under ``nice``.
@@ -38,6 +41,7 @@ TASKS: dict[str, dict[str, int]] = {
 AGENTS = ("ddpg", "naf", "icnn")
 SEEDS = (0, 1, 2)
 BATCH_SIZE = 64  # shared by all agents (DDPG's original minibatch; the reference code used 256)
+OVERRIDES: dict[str, int] = {}  # --steps / --test-every: the same for every task and agent
 
 
 def run_dir(env: str, agent: str, seed: int) -> Path:
@@ -45,7 +49,7 @@ def run_dir(env: str, agent: str, seed: int) -> Path:
 
 
 def command(env: str, agent: str, seed: int) -> list[str]:
-    task = TASKS[env]
+    task = {**TASKS[env], **OVERRIDES}
     return [
         "nice", "-n", "5", sys.executable, "-m", "icnn.cli", "rl",
         "--env", env, "--agent", agent, "--seed", str(seed),
@@ -88,6 +92,7 @@ def run_one(job: tuple[str, str, int]) -> tuple[tuple[str, str, int], int, float
 
 
 def main() -> int:
+    global RESULTS, LOGS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(TASKS), choices=list(TASKS),
                         help="tasks to run, in order")
@@ -95,8 +100,19 @@ def main() -> int:
                         help="agents to run")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="seeds")
     parser.add_argument("--workers", type=int, default=2, help="runs at once (one core each)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="override every task's budget (environment steps)")
+    parser.add_argument("--test-every", type=int, default=None,
+                        help="override every task's test interval")
+    parser.add_argument("--results", default=str(RESULTS),
+                        help="folder for the runs (keep budgets apart: one folder per budget)")
     parser.add_argument("--dry-run", action="store_true", help="print the pending commands only")
     args = parser.parse_args()
+    RESULTS = Path(args.results).resolve()
+    LOGS = RESULTS.parent / f"logs-{RESULTS.name}" if RESULTS != HERE / "results" else LOGS
+    for key, value in (("steps", args.steps), ("test_every", args.test_every)):
+        if value is not None:
+            OVERRIDES[key] = value
 
     jobs = [
         (env, agent, seed)

@@ -3,6 +3,7 @@ early stopping, metrics files, exact resume and data-parallel runs under ``torch
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import io
@@ -22,6 +23,7 @@ from torch.utils.data import TensorDataset
 
 from ..checkpoint import atomic_write
 from . import distributed as ddp
+from .averaging import WeightAverage
 from .state import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
 
 LossFn = Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
@@ -43,6 +45,10 @@ class TrainerConfig:
         schedule: ``"constant"``, ``"cosine"`` (to 0 over ``epochs``) or ``"step"``
             (times ``gamma`` every ``step_size`` epochs); stepped once per epoch.
         grad_clip: clip the global gradient norm to this value (None: no clipping).
+        average: keep an exponential moving average of the weights with this decay (about
+            ``1 / (1 - average)`` steps; :class:`icnn.learn.averaging.WeightAverage`): the
+            evaluation hook, the best model and the final model use the averaged weights
+            (None: no averaging).
         shuffle: reshuffle each epoch (permutation seeded by ``seed`` and the epoch).
         drop_last: drop the last incomplete global batch.
         seed: seeds torch, numpy and Python's ``random`` at the start of a fresh run.
@@ -66,6 +72,7 @@ class TrainerConfig:
     step_size: int = 30
     gamma: float = 0.1
     grad_clip: float | None = None
+    average: float | None = None
     shuffle: bool = True
     drop_last: bool = False
     seed: int = 0
@@ -93,6 +100,8 @@ class TrainerConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.average is not None and not 0.0 < self.average < 1.0:
+            raise ValueError(f"average must be a decay in (0, 1) or None, got {self.average}")
         if self.patience is not None and self.patience <= 0:
             raise ValueError(f"patience must be a positive int or None, got {self.patience}")
 
@@ -167,6 +176,8 @@ class Trainer:
         self.params = list(model.parameters() if parameters is None else parameters)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
+        self.average = (None if self.config.average is None
+                        else WeightAverage(model, self.config.average))
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.best: float | None = None
@@ -213,15 +224,16 @@ class Trainer:
         stopped = self.epoch >= self.config.epochs or self._patience_exhausted()
         while not stopped:
             record = self._train_epoch(tensors, n)
-            record.update(self._evaluate())
-            self.epoch += 1
-            self.history.append(record)
-            improved = self._track_best(record)
-            stopped = ddp.broadcast_flag(self._patience_exhausted(), self.context)
-            if self.context.is_main and self.out_dir is not None:
-                if improved:
+            with self._averaged():
+                record.update(self._evaluate())
+                self.epoch += 1
+                self.history.append(record)
+                improved = self._track_best(record)
+                if improved and self.context.is_main and self.out_dir is not None:
                     save_weights(self.model, self.out_dir / "best.safetensors",
                                  metadata={"epoch": self.epoch, **_jsonable(record)})
+            stopped = ddp.broadcast_flag(self._patience_exhausted(), self.context)
+            if self.context.is_main and self.out_dir is not None:
                 self._write_metrics()
                 last = stopped or self.epoch >= self.config.epochs
                 if last or self.epoch % self.config.checkpoint_every == 0:
@@ -233,6 +245,8 @@ class Trainer:
         # one that outlives the process group aborts the process at exit
         del self._loss_module
         gc.collect()
+        if self.average is not None:
+            self.average.copy_to_model()
         return self.history
 
     # -- one epoch ----------------------------------------------------------------------------
@@ -292,6 +306,8 @@ class Trainer:
         self.optimizer.step()
         if getattr(self.model, "config", {}).get("constraint") == "project":
             self.model.project_()
+        if self.average is not None:
+            self.average.update()
         return float(local_sum.detach()) if weight else 0.0
 
     def _evaluate(self) -> dict[str, float]:
@@ -301,6 +317,10 @@ class Trainer:
         metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}
         self.model.train()
         return metrics
+
+    def _averaged(self) -> contextlib.AbstractContextManager[Any]:
+        """Evaluate and select on the averaged weights when averaging."""
+        return contextlib.nullcontext() if self.average is None else self.average.applied()
 
     # -- best model and early stopping --------------------------------------------------------
     def _track_best(self, record: dict[str, float]) -> bool:
@@ -324,6 +344,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
             "history": json.dumps(self.history), "best": self.best, "stale": self.stale,
             "config": json.dumps(asdict(self.config)),
+            "average": None if self.average is None else self.average.state_dict(),
         }
 
     def _restore(self) -> bool:
@@ -343,6 +364,11 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.history = json.loads(state["history"])
         self.best, self.stale = state["best"], int(state["stale"])
+        if self.average is not None:
+            if state.get("average") is None:
+                raise ValueError("cannot resume: this run averages weights, the checkpoint "
+                                 "has no weight average")
+            self.average.load_state_dict(state["average"])
         return True
 
     def _write_metrics(self) -> None:

@@ -40,3 +40,34 @@ def test_completion_command_writes_metrics_and_figure_and_beats_the_mean_image(
     mse = metrics["test_mse"][method]
     assert np.isfinite(mse)
     assert mse < metrics["baselines"]["mean_image"]
+
+
+def test_validation_split_shifts_and_averaging_are_reported(brightness_faces, tmp_path):
+    out = tmp_path / "run"
+    code = main(["completion", "--images", str(brightness_faces), "--train", "16",
+                 "--validation", "4", "--out", str(out), "--method", "gd", "--epochs", "4",
+                 "--batch-size", "6", "--lr", "1e-2", "--energy-scale", "10", "--eval-every", "2",
+                 "--max-shift", "1", "--average", "0.9", "--show", "2", "--no-progress",
+                 *TINY_NET])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_validation"], metrics["n_test"]) == (12, 4, 8)
+    record = metrics["methods"]["gd"]
+    assert np.isfinite(record["val_mse"]) and record["config"]["max_shift"] == 1
+    assert [c["epoch"] for c in record["curve"] if "val_mse" in c] == [2, 4]
+
+
+def test_ensemble_predicts_with_the_mean_energy_of_its_members(brightness_faces, tmp_path):
+    out = tmp_path / "run"
+    code = main(["completion", "--images", str(brightness_faces), "--train", "16",
+                 "--ensemble", "2", "--seed", "3", "--out", str(out), "--method",
+                 "bundle_entropy", "--epochs", "15", "--batch-size", "8", "--lr", "1e-2",
+                 "--energy-scale", "10", "--eval-every", "100", "--show", "2", "--no-progress",
+                 *TINY_NET])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    record = metrics["methods"]["bundle_entropy"]
+    assert record["ensemble"] == 2 and [m["seed"] for m in record["members"]] == [3, 4]
+    assert all((out / "bundle_entropy" / f"member{k}" / "model.safetensors").is_file()
+               for k in range(2))
+    assert np.isfinite(record["test_mse"]) and record["test_mse"] < metrics["baselines"]["mean_image"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from icnn.tasks.completion.data import make_completion_data, parse_mask
+from icnn.tasks.completion.data import hold_out, make_completion_data, parse_mask, shifted
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,38 @@ def test_bad_train_size_and_odd_width_are_refused():
         make_completion_data(torch.rand(5, 4, 4), 5)
     with pytest.raises(ValueError, match="even image width"):
         make_completion_data(torch.rand(5, 4, 5), 3)
+
+
+def test_shifted_translates_each_image_and_recuts_the_halves():
+    images = torch.rand(3, 8, 6)
+    data = make_completion_data(images, 2)
+    down, right = torch.tensor([0, 2, -1]), torch.tensor([0, -1, 3])
+    moved = shifted(data.train, down[:2], right[:2])
+    torch.testing.assert_close(moved.images[0], images[0])  # (0, 0) is the identity
+    # image 1 moved 2 down, 1 left: pixel (r, c) comes from (r - 2, c + 1), edges replicated
+    torch.testing.assert_close(moved.images[1, 2:, :-1], images[1, :-2, 1:])
+    torch.testing.assert_close(moved.images[1, :2, :-1], images[1, :1, 1:].expand(2, 5))
+    torch.testing.assert_close(moved.images[1, 2:, -1], images[1, :-2, -1])
+    torch.testing.assert_close(moved.to_images(moved.y), moved.images)  # halves re-cut
+
+
+def test_shifted_keeps_pixel_masks_in_place_and_refuses_bad_shifts():
+    images = torch.rand(4, 8, 8)
+    data = make_completion_data(images, 3, "center:4,4")
+    moved = shifted(data.train, torch.tensor([1, 0, -2]), torch.tensor([0, 1, 2]))
+    assert torch.equal(moved.observed, data.train.observed)
+    torch.testing.assert_close(moved.x[:, 0], (moved.y * moved.observed)[:, 0])
+    with pytest.raises(ValueError, match="smaller than the images"):
+        shifted(data.train, torch.tensor([8, 0, 0]), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="expected down and right of shape"):
+        shifted(data.train, torch.zeros(2, dtype=torch.long), torch.zeros(3, dtype=torch.long))
+
+
+def test_hold_out_moves_the_last_training_images_to_validation():
+    images = torch.rand(10, 4, 6)
+    data = hold_out(make_completion_data(images, 8), 3)
+    torch.testing.assert_close(data.train.images, images[:5])
+    torch.testing.assert_close(data.validation.images, images[5:8])
+    torch.testing.assert_close(data.test.images, images[8:])
+    with pytest.raises(ValueError, match="validation size"):
+        hold_out(make_completion_data(images, 8), 8)

@@ -43,6 +43,7 @@ def test_mirroring_the_left_half_task_swaps_the_halves():
     ({"variant": "exact"}, "variant"),
     ({"inner_steps": 0}, "steps"),
     ({"momentum": 1.0}, "momentum"),
+    ({"max_shift": -1}, "max_shift"),
 ])
 def test_bad_config_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -55,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "block:TOP,LEFT,HEIGHT,WIDTH or center:HEIGHT,WIDTH (pinned through fixed=)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batches and masks")
+    parser.add_argument("--ensemble", type=int, default=1, metavar="K",
+                        help="train K members per method (seeds S, S+1, ...) and predict with the "
+                             "argmin of their mean energy, still one convex problem")
+    parser.add_argument("--validation", type=int, default=0, metavar="N",
+                        help="hold out the last N training images as a validation set, evaluated "
+                             "with the test set (Olivetti: 50 = the last five training people)")
     parser.add_argument("--epochs", type=int, default=30,
                         help="passes over the training images (and their mirrors, see --flip)")
     parser.add_argument("--batch-size", type=int, default=70, help="images per Adam step")
@@ -64,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=0.0, help="Adam L2 weight decay")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                         help="add the left-right mirror of every training image")
+    parser.add_argument("--max-shift", type=int, default=0,
+                        help="translate training examples by random shifts of up to this many "
+                             "pixels each mini-batch (0: none)")
+    parser.add_argument("--average", type=float, default=None, metavar="DECAY",
+                        help="evaluate an exponential moving average of the weights with this "
+                             "decay, e.g. 0.95 (default: the last weights)")
     parser.add_argument("--inner-steps", type=int, default=5,
                         help="bundle-entropy iterations or unrolled GD steps per prediction")
     parser.add_argument("--inner-lr", type=float, default=0.01, help="step size of the GD steps")
@@ -119,16 +131,23 @@ def _run(args: argparse.Namespace) -> int:
             energy_scale=args.energy_scale, inner_steps=args.inner_steps,
             inner_lr=args.inner_lr, momentum=args.momentum, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
-            weight_decay=args.weight_decay, flip=args.flip, seed=args.seed,
+            weight_decay=args.weight_decay, flip=args.flip, max_shift=args.max_shift,
+            average=args.average, seed=args.seed,
             eval_every=args.eval_every, progress=args.progress,
         )
         for method in dict.fromkeys(args.method)
     ]
     spec = CompletionRun(images=Path(images), n_train=args.train, out=Path(args.out),
-                         mask=args.mask, show=args.show, seed=args.seed)
+                         mask=args.mask, show=args.show, seed=args.seed,
+                         validation=args.validation, ensemble=args.ensemble)
     summary = run_completion(spec, configs, log=print)
     for method, record in summary["methods"].items():
-        print(f"{method}: test MSE {record['test_mse']:.1f} (train {record['train_mse']:.1f}), "
+        if "members" in record:
+            each = ", ".join(f"{m['test_mse']:.1f}" for m in record["members"])
+            print(f"{method}: members' test MSE {each}")
+            method = f"{method} ensemble of {record['ensemble']}"
+        val = "" if record["val_mse"] is None else f", validation {record['val_mse']:.1f}"
+        print(f"{method}: test MSE {record['test_mse']:.1f} (train {record['train_mse']:.1f}{val}), "
               f"{record['wall_seconds']:.0f} s")
     print(f"mean-image baseline: test MSE {summary['baselines']['mean_image']:.1f}; "
           f"wrote {spec.out / 'metrics.json'} and {spec.out / 'completions.png'}")

@@ -88,6 +88,42 @@ def mirrored(split: CompletionSplit) -> CompletionSplit:
     return CompletionSplit(split.x.flip(-1), split.y.flip(-1), split.observed.flip(-1), images)
 
 
+def shifted(split: CompletionSplit, down: Tensor, right: Tensor) -> CompletionSplit:
+    """The same examples with image ``i`` translated by ``(down[i], right[i])`` pixels.
+
+    Edge pixels are replicated into the uncovered border. A small translation of a face is a
+    face, so this is training-set augmentation (random shifts per mini-batch, see
+    ``CompletionConfig.max_shift``). In the left-half layout the halves are re-cut from the
+    translated image (a horizontal shift moves a few columns across the cut); with a pixel mask
+    the masks stay where they are (the same pixels are observed).
+
+    Args:
+        down, right: ``(n,)`` integer shifts, each smaller in magnitude than the image.
+    """
+    n, height, width = split.images.shape
+    if down.shape != (n,) or right.shape != (n,):
+        raise ValueError(f"expected down and right of shape ({n},), got {tuple(down.shape)} "
+                         f"and {tuple(right.shape)}")
+    if bool((down.abs() >= height).any() or (right.abs() >= width).any()):
+        raise ValueError(f"shifts must be smaller than the images ({height}, {width})")
+    rows = (torch.arange(height) - down[:, None]).clamp(0, height - 1)
+    cols = (torch.arange(width) - right[:, None]).clamp(0, width - 1)
+    images = split.images[torch.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    if split.observed is None:
+        x, y = split_halves(images)
+        return CompletionSplit(x.unsqueeze(1), y.unsqueeze(1), None, images)
+    y = images.unsqueeze(1)
+    x = torch.cat([y * split.observed, split.observed.to(y.dtype)], dim=1)
+    return CompletionSplit(x, y, split.observed, images)
+
+
+def subset(split: CompletionSplit, index: Tensor) -> CompletionSplit:
+    """The examples ``index`` of ``split``."""
+    return CompletionSplit(split.x[index], split.y[index],
+                           None if split.observed is None else split.observed[index],
+                           split.images[index])
+
+
 def concatenate(*splits: CompletionSplit) -> CompletionSplit:
     """Examples of several splits of the same layout, in order."""
     observed = [s.observed for s in splits]
@@ -100,11 +136,16 @@ def concatenate(*splits: CompletionSplit) -> CompletionSplit:
 
 @dataclass
 class CompletionData:
-    """Train and test pairs of one completion task; ``mask`` is the spec string it came from."""
+    """Train and test pairs of one completion task; ``mask`` is the spec string it came from.
+
+    ``validation`` (optional) holds training images set aside for choosing hyper-parameters
+    (:func:`hold_out`); it is evaluated beside the test set and never trained on.
+    """
 
     train: CompletionSplit
     test: CompletionSplit
     mask: str
+    validation: CompletionSplit | None = None
 
     @property
     def x_shape(self) -> tuple[int, int, int]:
@@ -113,6 +154,22 @@ class CompletionData:
     @property
     def y_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.y.shape[1:])  # type: ignore[return-value]
+
+
+def hold_out(data: CompletionData, n_validation: int) -> CompletionData:
+    """Move the last ``n_validation`` training examples into ``data.validation``.
+
+    On Olivetti (10 images per person, in order) ``n_validation = 50`` holds out the last five
+    training people, so validation, like the test set, measures completion of unseen people.
+    """
+    n = len(data.train)
+    if isinstance(n_validation, bool) or not isinstance(n_validation, int) \
+            or not 1 <= n_validation < n:
+        raise ValueError(f"expected a validation size in [1, {n - 1}] (some training images "
+                         f"must remain), got {n_validation!r}")
+    keep, held = torch.arange(n - n_validation), torch.arange(n - n_validation, n)
+    return CompletionData(subset(data.train, keep), data.test, data.mask,
+                          subset(data.train, held))
 
 
 def make_completion_data(images: Tensor, n_train: int, mask: str = LEFT_HALF, *,

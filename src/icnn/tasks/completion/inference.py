@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .energy import CompletionEnergy
+from .ensemble import CompletionEnsemble
 
 METHODS = ("bundle_entropy", "gd")
 
@@ -90,7 +91,7 @@ def unrolled_momentum_gd(
 
 
 def complete(
-    energy: CompletionEnergy, features: Tensor, y0: Tensor, config: InferenceConfig, *,
+    energy: CompletionEnergy | CompletionEnsemble, features: Tensor, y0: Tensor, config: InferenceConfig, *,
     fixed: tuple[Tensor, Tensor] | None = None, differentiable: bool = False,
 ) -> Tensor:
     """``ŷ: (batch, *y_shape)`` for contexts ``features = energy.features(x)``, from ``y0``.

@@ -29,8 +29,9 @@ from torch import Tensor
 
 from ...learn.trainer import Trainer, TrainerConfig, seed_everything
 from ...nn.conv import ConvPICNN
-from .data import CompletionData, CompletionSplit, concatenate, mirrored
+from .data import CompletionData, CompletionSplit, concatenate, mirrored, shifted, subset
 from .energy import CompletionEnergy
+from .ensemble import CompletionEnsemble
 from .inference import InferenceConfig, complete
 
 VARIANTS = ("bundle_entropy", "gd", "nonconvex")
@@ -56,7 +57,12 @@ class CompletionConfig:
         schedule, weight_decay: of the Adam loop (:class:`icnn.learn.TrainerConfig`).
         flip: add the left-right mirror of every training image (doubles the training set;
             in the left-half task it swaps the roles of the two halves).
-        eval_every: epochs between test evaluations (learning curve only; no selection).
+        average: evaluate and keep an exponential moving average of the weights with this
+            decay (:class:`icnn.learn.averaging.WeightAverage`; None: the last weights).
+        max_shift: translate every training example of a mini-batch by a random
+            ``(down, right)`` in ``[-max_shift, max_shift]^2`` pixels (0: no translation).
+        eval_every: epochs between test (and validation) evaluations (learning curves only;
+            no selection).
         eval_batch: examples per inference batch at evaluation.
         progress: show a progress bar.
     """
@@ -77,6 +83,8 @@ class CompletionConfig:
     schedule: str = "cosine"
     weight_decay: float = 0.0
     flip: bool = True
+    max_shift: int = 0
+    average: float | None = None
     seed: int = 0
     eval_every: int = 10
     eval_batch: int = 50
@@ -85,6 +93,9 @@ class CompletionConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) \
+                or self.max_shift < 0:
+            raise ValueError(f"max_shift must be an int >= 0, got {self.max_shift!r}")
         self.inference  # noqa: B018 (validates the inference settings now)
 
     @property
@@ -101,6 +112,7 @@ class CompletionResult:
     Attributes:
         model: the trained energy (its ``.model`` is the ConvPICNN).
         test_mse, train_mse: final MSE in the paper's 0-255 units.
+        val_mse: final MSE on ``data.validation`` (None without a validation split).
         wall_seconds: training time (evaluations included).
         history: per-epoch records from the trainer (train_loss, and test_mse where evaluated).
         test_completion: ``(n_test, *y_shape)`` final test predictions.
@@ -114,6 +126,7 @@ class CompletionResult:
     history: list[dict[str, float]]
     test_completion: Tensor
     y0: Tensor
+    val_mse: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,13 +153,14 @@ def paper_mse(prediction: Tensor, split: CompletionSplit) -> float:
 
 
 @torch.no_grad()
-def predict(model: CompletionEnergy, split: CompletionSplit, y0: Tensor, inference: InferenceConfig,
-            batch_size: int = 50) -> Tensor:
+def predict(model: CompletionEnergy | CompletionEnsemble, split: CompletionSplit, y0: Tensor,
+            inference: InferenceConfig, batch_size: int = 50) -> Tensor:
     """Completions ``(n, *y_shape)`` of every example of ``split`` (no graph)."""
     outputs = []
     for start in range(0, len(split), batch_size):
         index = torch.arange(start, min(start + batch_size, len(split)))
-        outputs.append(_complete(model, split, index, y0, inference, differentiable=False))
+        outputs.append(_complete(model, subset(split, index), y0, inference,
+                                 differentiable=False))
     return torch.cat(outputs)
 
 
@@ -168,18 +182,27 @@ def train_completion(data: CompletionData, config: CompletionConfig,
 
     def loss_fn(model: CompletionEnergy, batch: tuple[Tensor, ...]) -> Tensor:
         (index,) = batch
-        prediction = _complete(model, train, index, y0, inference, differentiable=True)
-        predicted = train.predicted[index]
-        error = (prediction - train.y[index]).square() * predicted
+        examples = subset(train, index)
+        if config.max_shift:
+            down, right = torch.randint(-config.max_shift, config.max_shift + 1, (2, len(index)))
+            examples = shifted(examples, down, right)
+        prediction = _complete(model, examples, y0, inference, differentiable=True)
+        predicted = examples.predicted
+        error = (prediction - examples.y).square() * predicted
         return error.flatten(1).sum(1) / predicted.flatten(1).sum(1)
 
     def eval_fn(model: CompletionEnergy) -> dict[str, float]:
+        metrics = {}
+        if data.validation is not None:
+            completion = predict(model, data.validation, y0, inference, config.eval_batch)
+            metrics["val_mse"] = paper_mse(completion, data.validation)
         completion = predict(model, data.test, y0, inference, config.eval_batch)
-        return {"test_mse": paper_mse(completion, data.test)}
+        metrics["test_mse"] = paper_mse(completion, data.test)
+        return metrics
 
     trainer_config = TrainerConfig(
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-        schedule=config.schedule, weight_decay=config.weight_decay,
+        schedule=config.schedule, weight_decay=config.weight_decay, average=config.average,
         eval_every=config.eval_every, progress=config.progress,
         checkpoint_every=max(config.epochs, 1),
     )
@@ -189,19 +212,23 @@ def train_completion(data: CompletionData, config: CompletionConfig,
     wall = time.perf_counter() - started
     test_completion = predict(model, data.test, y0, inference, config.eval_batch)
     train_completion_ = predict(model, data.train, y0, inference, config.eval_batch)
+    val_mse = None
+    if data.validation is not None:
+        val_mse = paper_mse(predict(model, data.validation, y0, inference, config.eval_batch),
+                            data.validation)
     return CompletionResult(
         model=model, test_mse=paper_mse(test_completion, data.test),
         train_mse=paper_mse(train_completion_, data.train), wall_seconds=wall, history=history,
-        test_completion=test_completion, y0=y0, config=_jsonable(asdict(config)),
+        test_completion=test_completion, y0=y0, config=_jsonable(asdict(config)), val_mse=val_mse,
     )
 
 
-def _complete(model: CompletionEnergy, split: CompletionSplit, index: Tensor, y0: Tensor,
+def _complete(model: CompletionEnergy | CompletionEnsemble, examples: CompletionSplit, y0: Tensor,
               inference: InferenceConfig, *, differentiable: bool) -> Tensor:
     with torch.set_grad_enabled(differentiable):
-        features = model.features(split.x[index])
-    start = y0.expand(index.numel(), *y0.shape[1:])
-    return complete(model, features, start, inference, fixed=split.fixed(index),
+        features = model.features(examples.x)
+    start = y0.expand(len(examples), *y0.shape[1:])
+    return complete(model, features, start, inference, fixed=examples.fixed(),
                     differentiable=differentiable)
 
 

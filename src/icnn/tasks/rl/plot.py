@@ -106,7 +106,7 @@ def plot_runs(
     runs = find_runs(paths)
     by_env: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        by_env[run.env][run.agent].append(run)
+        by_env[panel_name(run, runs)][run.agent].append(run)
 
     figure, axes = plt.subplots(
         1, len(by_env), figsize=(5.5 * len(by_env), 4), squeeze=False
@@ -130,6 +130,12 @@ def plot_runs(
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
+
+
+def panel_name(run: Run, runs: Sequence[Run]) -> str:
+    """``run.env``, plus the budget when ``runs`` hold that task at several budgets."""
+    budgets = {other.metrics["steps"] for other in runs if other.env == run.env}
+    return run.env if len(budgets) == 1 else f"{run.env}, {run.metrics['steps'] // 1000}k steps"
 
 
 def summary_table(runs: Sequence[Run]) -> str:
