@@ -27,7 +27,34 @@ from ...nn.base import ConvexModel
 from ...nn.conv import ConvPICNN
 
 
-class CompletionEnergy(ConvexModel):
+class FeatureEnergy(ConvexModel):
+    """An energy of precomputed context features: ``E(features, y)`` with
+    ``features = self.features(x)``.
+
+    Subclasses implement ``features(x)`` and ``energy(features, y)`` (unvalidated, for inner
+    loops); this class gives the validated ``forward`` and the solver hook ``condition``.
+    """
+
+    def features(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def energy(self, features: Tensor, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def condition(self, features: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """The solver hook: ``energy(y, index)`` for these features."""
+
+        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+            return self.energy(features if index is None else features[index], y)
+
+        return energy
+
+    def forward(self, features: Tensor, y: Tensor) -> Tensor:
+        self._check_inputs(features, y)
+        return self.energy(features, y)
+
+
+class CompletionEnergy(FeatureEnergy):
     """``E(features, y) = exp(log_scale) * f(x, y)`` with ``features = model.context_features(x)``.
 
     Args:
@@ -67,15 +94,3 @@ class CompletionEnergy(ConvexModel):
     def energy(self, features: Tensor, y: Tensor) -> Tensor:
         """The energy without input validation (for inner loops)."""
         return self.log_scale.exp() * self.model.energy_from_features(features, y)
-
-    def condition(self, features: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
-        """The solver hook: ``energy(y, index)`` for these features."""
-
-        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
-            return self.energy(features if index is None else features[index], y)
-
-        return energy
-
-    def forward(self, features: Tensor, y: Tensor) -> Tensor:
-        self._check_inputs(features, y)
-        return self.energy(features, y)

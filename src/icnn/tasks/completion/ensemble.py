@@ -10,16 +10,15 @@ seed-to-seed variance of single models trained on a few hundred images.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ...nn.base import ConvexModel
-from .energy import CompletionEnergy
+from .energy import CompletionEnergy, FeatureEnergy
 
 
-class CompletionEnsemble(ConvexModel):
+class CompletionEnsemble(FeatureEnergy):
     """``E(features, y) = mean_k E_k(features_k, y)``, the features of every member packed.
 
     Args:
@@ -62,15 +61,3 @@ class CompletionEnsemble(ConvexModel):
         parts = features.split(self.sizes, dim=1)
         total = sum(m.energy(f, y) for m, f in zip(self.members, parts, strict=True))
         return total / len(self.members)
-
-    def condition(self, features: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
-        """The solver hook: ``energy(y, index)`` for these features."""
-
-        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
-            return self.energy(features if index is None else features[index], y)
-
-        return energy
-
-    def forward(self, features: Tensor, y: Tensor) -> Tensor:
-        self._check_inputs(features, y)
-        return self.energy(features, y)
