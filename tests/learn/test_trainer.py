@@ -1,4 +1,5 @@
-"""The trainer: exact resume, projection, early stopping, metrics files, safe checkpoints."""
+"""The trainer: exact resume, projection, early stopping, metrics files, safe checkpoints,
+weight averaging."""
 
 import json
 
@@ -35,9 +36,11 @@ def fresh_model(seed: int = 0, **kwargs) -> icnn.FICNN:
     return icnn.FICNN(2, hidden=(8, 8), dtype=D, **kwargs)
 
 
-def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path):
+@pytest.mark.parametrize("average", [None, 0.9])
+def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, average):
     reference = fresh_model()
-    Trainer(reference, noisy_mse, config(), out_dir=tmp_path / "a").fit(regression_data())
+    Trainer(reference, noisy_mse, config(average=average), out_dir=tmp_path / "a").fit(
+        regression_data())
 
     def crash_in_epoch_3(model):
         if len(calls) == 2:
@@ -48,13 +51,13 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path):
     calls: list[int] = []
     interrupted = fresh_model()
     with pytest.raises(KeyboardInterrupt):
-        Trainer(interrupted, noisy_mse, config(), out_dir=tmp_path / "b",
+        Trainer(interrupted, noisy_mse, config(average=average), out_dir=tmp_path / "b",
                 eval_fn=crash_in_epoch_3).fit(regression_data())
     pointer = json.loads((tmp_path / "b" / "checkpoints" / "latest.json").read_text())
     assert pointer["epoch"] == 2
 
     resumed = fresh_model(seed=123)  # different init: everything must come from the checkpoint
-    trainer = Trainer(resumed, noisy_mse, config(), out_dir=tmp_path / "b")
+    trainer = Trainer(resumed, noisy_mse, config(average=average), out_dir=tmp_path / "b")
     history = trainer.fit(regression_data(), resume=True)
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
     for (name, expected), actual in zip(reference.state_dict().items(),
@@ -115,3 +118,31 @@ def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path)
 def test_config_rejects_unknown_optimizer():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         TrainerConfig(optimizer="lion")
+
+
+def test_averaging_trainer_evaluates_and_returns_the_averaged_weights():
+    net = fresh_model()
+    seen = []
+    trainer = Trainer(net, noisy_mse, config(average=0.9), eval_fn=lambda m: seen.append(
+        {k: v.clone() for k, v in m.state_dict().items()}) or {"val": 0.0})
+    trainer.fit(regression_data())
+    final = net.state_dict()
+    for name, value in trainer.average.shadow.items():
+        assert torch.equal(final[name], value)  # the model ends on its average
+        assert torch.equal(seen[-1][name], value)  # and was evaluated on it
+
+
+@pytest.mark.parametrize("constraint", ["project", "softplus"])
+def test_averaged_model_stays_convex(constraint):
+    net = fresh_model(constraint=constraint)
+    Trainer(net, noisy_mse, config(average=0.9, epochs=3, lr=0.5, grad_clip=None)).fit(
+        regression_data())
+    report = icnn.check_convexity(net, n_pairs=256)
+    assert report.ok, report
+
+
+def test_resume_refuses_a_checkpoint_without_an_average(tmp_path):
+    Trainer(fresh_model(), noisy_mse, config(epochs=1), out_dir=tmp_path).fit(regression_data())
+    with pytest.raises(ValueError, match="no weight average"):
+        Trainer(fresh_model(), noisy_mse, config(average=0.9, epochs=2), out_dir=tmp_path).fit(
+            regression_data(), resume=True)
