@@ -51,10 +51,11 @@ def paper_cell(table: dict, env: str) -> str:
 
 def make_table(results: list[Path]) -> str:
     runs = find_runs(results)
-    # one row per task and budget
-    groups: dict[tuple[tuple[str, int], str], list] = defaultdict(list)
+    # one row per task, budget and test protocol (greedy episodes per test point)
+    groups: dict[tuple[tuple[str, int, int], str], list] = defaultdict(list)
     for run in runs:
-        groups[((run.env, run.metrics["steps"]), run.agent)].append(run)
+        episodes = run.metrics["run_config"].get("test_episodes", 1)
+        groups[((run.env, run.metrics["steps"], episodes), run.agent)].append(run)
     rank = {env: i for i, env in enumerate(ORDER)}
     envs = sorted({key for key, _ in groups}, key=lambda k: (rank.get(k[0], len(ORDER)), k))
 
@@ -66,8 +67,9 @@ def make_table(results: list[Path]) -> str:
         lines += [
             f"### {title} (10-point rolling mean of test returns; mean ± std over seeds)",
             "",
-            "| Task | steps | DDPG | NAF | ICNN-Q | ICNN-Q ≥ both? | paper (v1) DDPG / NAF / ICNN |",
-            "|---|---|---|---|---|---|---|",
+            "| Task | steps | test episodes per point | DDPG | NAF | ICNN-Q | ICNN-Q ≥ both? "
+            "| paper (v1) DDPG / NAF / ICNN |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for env in envs:
             values = {
@@ -80,7 +82,7 @@ def make_table(results: list[Path]) -> str:
             else:
                 wins = "incomplete"
             lines.append(
-                f"| {env[0]} | {env[1] // 1000}k | "
+                f"| {env[0]} | {env[1] // 1000}k | {env[2]} | "
                 + " | ".join(cell(values[agent]) for agent in AGENTS)
                 + f" | {wins} | {paper_cell(paper, env[0])} |"
             )
@@ -103,7 +105,7 @@ def make_table(results: list[Path]) -> str:
             total = np.mean([run.metrics["env_steps_per_second"] for run in group])
             learning = np.mean([run.metrics["learning_steps_per_second"] for run in group])
             cells.append(f"{total:.0f} ({learning:.0f})")
-        lines.append(f"| {env[0]} ({env[1] // 1000}k) | " + " | ".join(cells) + " |")
+        lines.append(f"| {env[0]} ({env[1] // 1000}k, {env[2]} ep) | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
 

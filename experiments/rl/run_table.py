@@ -11,6 +11,9 @@ the ``agent.safetensors`` checkpoint is gitignored), logs to ``experiments/rl/lo
     # the paper's HalfCheetah budget (100k steps, a test episode every 1000) in its own folder
     python experiments/rl/run_table.py --envs HalfCheetah-v5 --steps 100000 --test-every 1000 \
         --results experiments/rl/results-100k
+    # ten greedy test episodes per point (run in lockstep, one batched action call per step)
+    python experiments/rl/run_table.py --envs InvertedPendulum-v5 --steps 30000 \
+        --test-episodes 10 --results experiments/rl/results-30k-10ep
 
 Every agent of a task runs with the same budget, seeds and run settings (``TASKS`` below); only
 the agent differs. Each run is one process, single-threaded, under ``nice``.
@@ -33,15 +36,15 @@ LOGS = HERE / "logs"
 # env id -> run flags shared by every agent on that task (the budget of the table)
 # (in the order they run: cheapest tests first; HalfCheetah's 10k is a tenth of the paper's 100k)
 TASKS: dict[str, dict[str, int]] = {
-    "Pendulum-v1": {"steps": 10_000, "test_every": 500, "warmup": 1000},
-    "Reacher-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000},
-    "InvertedPendulum-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000},
-    "HalfCheetah-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000},
+    "Pendulum-v1": {"steps": 10_000, "test_every": 500, "warmup": 1000, "test_episodes": 1},
+    "Reacher-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000, "test_episodes": 1},
+    "InvertedPendulum-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000, "test_episodes": 1},
+    "HalfCheetah-v5": {"steps": 10_000, "test_every": 500, "warmup": 1000, "test_episodes": 1},
 }
 AGENTS = ("ddpg", "naf", "icnn")
 SEEDS = (0, 1, 2)
 BATCH_SIZE = 64  # shared by all agents (DDPG's original minibatch; the reference code used 256)
-OVERRIDES: dict[str, int] = {}  # --steps / --test-every: the same for every task and agent
+OVERRIDES: dict[str, int] = {}  # --steps / --test-every / --test-episodes: for every task and agent
 
 
 def run_dir(env: str, agent: str, seed: int) -> Path:
@@ -54,7 +57,8 @@ def command(env: str, agent: str, seed: int) -> list[str]:
         "nice", "-n", "5", sys.executable, "-m", "icnn.cli", "rl",
         "--env", env, "--agent", agent, "--seed", str(seed),
         "--steps", str(task["steps"]), "--test-every", str(task["test_every"]),
-        "--warmup", str(task["warmup"]), "--batch-size", str(BATCH_SIZE),
+        "--warmup", str(task["warmup"]), "--test-episodes", str(task["test_episodes"]),
+        "--batch-size", str(BATCH_SIZE),
         "--threads", "1", "--no-progress", "--out", str(run_dir(env, agent, seed)),
     ]
 
@@ -104,13 +108,19 @@ def main() -> int:
                         help="override every task's budget (environment steps)")
     parser.add_argument("--test-every", type=int, default=None,
                         help="override every task's test interval")
+    parser.add_argument("--test-episodes", type=int, default=None,
+                        help="override every task's greedy episodes per test point")
     parser.add_argument("--results", default=str(RESULTS),
                         help="folder for the runs (keep budgets apart: one folder per budget)")
     parser.add_argument("--dry-run", action="store_true", help="print the pending commands only")
     args = parser.parse_args()
     RESULTS = Path(args.results).resolve()
     LOGS = RESULTS.parent / f"logs-{RESULTS.name}" if RESULTS != HERE / "results" else LOGS
-    for key, value in (("steps", args.steps), ("test_every", args.test_every)):
+    overrides = (
+        ("steps", args.steps), ("test_every", args.test_every),
+        ("test_episodes", args.test_episodes),
+    )
+    for key, value in overrides:
         if value is not None:
             OVERRIDES[key] = value
 

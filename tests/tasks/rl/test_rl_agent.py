@@ -58,3 +58,23 @@ def test_checkpoint_round_trip_restores_the_greedy_policy(name, tmp_path):
     header = read_agent_metadata(path)
     assert header["agent"] == name and header["env"] == "Pendulum-v1"
     assert [p.name for p in tmp_path.iterdir()] == ["agent.safetensors"]  # no temp file left
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_greedy_actions_of_a_batch_are_each_states_own_action(name):
+    torch.manual_seed(0)
+    agent = make_agent(name, 3, 2, {"hidden": "8,8"})
+    states = torch.randn(5, 3)
+    batched = agent.act(states, explore=False)
+    assert batched.shape == (5, 2) and batched.abs().max() <= 1.0
+    one_by_one = torch.stack([agent.act(state, explore=False) for state in states])
+    torch.testing.assert_close(batched, one_by_one, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_act_refuses_exploring_batches_and_wrong_shapes(name):
+    agent = make_agent(name, 3, 2, {"hidden": "8"})
+    with pytest.raises(ValueError, match=r"exploring actions take one state of shape \(3,\)"):
+        agent.act(torch.zeros(4, 3), explore=True)
+    with pytest.raises(ValueError, match=r"expected obs of shape \(3,\) or \(n, 3\), got \(4,\)"):
+        agent.act(torch.zeros(4), explore=False)

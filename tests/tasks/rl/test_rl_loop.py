@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from icnn.tasks.rl.agent import load_agent
-from icnn.tasks.rl.loop import RunConfig, rolling_mean, to_env_action, to_unit_action, train
+from icnn.tasks.rl.agent import load_agent, make_agent
+from icnn.tasks.rl.loop import (
+    RunConfig,
+    eval_env_seed,
+    evaluate,
+    rolling_mean,
+    to_env_action,
+    to_unit_action,
+    train,
+)
 
 METRIC_KEYS = {
     "max_test_return", "final_test_return", "last_test_return", "env_steps_per_second",
@@ -73,6 +81,47 @@ def test_same_seed_repeats_the_run_and_another_seed_does_not(tmp_path, agent):
     assert first.curve == again.curve
     assert first.metrics["last_losses"] == again.metrics["last_losses"]
     assert first.curve != other.curve
+
+
+def one_episode(agent, env, low, high) -> float:
+    obs, _ = env.reset()
+    total, done = 0.0, False
+    while not done:
+        action = agent.act(torch.as_tensor(obs, dtype=torch.float32), explore=False)
+        obs, reward, terminated, truncated, _ = env.step(to_env_action(action, low, high))
+        total, done = total + float(reward), terminated or truncated
+    return total
+
+
+@pytest.mark.parametrize("agent_name", ["ddpg", "naf", "icnn"])
+def test_lockstep_evaluation_is_the_mean_of_the_episodes_run_one_by_one(agent_name):
+    # InvertedPendulum episodes end at different steps, so the batch shrinks as they terminate.
+    import gymnasium as gym
+
+    torch.manual_seed(0)
+    agent = make_agent(agent_name, 4, 1, {"hidden": (8,)})
+    low, high = np.array([-0.1]), np.array([0.1])  # weak pushes: the pole falls at varied times
+
+    def seeded_envs():
+        envs = [gym.make("InvertedPendulum-v5") for _ in range(4)]
+        for episode, env in enumerate(envs):
+            env.reset(seed=eval_env_seed(7, episode))  # evaluate's resets continue this stream
+        return envs
+
+    lockstep = evaluate(agent, seeded_envs(), low, high)
+    separate = [one_episode(agent, env, low, high) for env in seeded_envs()]
+    assert len(set(separate)) > 1  # the episodes really differ in length
+    assert lockstep == pytest.approx(np.mean(separate))
+
+
+def test_test_episodes_average_over_distinct_seeded_envs(tmp_path):
+    one = train(tiny_run(tmp_path, name="one", steps=100, warmup=100, test_every=100))
+    three = train(
+        tiny_run(tmp_path, name="three", steps=100, warmup=100, test_every=100, test_episodes=3)
+    )
+    assert one.metrics["train_episodes"] == three.metrics["train_episodes"]
+    assert one.curve != three.curve  # more episodes, other starting states
+    assert len({eval_env_seed(0, episode) for episode in range(3)} | {0}) == 4
 
 
 def test_time_limit_truncation_is_not_stored_as_terminal(tmp_path):

@@ -44,9 +44,11 @@ class Agent(Protocol):
     act_dim: int
 
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        """Action for one observation: ``obs: (obs_dim,)`` → ``(act_dim,)`` in ``[-1, 1]``.
+        """Action in ``[-1, 1]``: ``obs: (obs_dim,)`` → ``(act_dim,)``.
 
-        ``explore=True`` adds the exploration noise; ``False`` is the greedy (test) policy.
+        ``explore=True`` adds the exploration noise (one environment stream);
+        ``explore=False`` is the greedy (test) policy, which also takes a batch of states,
+        ``(n, obs_dim)`` → ``(n, act_dim)``, in one call (see :func:`greedy_batch`).
         """
         ...
 
@@ -61,6 +63,24 @@ class Agent(Protocol):
     def networks(self) -> dict[str, nn.Module]:
         """Every module whose state defines the agent (online and target), by name."""
         ...
+
+
+def greedy_batch(obs: torch.Tensor, obs_dim: int, explore: bool) -> tuple[torch.Tensor, bool]:
+    """``obs`` as a batch ``(n, obs_dim)`` and whether it was one state ``(obs_dim,)``.
+
+    Agents call this first in :meth:`Agent.act`. A ValueError names what was expected when the
+    shape is wrong, or when a batch asks for exploration (the noise is one stream per env).
+    """
+    if obs.dim() == 1 and obs.shape[0] == obs_dim:
+        return obs.unsqueeze(0), True
+    if obs.dim() == 2 and obs.shape[1] == obs_dim:
+        if explore:
+            raise ValueError(
+                f"exploring actions take one state of shape ({obs_dim},); got a batch "
+                f"{tuple(obs.shape)} (batches are for the greedy policy, explore=False)"
+            )
+        return obs, False
+    raise ValueError(f"expected obs of shape ({obs_dim},) or (n, {obs_dim}), got {tuple(obs.shape)}")
 
 
 def agent_class(name: str) -> type:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from icnn.tasks.rl.agent import greedy_batch
 from icnn.tasks.rl.buffer import Batch
 from icnn.tasks.rl.networks import frozen_copy, mlp, soft_update_
 from icnn.tasks.rl.noise import make_noise
@@ -110,8 +111,13 @@ class DDPG:
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        """``obs: (obs_dim,)`` → action ``(act_dim,)`` in [-1, 1]: μ(s), plus noise if exploring."""
-        action = self.actor(obs.to(self.device).unsqueeze(0)).squeeze(0).cpu()
+        """``obs: (obs_dim,)`` → action ``(act_dim,)`` in [-1, 1]: μ(s), plus noise if exploring.
+
+        Greedy actions also take a batch: ``(n, obs_dim)`` → ``(n, act_dim)``.
+        """
+        batch, single = greedy_batch(obs, self.obs_dim, explore)
+        action = self.actor(batch.to(self.device, torch.float32)).cpu()
+        action = action.squeeze(0) if single else action
         if explore:
             action = action + self.noise.sample()
         return action.clamp(-1.0, 1.0)

@@ -34,6 +34,7 @@ from torch import nn
 
 import icnn
 from icnn.nn.validation import validation
+from icnn.tasks.rl.agent import greedy_batch
 from icnn.tasks.rl.buffer import Batch
 from icnn.tasks.rl.networks import frozen_copy, soft_update_
 from icnn.tasks.rl.noise import make_noise
@@ -145,14 +146,15 @@ class ICNNQ:
 
         Exploring actions warm-start the solver from the previous step's ``a*`` (consecutive
         states are close); greedy (test) actions start from the centre, so they depend on
-        ``obs`` and the weights only.
+        ``obs`` and the weights only. Greedy actions also take a batch, ``(n, obs_dim)`` →
+        ``(n, act_dim)``, solved as one batched argmin.
         """
-        obs = obs.to(self.device, torch.float32).unsqueeze(0)
+        batch, single = greedy_batch(obs, self.obs_dim, explore)
         y0 = self.previous_action if explore else None
-        action = self.greedy_action(obs, y0=y0).y
+        action = self.greedy_action(batch.to(self.device, torch.float32), y0=y0).y
         if explore:
             self.previous_action = action
-        action = action.squeeze(0).cpu()
+        action = action.cpu().squeeze(0) if single else action.cpu()
         if explore:
             action = action + self.noise.sample()
         return action.clamp(-1.0, 1.0)

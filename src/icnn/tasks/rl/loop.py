@@ -9,6 +9,10 @@ It writes into ``out``:
 - ``curve.csv``: ``step,test_return``, one row per test point;
 - ``agent.safetensors``: every network of the agent (see :func:`icnn.tasks.rl.agent.load_agent`).
 
+A test point is the mean return of ``test_episodes`` greedy episodes, one on each of its own
+seeded test env (:func:`eval_env_seed`; the same for every agent of a seed), run in lockstep
+with one batched action call per step (:func:`evaluate`).
+
 Environments are created with ``gymnasium.make`` and used as gymnasium defines them: any
 ``Box`` action space with finite bounds works. Agents act in ``[-1, 1]^act_dim``; actions are
 mapped affinely to ``[low, high]`` here. A time-limit truncation ends the episode but does not
@@ -145,19 +149,40 @@ def obs_tensor(obs: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(obs, dtype=torch.float32)
 
 
-def evaluate(agent: Agent, env, episodes: int, low: np.ndarray, high: np.ndarray) -> float:
-    """Mean undiscounted return of ``episodes`` greedy episodes (no exploration noise)."""
-    returns = []
-    for _ in range(episodes):
-        obs, _ = env.reset()
-        episode_return, done = 0.0, False
-        while not done:
-            action = agent.act(obs_tensor(obs), explore=False)
-            obs, reward, terminated, truncated, _ = env.step(to_env_action(action, low, high))
-            episode_return += float(reward)
-            done = terminated or truncated
-        returns.append(episode_return)
-    return float(np.mean(returns))
+def evaluate(agent: Agent, envs: list, low: np.ndarray, high: np.ndarray) -> float:
+    """Mean undiscounted return of one greedy episode (no exploration noise) in each of ``envs``.
+
+    The episodes run in lockstep: at every step the states of the episodes still running form
+    one batch ``(n_running, obs_dim)`` and the agent acts on all of them in one call (for
+    ICNN-Q, one batched argmin), so ``n`` test episodes cost about one episode's acting calls.
+    Each env is reset without a seed, continuing the stream seeded when it was made.
+    """
+    observations = [env.reset()[0] for env in envs]
+    returns = np.zeros(len(envs))
+    running = list(range(len(envs)))
+    while running:
+        states = torch.as_tensor(np.stack([observations[i] for i in running]), dtype=torch.float32)
+        actions = agent.act(states, explore=False)
+        still_running = []
+        for row, i in enumerate(running):
+            obs, reward, terminated, truncated, _ = envs[i].step(
+                to_env_action(actions[row], low, high)
+            )
+            observations[i] = obs
+            returns[i] += float(reward)
+            if not (terminated or truncated):
+                still_running.append(i)
+        running = still_running
+    return float(returns.mean())
+
+
+def eval_env_seed(seed: int, episode: int) -> int:
+    """Seed of the ``episode``-th test env of a run seeded ``seed`` (episode 0: ``seed + 1``).
+
+    The test envs' streams are shared by every agent of a seed, so agents meet the same test
+    episodes; they stay apart from the training env's stream (``seed``) and from each other.
+    """
+    return seed + 1 + 1_000_003 * episode
 
 
 def seed_everything(seed: int) -> None:
@@ -178,7 +203,7 @@ def train(config: RunConfig) -> RunResult:
     try:
         seed_everything(config.seed)
         env = gym.make(config.env, max_episode_steps=config.max_episode_steps)
-        test_env = gym.make(config.env)
+        test_envs = [gym.make(config.env) for _ in range(config.test_episodes)]
         obs_dim, act_dim, low, high = check_spaces(env)
         agent = make_agent(
             config.agent, obs_dim, act_dim, config.agent_options, seed=config.seed,
@@ -190,7 +215,8 @@ def train(config: RunConfig) -> RunResult:
         )
         env.action_space.seed(config.seed)
         obs, _ = env.reset(seed=config.seed)
-        test_env.reset(seed=config.seed + 1)  # later test resets continue this seeded stream
+        for episode, test_env in enumerate(test_envs):  # later resets continue these streams
+            test_env.reset(seed=eval_env_seed(config.seed, episode))
         agent.reset_noise()
 
         test_every = config.resolved_test_every()
@@ -232,10 +258,10 @@ def train(config: RunConfig) -> RunResult:
                 for _ in range(config.updates_per_step):
                     losses = agent.update(buffer.sample(config.batch_size))
 
-            # test: greedy episodes on a separate env every `test_every` steps and at the end
+            # test: greedy episodes on separate envs every `test_every` steps and at the end
             if step % test_every == 0 or step == config.steps:
                 test_start = time.perf_counter()
-                curve.append((step, evaluate(agent, test_env, config.test_episodes, low, high)))
+                curve.append((step, evaluate(agent, test_envs, low, high)))
                 test_seconds += time.perf_counter() - test_start
             if step == config.warmup:
                 warmup_seconds = time.perf_counter() - start
@@ -243,7 +269,8 @@ def train(config: RunConfig) -> RunResult:
         wall_seconds = time.perf_counter() - start
         bar.close()
         env.close()
-        test_env.close()
+        for test_env in test_envs:
+            test_env.close()
     finally:
         torch.set_num_threads(previous_threads)
 

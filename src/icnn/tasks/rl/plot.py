@@ -132,10 +132,21 @@ def plot_runs(
     return out
 
 
+def protocol(run: Run) -> tuple[int, int]:
+    """``(training steps, greedy test episodes per point)`` of a run (old runs: 1 episode)."""
+    return run.metrics["steps"], run.metrics.get("run_config", {}).get("test_episodes", 1)
+
+
 def panel_name(run: Run, runs: Sequence[Run]) -> str:
-    """``run.env``, plus the budget when ``runs`` hold that task at several budgets."""
-    budgets = {other.metrics["steps"] for other in runs if other.env == run.env}
-    return run.env if len(budgets) == 1 else f"{run.env}, {run.metrics['steps'] // 1000}k steps"
+    """``run.env``, plus its budget (and test episodes) when ``runs`` hold that task under
+    several protocols."""
+    protocols = {protocol(other) for other in runs if other.env == run.env}
+    if len(protocols) == 1:
+        return run.env
+    steps, episodes = protocol(run)
+    if len({episodes for _, episodes in protocols}) == 1:
+        return f"{run.env}, {steps // 1000}k steps"
+    return f"{run.env}, {steps // 1000}k steps, {episodes} test ep."
 
 
 def summary_table(runs: Sequence[Run]) -> str:
