@@ -1,7 +1,7 @@
 """Run the RL comparison grid (paper §6.4): tasks × agents × seeds, through ``icnn rl``.
 
-Resumable: a run whose ``metrics.json`` exists is skipped (``metrics.json`` is written last,
-atomically, so it marks a finished run), and so is a run still in progress (its
+Resumable (``jobs.py``): a run whose ``metrics.json`` exists is skipped (``metrics.json`` is
+written last, atomically, so it marks a finished run), and so is a run still in progress (its
 ``logs/<run>.pid`` names a live process), so a second invocation never duplicates work.
 Runs go to ``experiments/rl/results/<env>/<agent>/seed<k>/`` (``metrics.json``, ``curve.csv``;
 the ``agent.safetensors`` checkpoint is gitignored), logs to ``experiments/rl/logs/``.
@@ -22,12 +22,10 @@ the agent differs. Each run is one process, single-threaded, under ``nice``.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+from jobs import Job, run_jobs
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -54,7 +52,7 @@ def run_dir(env: str, agent: str, seed: int) -> Path:
 def command(env: str, agent: str, seed: int) -> list[str]:
     task = {**TASKS[env], **OVERRIDES}
     return [
-        "nice", "-n", "5", sys.executable, "-m", "icnn.cli", "rl",
+        sys.executable, "-m", "icnn.cli", "rl",
         "--env", env, "--agent", agent, "--seed", str(seed),
         "--steps", str(task["steps"]), "--test-every", str(task["test_every"]),
         "--warmup", str(task["warmup"]), "--test-episodes", str(task["test_episodes"]),
@@ -63,36 +61,11 @@ def command(env: str, agent: str, seed: int) -> list[str]:
     ]
 
 
-def pid_file(env: str, agent: str, seed: int) -> Path:
-    return LOGS / f"{env}_{agent}_seed{seed}.pid"
-
-
-def in_progress(env: str, agent: str, seed: int) -> bool:
-    """True if another invocation is running this run (its pid file names a live process)."""
-    path = pid_file(env, agent, seed)
-    try:
-        os.kill(int(path.read_text()), 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return False
-    return True
-
-
-def run_one(job: tuple[str, str, int]) -> tuple[tuple[str, str, int], int, float]:
-    env, agent, seed = job
-    if (run_dir(env, agent, seed) / "metrics.json").is_file() or in_progress(env, agent, seed):
-        return job, 0, 0.0  # finished or taken by another invocation since the list was made
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log = LOGS / f"{env}_{agent}_seed{seed}.log"
-    start = time.perf_counter()
-    with open(log, "w") as handle:
-        process = subprocess.Popen(
-            command(env, agent, seed), stdout=handle, stderr=subprocess.STDOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-        )
-        pid_file(env, agent, seed).write_text(str(process.pid))
-        code = process.wait()
-    pid_file(env, agent, seed).unlink(missing_ok=True)
-    return job, code, time.perf_counter() - start
+def job(env: str, agent: str, seed: int) -> Job:
+    return Job(
+        name=f"{env} {agent} seed{seed}", command=tuple(command(env, agent, seed)),
+        out=run_dir(env, agent, seed), log=LOGS / f"{env}_{agent}_seed{seed}.log",
+    )
 
 
 def main() -> int:
@@ -124,27 +97,14 @@ def main() -> int:
         if value is not None:
             OVERRIDES[key] = value
 
-    jobs = [
-        (env, agent, seed)
-        for env in args.envs for seed in args.seeds for agent in args.agents
-        if not (run_dir(env, agent, seed) / "metrics.json").is_file()
-        and not in_progress(env, agent, seed)
-    ]
-    print(f"{len(jobs)} run(s) pending", flush=True)
+    jobs = [job(env, agent, seed) for env in args.envs for seed in args.seeds for agent in args.agents]
     if args.dry_run:
-        for job in jobs:
-            print(" ".join(command(*job)))
+        pending = [each for each in jobs if each.pending()]
+        print(f"{len(pending)} run(s) pending", flush=True)
+        for each in pending:
+            print(" ".join(each.command))
         return 0
-    failures = 0
-    with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(run_one, job) for job in jobs]
-        for future in as_completed(futures):
-            (env, agent, seed), code, seconds = future.result()
-            status = "ok" if code == 0 else f"FAILED (exit {code})"
-            failures += code != 0
-            print(f"{time.strftime('%H:%M:%S')} {env} {agent} seed{seed}: {status} "
-                  f"in {seconds:.0f} s", flush=True)
-    return 1 if failures else 0
+    return 1 if run_jobs(jobs, args.workers) else 0
 
 
 if __name__ == "__main__":

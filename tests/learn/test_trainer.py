@@ -146,3 +146,20 @@ def test_resume_refuses_a_checkpoint_without_an_average(tmp_path):
     with pytest.raises(ValueError, match="no weight average"):
         Trainer(fresh_model(), noisy_mse, config(average=0.9, epochs=2), out_dir=tmp_path).fit(
             regression_data(), resume=True)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_weight_decay_shrinks_the_constrained_weights_toward_zero(optimizer):
+    # a loss that ignores the weights: only the decay moves them. The optimiser's own decay on
+    # the raw softplus parameter would pull every W^(z) entry up to log 2 instead.
+    model = fresh_model()
+
+    def no_signal(model, batch):
+        return 0.0 * model(batch[0])
+
+    before = [layer.weight.detach().clone() for _, layer in model.constrained_layers()]
+    Trainer(model, no_signal, config(epochs=20, lr=0.05, weight_decay=0.5, optimizer=optimizer,
+                                     schedule="constant")).fit(regression_data())
+    for (_, layer), start in zip(model.constrained_layers(), before, strict=True):
+        assert bool((layer.weight <= start + 1e-12).all())
+        assert layer.weight.mean() < 0.9 * start.mean()

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from ..checkpoint import atomic_write
+from ..nn.weight_decay import constrained_weight_penalty, decay_groups
 from . import distributed as ddp
 from .averaging import WeightAverage
 from .state import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
@@ -42,6 +43,9 @@ class TrainerConfig:
         batch_size: *global* mini-batch size; under ``torchrun`` each of the ``N`` processes
             takes every ``N``-th example of each global batch.
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``; lr, weight_decay, momentum: its settings.
+            ``weight_decay`` shrinks every weight toward 0, the constrained ``W^(z)`` included: for
+            softplus/exp-parametrised weights it is an L2 penalty on ``W`` added to the loss, not
+            the optimiser's decay of the raw parameter (:mod:`icnn.nn.weight_decay`).
         schedule: ``"constant"``, ``"cosine"`` (to 0 over ``epochs``) or ``"step"``
             (times ``gamma`` every ``step_size`` epochs); stepped once per epoch.
         grad_clip: clip the global gradient norm to this value (None: no clipping).
@@ -186,12 +190,16 @@ class Trainer:
     # -- construction -------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
+        # raw softplus/exp parameters get no optimiser decay; their W is decayed by the penalty
+        # added in _step (see icnn.nn.weight_decay)
+        # (without decay the single group of before is kept, so older checkpoints still resume)
+        groups = (decay_groups(self.model, c.weight_decay, self.params) if c.weight_decay
+                  else self.params)
         if c.optimizer == "adam":
-            return torch.optim.Adam(self.params, lr=c.lr, weight_decay=c.weight_decay)
+            return torch.optim.Adam(groups, lr=c.lr, weight_decay=c.weight_decay)
         if c.optimizer == "adamw":
-            return torch.optim.AdamW(self.params, lr=c.lr, weight_decay=c.weight_decay)
-        return torch.optim.SGD(self.params, lr=c.lr, momentum=c.momentum,
-                               weight_decay=c.weight_decay)
+            return torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
     def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         c = self.config
@@ -300,7 +308,12 @@ class Trainer:
         if not bool(torch.isfinite(local_sum)):
             raise FloatingPointError(f"non-finite training loss at epoch {self.epoch + 1}")
         # DDP averages gradients over processes, so this is the gradient of the global batch mean
-        (local_sum * weight).backward()
+        objective = local_sum * weight
+        if self.config.weight_decay > 0:  # every process adds it: the average is the penalty
+            objective = objective + self.config.weight_decay * constrained_weight_penalty(
+                self.model
+            )
+        objective.backward()
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         self.optimizer.step()

@@ -8,8 +8,10 @@ from .ficnn import FICNN
 from .layers import NonNegativeConv2d, NonNegativeLinear
 from .picnn import PICNN
 from .validation import validation
+from .weight_decay import constrained_weight_penalty, decay_groups, raw_constrained_parameters
 
 __all__ = [
     "ACTIVATIONS", "AffineLayer", "ConvFICNN", "ConvPICNN", "ConvexActivation", "ConvexModel",
-    "FICNN", "NonNegativeConv2d", "NonNegativeLinear", "PICNN", "make_activation", "validation",
+    "FICNN", "NonNegativeConv2d", "NonNegativeLinear", "PICNN", "constrained_weight_penalty",
+    "decay_groups", "make_activation", "raw_constrained_parameters", "validation",
 ]

@@ -145,3 +145,18 @@ def test_bad_solver_budgets_are_rejected():
         ICNNQConfig(act_iters=0)
     with pytest.raises(ValueError, match="expected td_clip >= 0"):
         ICNNQConfig(td_clip=-1.0)
+
+
+def test_l2_shrinks_the_constrained_weights_instead_of_pulling_them_to_log_2(random_batch):
+    # Adam's own weight_decay on the raw softplus parameter would take every W^(z) entry to
+    # log 2 = 0.69 within these steps; the L2 penalty on W keeps them small
+    agent = small_agent(gamma=0.0, lr=0.05, l2=1.0)
+    batch = random_batch(act_dim=1, size=32, terminal_fraction=0.0)
+    with torch.no_grad():  # rewards equal to the initial Q: the TD error starts at zero
+        batch = batch._replace(reward=agent.q(batch.obs, batch.action))
+    before = agent.energy.z_layers[0].weight.detach().clone()
+    for _ in range(200):
+        agent.update(batch)
+    assert agent.energy.z_layers[0].weight.mean() < before.mean()
+    for layer in agent.energy.z_layers:
+        assert layer.weight.max() < 0.3

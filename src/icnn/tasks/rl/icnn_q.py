@@ -34,6 +34,7 @@ from torch import nn
 
 import icnn
 from icnn.nn.validation import validation
+from icnn.nn.weight_decay import constrained_weight_penalty, decay_groups
 from icnn.tasks.rl.agent import greedy_batch
 from icnn.tasks.rl.buffer import Batch
 from icnn.tasks.rl.networks import frozen_copy, soft_update_
@@ -57,7 +58,7 @@ class ICNNQConfig:
     gamma: float = 0.99  # discount
     tau: float = 0.01  # target-network averaging rate
     lr: float = 1e-3  # Adam step
-    l2: float = 1e-4  # L2 penalty on the weights (Adam weight_decay)
+    l2: float = 1e-4  # L2 penalty on the weights (the effective W^(z) included, not their raw V)
     td_clip: float = 0.0  # > 0: clip the target to Q ± td_clip (the reference code: 1); 0: off
     solver: str = "pgd"  # icnn.argmin method for the inner problem
     act_iters: int = 5  # solver iterations per action (exploring: warm-started from the last)
@@ -111,9 +112,9 @@ class ICNNQ:
             x_activation=config.x_activation, strong_convexity=config.strong_convexity,
         ).to(self.device)
         self.energy_target = frozen_copy(self.energy)
-        self.optimizer = torch.optim.Adam(
-            self.energy.parameters(), lr=config.lr, weight_decay=config.l2
-        )
+        # L2 on the effective W^(z), not on its raw softplus parameter (which would pull every
+        # entry of W^(z) to log 2): see icnn.nn.weight_decay
+        self.optimizer = torch.optim.Adam(decay_groups(self.energy, config.l2), lr=config.lr)
         self.noise = make_noise(
             config.noise, act_dim, theta=config.noise_theta, sigma=config.noise_sigma, seed=seed
         )
@@ -176,7 +177,10 @@ class ICNNQ:
         if config.td_clip > 0:
             detached = q.detach()
             target = torch.clamp(target, detached - config.td_clip, detached + config.td_clip)
-        loss = F.mse_loss(q, target)
+        q_loss = F.mse_loss(q, target)
+        loss = q_loss
+        if config.l2 > 0:
+            loss = q_loss + config.l2 * constrained_weight_penalty(self.energy)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -184,7 +188,7 @@ class ICNNQ:
 
         soft_update_(self.energy_target, self.energy, config.tau)
         return {
-            "q_loss": loss.item(),
+            "q_loss": q_loss.item(),
             "q": q.mean().item(),
             "target_converged": solution.converged.float().mean().item(),
         }

@@ -13,6 +13,7 @@ import numpy as np
 
 # the reference plot-all.py colours: DDPG red, NAF blue, ICNN green
 AGENT_COLORS = {"ddpg": "tab:red", "naf": "tab:blue", "icnn": "tab:green"}
+MAX_COLUMNS = 4  # panels per row; more tasks wrap onto further rows
 
 
 @dataclass
@@ -108,10 +109,12 @@ def plot_runs(
     for run in runs:
         by_env[panel_name(run, runs)][run.agent].append(run)
 
-    figure, axes = plt.subplots(
-        1, len(by_env), figsize=(5.5 * len(by_env), 4), squeeze=False
-    )
-    for axis, (env, by_agent) in zip(axes[0], sorted(by_env.items()), strict=True):
+    columns = min(MAX_COLUMNS, len(by_env))
+    rows = -(-len(by_env) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
+    for axis in axes.flat[len(by_env):]:
+        axis.set_visible(False)
+    for axis, (env, by_agent) in zip(axes.flat, sorted(by_env.items()), strict=False):
         for agent, agent_runs in sorted(by_agent.items()):
             steps, mean, std = aggregate(agent_runs, smooth)
             color = AGENT_COLORS.get(agent)
