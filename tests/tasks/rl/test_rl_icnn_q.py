@@ -160,3 +160,13 @@ def test_l2_shrinks_the_constrained_weights_instead_of_pulling_them_to_log_2(ran
     assert agent.energy.z_layers[0].weight.mean() < before.mean()
     for layer in agent.energy.z_layers:
         assert layer.weight.max() < 0.3
+
+
+@pytest.mark.parametrize("constraint", ["softplus", "exp", "project"])
+def test_energy_and_target_stay_convex_after_aggressive_updates(constraint, random_batch):
+    agent = small_agent(constraint=constraint, lr=0.5, tau=0.5)
+    assert agent.energy.config["constraint"] == constraint
+    for _ in range(10):
+        agent.update(random_batch(act_dim=1, size=32, terminal_fraction=0.1))
+    for network in (agent.energy, agent.energy_target):
+        assert icnn.check_convexity(network, n_pairs=64).ok
