@@ -55,6 +55,7 @@ class ICNNQConfig:
     activation: str = "softplus"  # convex non-decreasing activation of the action path
     x_activation: str = "relu"  # activation of the state path (free)
     constraint: str = "softplus"  # how W^(z) >= 0 is kept: "softplus", "exp" or "project"
+    init: str = "icnn"  # "icnn" (Hoedt & Klambauer) or "default" (PyTorch's, made non-negative)
     strong_convexity: float = 1e-2  # μ: E(s, a) includes μ/2 ‖a‖², a unique argmin
     gamma: float = 0.99  # discount
     tau: float = 0.01  # target-network averaging rate
@@ -111,7 +112,7 @@ class ICNNQ:
         self.energy = icnn.PICNN(
             obs_dim, act_dim, hidden=config.hidden, activation=config.activation,
             x_activation=config.x_activation, strong_convexity=config.strong_convexity,
-            constraint=config.constraint,
+            constraint=config.constraint, init=config.init,
         ).to(self.device)
         self.energy_target = frozen_copy(self.energy)
         # L2 on the effective W^(z), not on its raw softplus parameter (which would pull every
