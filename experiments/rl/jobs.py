@@ -1,4 +1,5 @@
-"""Run ``icnn rl`` processes in parallel, resumably: the runner behind run_table.py and search.py.
+"""Run ``icnn rl`` processes in parallel, resumably: the commands and runner behind run_table.py
+and search.py.
 
 A job is a command that writes a run folder. It is skipped when the folder already holds a
 ``metrics.json`` (written last and atomically, so it marks a finished run) or when its pid file
@@ -11,10 +12,28 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+
+BATCH_SIZE = 64  # shared by all agents (DDPG's original minibatch; the reference code used 256)
+
+
+def rl_command(
+    env: str, agent: str, seed: int, out: Path, *, steps: int, test_every: int, warmup: int,
+    test_episodes: int, extra: tuple[str, ...] = (),
+) -> tuple[str, ...]:
+    """The ``icnn rl`` command of one run: single-threaded, no progress bar, minibatch
+    :data:`BATCH_SIZE`; ``extra`` flags go last (e.g. ``--agent-options ...``)."""
+    return (
+        sys.executable, "-m", "icnn.cli", "rl", "--env", env, "--agent", agent,
+        "--seed", str(seed), "--steps", str(steps), "--test-every", str(test_every),
+        "--warmup", str(warmup), "--test-episodes", str(test_episodes),
+        "--batch-size", str(BATCH_SIZE), "--threads", "1", "--no-progress", "--out", str(out),
+        *extra,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from icnn.tasks.rl.plot import find_runs, plot_runs
+from icnn.tasks.rl.plot import find_runs, plot_runs, protocol
 
 HERE = Path(__file__).resolve().parent
 # the table's folders, one per protocol: Pendulum and Reacher at 10k steps and InvertedPendulum
@@ -60,8 +60,7 @@ def make_table(results: list[Path]) -> str:
     # one row per task, budget and test protocol (greedy episodes per test point)
     groups: dict[tuple[tuple[str, int, int], str], list] = defaultdict(list)
     for run in runs:
-        episodes = run.metrics["run_config"].get("test_episodes", 1)
-        groups[((run.env, run.metrics["steps"], episodes), run.agent)].append(run)
+        groups[((run.env, *protocol(run)), run.agent)].append(run)
     rank = {env: i for i, env in enumerate(ORDER)}
     envs = sorted({key for key, _ in groups}, key=lambda k: (rank.get(k[0], len(ORDER)), k))
 

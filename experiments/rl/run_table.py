@@ -22,10 +22,9 @@ the agent differs. Each run is one process, single-threaded, under ``nice``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from jobs import Job, run_jobs
+from jobs import Job, rl_command, run_jobs
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -41,7 +40,6 @@ TASKS: dict[str, dict[str, int]] = {
 }
 AGENTS = ("ddpg", "naf", "icnn")
 SEEDS = (0, 1, 2)
-BATCH_SIZE = 64  # shared by all agents (DDPG's original minibatch; the reference code used 256)
 OVERRIDES: dict[str, int] = {}  # --steps / --test-every / --test-episodes: for every task and agent
 
 
@@ -49,21 +47,17 @@ def run_dir(env: str, agent: str, seed: int) -> Path:
     return RESULTS / env / agent / f"seed{seed}"
 
 
-def command(env: str, agent: str, seed: int) -> list[str]:
+def command(env: str, agent: str, seed: int) -> tuple[str, ...]:
     task = {**TASKS[env], **OVERRIDES}
-    return [
-        sys.executable, "-m", "icnn.cli", "rl",
-        "--env", env, "--agent", agent, "--seed", str(seed),
-        "--steps", str(task["steps"]), "--test-every", str(task["test_every"]),
-        "--warmup", str(task["warmup"]), "--test-episodes", str(task["test_episodes"]),
-        "--batch-size", str(BATCH_SIZE),
-        "--threads", "1", "--no-progress", "--out", str(run_dir(env, agent, seed)),
-    ]
+    return rl_command(
+        env, agent, seed, run_dir(env, agent, seed), steps=task["steps"],
+        test_every=task["test_every"], warmup=task["warmup"], test_episodes=task["test_episodes"],
+    )
 
 
 def job(env: str, agent: str, seed: int) -> Job:
     return Job(
-        name=f"{env} {agent} seed{seed}", command=tuple(command(env, agent, seed)),
+        name=f"{env} {agent} seed{seed}", command=command(env, agent, seed),
         out=run_dir(env, agent, seed), log=LOGS / f"{env}_{agent}_seed{seed}.log",
     )
 

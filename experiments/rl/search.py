@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-from jobs import Job, run_jobs
+from jobs import Job, rl_command, run_jobs
 
 HERE = Path(__file__).resolve().parent
 AGENTS = ("ddpg", "naf", "icnn")
-BATCH_SIZE = 64  # as run_table.py
 
 # The search space, shared by the three agents. The paper's ranges (reference-notes §4.4) are in
 # brackets; layer sizes, learning rates and the reward scale are narrowed toward the reference
@@ -78,12 +76,10 @@ def agent_options(agent: str, config: dict) -> dict[str, str]:
 
 def make_job(args, root: Path, name: str, out: Path, agent: str, config: dict, seed: int) -> Job:
     options = [f"{key}={value}" for key, value in agent_options(agent, config).items()]
-    command = (
-        sys.executable, "-m", "icnn.cli", "rl", "--env", args.env, "--agent", agent,
-        "--seed", str(seed), "--steps", str(args.steps), "--test-every", str(args.test_every),
-        "--warmup", "1000", "--test-episodes", str(args.test_episodes),
-        "--batch-size", str(BATCH_SIZE), "--reward-scale", repr(config["reward_scale"]),
-        "--threads", "1", "--no-progress", "--out", str(out), "--agent-options", *options,
+    command = rl_command(
+        args.env, agent, seed, out, steps=args.steps, test_every=args.test_every, warmup=1000,
+        test_episodes=args.test_episodes,
+        extra=("--reward-scale", repr(config["reward_scale"]), "--agent-options", *options),
     )
     return Job(name=name, command=command, out=out, log=root / "logs" / f"{name}.log")
 

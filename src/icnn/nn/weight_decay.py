@@ -60,9 +60,8 @@ def decay_groups(
     raw = {id(p) for p in raw_constrained_parameters(module)}
     plain = [p for p in params if id(p) not in raw]
     constrained = [p for p in params if id(p) in raw]
-    groups = [{"params": plain, "weight_decay": weight_decay}]
-    if constrained:
-        groups.append({"params": constrained, "weight_decay": 0.0})
+    groups = [{"params": plain, "weight_decay": weight_decay},
+              {"params": constrained, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]
 
 
