@@ -11,7 +11,7 @@ GRID = torch.linspace(-1, 1, 4001).unsqueeze(1)  # (4001, 1): a dense grid of 1-
 
 def small_agent(**overrides) -> ICNNQ:
     torch.manual_seed(0)
-    settings = dict(hidden=(16, 16))
+    settings = dict(hidden=(16, 16), entropy=0.0)  # the plain argmin of E (barrier: test_rl_entropy)
     settings.update(overrides)
     return ICNNQ(obs_dim=3, act_dim=1, config=ICNNQConfig(**settings), seed=0)
 
@@ -150,7 +150,7 @@ def test_bad_solver_budgets_are_rejected():
 def test_l2_shrinks_the_constrained_weights_instead_of_pulling_them_to_log_2(random_batch):
     # Adam's own weight_decay on the raw softplus parameter would take every W^(z) entry to
     # log 2 = 0.69 within these steps; the L2 penalty on W keeps them small
-    agent = small_agent(gamma=0.0, lr=0.05, l2=1.0)
+    agent = small_agent(gamma=0.0, lr=0.05, l2=1.0, constraint="softplus")
     batch = random_batch(act_dim=1, size=32, terminal_fraction=0.0)
     with torch.no_grad():  # rewards equal to the initial Q: the TD error starts at zero
         batch = batch._replace(reward=agent.q(batch.obs, batch.action))
@@ -170,3 +170,20 @@ def test_energy_and_target_stay_convex_after_aggressive_updates(constraint, rand
         agent.update(random_batch(act_dim=1, size=32, terminal_fraction=0.1))
     for network in (agent.energy, agent.energy_target):
         assert icnn.check_convexity(network, n_pairs=64).ok
+
+
+def test_double_q_values_the_online_networks_argmin_with_the_target_network(random_batch):
+    agent = small_agent(gamma=0.9, lr=0.0, l2=0.0, target_iters=50, double_q=True)
+    with torch.no_grad():  # make the target net differ from the online one
+        for parameter in agent.energy_target.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    batch = random_batch(act_dim=1, size=32, terminal_fraction=0.2)
+    with torch.no_grad():
+        online = torch.stack([agent.energy(row.expand(len(GRID), -1), GRID) for row in batch.next_obs])
+        chosen = GRID[online.argmin(dim=1)]  # (32, 1): the online net's greedy actions
+        next_value = -agent.energy_target(batch.next_obs, chosen)
+        expected_target = batch.reward + 0.9 * (1 - batch.terminated) * next_value
+        expected_loss = (agent.q(batch.obs, batch.action) - expected_target).square().mean()
+        # never above the target network's own maximum (Double DQN's point)
+        assert (next_value <= grid_max_q(agent, batch.next_obs, agent.energy_target) + 1e-5).all()
+    assert agent.update(batch)["q_loss"] == pytest.approx(expected_loss.item(), rel=1e-3)

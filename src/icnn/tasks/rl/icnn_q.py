@@ -4,23 +4,30 @@ The negative action value is an energy ``E(s, a) = −Q(s, a)``, a :class:`icnn.
 state on its free path and the action on its convex path, so the greedy action is a convex
 problem solved by :func:`icnn.argmin` over the action box ``[-1, 1]^act_dim``:
 
-    a*(s) = argmin_{a ∈ [-1, 1]^dA} E(s, a),        max_a Q(s, a) = −E(s, a*(s)).
+    a*(s) = argmin_{a ∈ [-1, 1]^dA} E(s, a) − w·H((a + 1)/2),
+
+with the reference code's entropy barrier ``−w·H`` (``entropy = w``, default 1, the reference
+code's objective; :mod:`icnn.tasks.rl.entropy`): it pulls the action inward, a soft version of
+``argmax_a Q``. ``entropy = 0`` gives the plain ``argmin_a E(s, a)``, i.e. ``argmax_a Q``.
 
 Read top to bottom: config, agent (act, update). Training (Algorithm 3):
 
     act:     a = clip(a*(s) + N, −1, 1)                     (N: Ornstein–Uhlenbeck noise)
-    target:  y = r + γ (1 − terminated) · (−E'(s', a'*)),   a'*(s') = argmin_a E'(s', a)
+    target:  y = r + γ (1 − terminated) · (−E'(s', a'*)),   a'* as a* with the target net E'
+             (double_q: a'* chosen by the online net E, as Double DQN)
     loss:    ( Q(s, a) − y )²,  Q = −E                       (optionally y clipped to Q ± c)
+    weights: W^(z) clamped at 0 after the step (constraint="project", the paper's), or kept
+             non-negative by a softplus/exp parametrisation
     targets: θ' ← τ θ + (1 − τ) θ'
 
-The inner problem runs a fixed small budget (``act_iters``, ``target_iters`` iterations of
-accelerated projected gradient), batched over the whole minibatch in one :func:`icnn.argmin`
-call. A small ``strong_convexity`` makes the minimiser unique. The reference code instead
-ran up to 1000 Adam steps on ``E − H((a+1)/2)`` (reference-notes §2.5); its entropy barrier is
-not needed here because the solver projects onto the box.
+The target bootstraps from ``Q'(s', a'*)`` itself, without the barrier (Algorithm 3). The inner
+problem runs a fixed small budget (``act_iters``, ``target_iters`` iterations of accelerated
+projected gradient), batched over the whole minibatch in one :func:`icnn.argmin` call; the
+barrier and a small ``strong_convexity`` make the minimiser unique. The reference code ran up
+to 1000 Adam steps on the same objective (reference-notes §2.5).
 
-Since an iterative solver returns an upper bound on ``min_a E'``, the bootstrap value
-``−E'(s', a'*)`` errs low, never high: inexact inner solves cannot cause over-estimation.
+Whatever the solver returns, ``Q'(s', a'*) ≤ max_a Q'(s', a)``: the bootstrap value errs low,
+never high, so inexact inner solves (and the barrier) cannot cause over-estimation.
 """
 
 from __future__ import annotations
@@ -37,15 +44,18 @@ from icnn.nn.validation import validation
 from icnn.nn.weight_decay import constrained_weight_penalty, decay_groups
 from icnn.tasks.rl.agent import greedy_batch
 from icnn.tasks.rl.buffer import Batch
+from icnn.tasks.rl.entropy import EntropyRegularizedEnergy
 from icnn.tasks.rl.networks import frozen_copy, soft_update_
 from icnn.tasks.rl.noise import make_noise
 
 
 @dataclass
 class ICNNQConfig:
-    """ICNN-Q hyper-parameters. Defaults: the paper (two 200-unit layers) and the reference
-    code (``RL/src/agent.py``: γ 0.99, τ 0.01, Adam 1e-3, L2 1e-4, OU θ 0.15 σ 0.1); the solver
-    budget and ``strong_convexity`` are ours (the paper gives no iteration counts).
+    """ICNN-Q hyper-parameters. Defaults: the paper (two 200-unit layers, weights projected
+    after each step) and the reference code (``RL/src/agent.py``: γ 0.99, τ 0.01, Adam 1e-3,
+    OU θ 0.15 σ 0.1; actions by ``argmin −Q − H``); the solver budget and ``strong_convexity``
+    are ours (the paper gives no iteration counts). ``constraint``, ``l2`` (the reference: 1e-4)
+    and ``entropy`` were chosen on tuning seeds no table uses (``experiments/rl/tune_icnn.py``).
 
     Run-level settings shared by every agent (batch size, warm-up, replay size, updates per
     step) live in :class:`icnn.tasks.rl.loop.RunConfig`.
@@ -54,13 +64,17 @@ class ICNNQConfig:
     hidden: tuple[int, ...] = (200, 200)  # widths of the PICNN's action (convex) and state paths
     activation: str = "softplus"  # convex non-decreasing activation of the action path
     x_activation: str = "relu"  # activation of the state path (free)
-    constraint: str = "softplus"  # how W^(z) >= 0 is kept: "softplus", "exp" or "project"
+    constraint: str = "project"  # how W^(z) >= 0 is kept: "project" (clamp after each step, as
+    # the paper), "softplus" or "exp"
     init: str = "icnn"  # "icnn" (Hoedt & Klambauer) or "default" (PyTorch's, made non-negative)
     strong_convexity: float = 1e-2  # μ: E(s, a) includes μ/2 ‖a‖², a unique argmin
+    entropy: float = 1.0  # w > 0: actions minimise E − w·H((a+1)/2), the reference code's
+    # objective (w = 1); 0: the plain argmin of E
     gamma: float = 0.99  # discount
     tau: float = 0.01  # target-network averaging rate
     lr: float = 1e-3  # Adam step
-    l2: float = 1e-4  # L2 penalty on the weights (the effective W^(z) included, not their raw V)
+    l2: float = 0.0  # L2 penalty on the weights (the effective W^(z), not their raw V); ref.: 1e-4
+    double_q: bool = False  # True: a'* from the online net, valued by the target (Double DQN)
     td_clip: float = 0.0  # > 0: clip the target to Q ± td_clip (the reference code: 1); 0: off
     solver: str = "pgd"  # icnn.argmin method for the inner problem
     act_iters: int = 5  # solver iterations per action (exploring: warm-started from the last)
@@ -74,6 +88,8 @@ class ICNNQConfig:
         for name in ("act_iters", "target_iters"):
             if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        if self.entropy < 0:
+            raise ValueError(f"expected entropy >= 0 (0: plain argmin of E), got {self.entropy}")
         if self.td_clip < 0:
             raise ValueError(f"expected td_clip >= 0 (0: no clipping), got {self.td_clip}")
 
@@ -115,6 +131,12 @@ class ICNNQ:
             constraint=config.constraint, init=config.init,
         ).to(self.device)
         self.energy_target = frozen_copy(self.energy)
+        # what the actions minimise: E itself, or E − w·H((a+1)/2) (entropy > 0)
+        self.objective, self.objective_target = (
+            (EntropyRegularizedEnergy(self.energy, config.entropy),
+             EntropyRegularizedEnergy(self.energy_target, config.entropy))
+            if config.entropy > 0 else (self.energy, self.energy_target)
+        )
         # L2 on the effective W^(z), not on its raw softplus parameter (which would pull every
         # entry of W^(z) to log 2): see icnn.nn.weight_decay
         self.optimizer = torch.optim.Adam(decay_groups(self.energy, config.l2), lr=config.lr)
@@ -127,14 +149,16 @@ class ICNNQ:
         self, obs: torch.Tensor, *, target: bool = False, y0: torch.Tensor | None = None,
         max_iter: int | None = None,
     ) -> icnn.ArgminResult:
-        """``argmin_a E(s, a)`` over ``[-1, 1]^act_dim`` for a batch, one :func:`icnn.argmin` call.
+        """``argmin_a E(s, a)`` over ``[-1, 1]^act_dim`` for a batch, one :func:`icnn.argmin` call
+        (with ``entropy = w > 0``: ``argmin_a E(s, a) − w·H((a+1)/2)``).
 
         Shape: ``obs: (batch, obs_dim)``, ``y0: (batch, act_dim)`` or None (the box centre)
-        → result with ``y: (batch, act_dim)`` and ``value: (batch,)`` ``= −max_a Q``.
+        → result with ``y: (batch, act_dim)`` and ``value: (batch,)``, the objective at ``y``
+        (``= −max_a Q`` when ``entropy = 0``).
         """
         config = self.config
         return icnn.argmin(
-            self.energy_target if target else self.energy, obs, domain=ACTION_BOX, y0=y0,
+            self.objective_target if target else self.objective, obs, domain=ACTION_BOX, y0=y0,
             method=config.solver, tol=config.solver_tol,
             max_iter=max_iter if max_iter is not None else config.act_iters,
         )
@@ -143,6 +167,11 @@ class ICNNQ:
         """``Q(s, a) = −E(s, a)``. Shape: ``(batch, obs_dim), (batch, act_dim)`` → ``(batch,)``."""
         with validation(False):  # shapes come from the replay buffer, checked once there
             return -self.energy(obs, action)
+
+    def q_target(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``Q'(s, a) = −E'(s, a)`` of the target network, ``(batch,)``."""
+        with validation(False):
+            return -self.energy_target(obs, action)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
@@ -171,9 +200,16 @@ class ICNNQ:
     def update(self, batch: Batch) -> dict[str, float]:
         """One Q-learning step toward ``r + γ (1 − terminated) max_a Q'(s', a)``, then the target."""
         config = self.config
-        solution = self.greedy_action(batch.next_obs, target=True, max_iter=config.target_iters)
+        solution = self.greedy_action(
+            batch.next_obs, target=not config.double_q, max_iter=config.target_iters
+        )
         with torch.no_grad():
-            next_value = -solution.value  # max_a Q'(s', a) = −min_a E'(s', a)
+            if config.double_q:  # Double DQN: the online net picks a'*, the target values it
+                next_value = self.q_target(batch.next_obs, solution.y)
+            else:
+                next_value = -solution.value  # max_a Q'(s', a) = −min_a E'(s', a)
+                if config.entropy > 0:  # the bootstrap is Q'(s', a'*), without the barrier
+                    next_value = next_value + self.objective_target.barrier(solution.y)
             target = batch.reward + config.gamma * (1.0 - batch.terminated) * next_value
 
         q = self.q(batch.obs, batch.action)
