@@ -84,6 +84,8 @@ def make_table(results: list[Path]) -> str:
             means = {agent: np.mean(v) if v else None for agent, v in values.items()}
             if all(mean is not None for mean in means.values()):
                 wins = "yes" if means["icnn"] >= max(means["ddpg"], means["naf"]) else "no"
+                if len({len(v) for v in values.values()}) > 1:  # unequal seed counts
+                    wins += " (partial: unequal seeds)"
             else:
                 wins = "incomplete"
             lines.append(
