@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import icnn
+from icnn.tasks.rl.agent import load_agent, save_agent
 from icnn.tasks.rl.entropy import EDGE, EntropyRegularizedEnergy, negative_entropy
 from icnn.tasks.rl.icnn_q import ICNNQ, ICNNQConfig
 
@@ -86,8 +87,6 @@ def test_target_bootstraps_from_q_at_the_regularized_action_without_the_barrier(
 
 
 def test_a_saved_agent_with_entropy_acts_the_same_after_loading(tmp_path):
-    from icnn.tasks.rl.agent import load_agent, save_agent
-
     agent = small_agent()
     with torch.no_grad():
         for parameter in agent.energy.parameters():
