@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .iterative import strong_convexity_of
 from .problem import Problem
 from .result import ArgminResult
 
@@ -69,7 +70,7 @@ def solve_exact(problem: Problem, *, tol: float = 1e-9) -> ArgminResult:
     """
     check_exact_supported(problem)
     model = problem.model
-    mu = float(getattr(model, "config", {}).get("strong_convexity", 0.0))
+    mu = strong_convexity_of(problem)
     with torch.no_grad():
         layers = (model.affine_layers(problem.x) if problem.x is not None
                   else model.affine_layers())

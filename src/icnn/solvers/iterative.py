@@ -34,12 +34,18 @@ class Progress:
 Callback = Callable[[Progress], None]
 
 
-def strong_convexity_of(problem: Problem) -> float:
-    """``mu`` such that ``f - mu/2 ||y||^2`` is convex (0 when the model does not say)."""
-    config = getattr(problem.model, "config", None)
+def model_strong_convexity(model: object) -> float:
+    """``mu`` such that ``model - mu/2 ||y||^2`` is convex, read from ``model.config`` (0 when
+    the model does not say)."""
+    config = getattr(model, "config", None)
     if not isinstance(config, dict):
         return 0.0
     return float(config.get("strong_convexity", 0.0) or 0.0)
+
+
+def strong_convexity_of(problem: Problem) -> float:
+    """``mu`` such that ``f - mu/2 ||y||^2`` is convex (0 when the model does not say)."""
+    return model_strong_convexity(problem.model)
 
 
 def initial_point(problem: Problem, y0: Tensor | None) -> Tensor:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from icnn.solvers.iterative import model_strong_convexity
+
 # Below EDGE (above 1 − EDGE) the barrier continues along its tangent: finite, C¹ and still
 # convex at the box faces, where projected solvers evaluate it.
 EDGE = 1e-6
@@ -56,9 +58,8 @@ class EntropyRegularizedEnergy(nn.Module):
         self.weight = float(weight)
         self.convex_input_shape = energy.convex_input_shape
         self.context_shape = getattr(energy, "context_shape", None)
-        mu = float(getattr(energy, "config", {}).get("strong_convexity", 0.0) or 0.0)
         # the solvers read the strong convexity from config (icnn.solvers.iterative)
-        self.config = {"strong_convexity": mu + self.weight}
+        self.config = {"strong_convexity": model_strong_convexity(energy) + self.weight}
 
     def barrier(self, action: Tensor) -> Tensor:
         """``weight · (−H((a + 1)/2))``, ``(batch, act_dim)`` → ``(batch,)``."""
