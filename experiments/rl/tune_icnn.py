@@ -50,6 +50,11 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "project": icnn_variant("project", 0, 0),
     "project-double": icnn_variant("project", 0, 0, "double_q=true"),
     "project-entropy1": icnn_variant("project", 0, 1),
+    "project-entropy0.3": icnn_variant("project", 0, 0.3),
+    "project-entropy3": icnn_variant("project", 0, 3),
+    "project-entropy1-inq": icnn_variant("project", 0, 1, "entropy_in_q=true"),
+    "project-entropy1-lr3e-4": icnn_variant("project", 0, 1, "lr=0.0003"),
+    "project-entropy1-tau0.003": icnn_variant("project", 0, 1, "tau=0.003"),
 }
 
 

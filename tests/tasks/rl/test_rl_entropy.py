@@ -86,6 +86,27 @@ def test_target_bootstraps_from_q_at_the_regularized_action_without_the_barrier(
     assert agent.update(batch)["q_loss"] == pytest.approx(expected_loss.item(), rel=1e-4)
 
 
+def test_entropy_in_q_fits_the_regularized_value_on_both_sides(random_batch):
+    agent = small_agent(
+        gamma=0.9, lr=0.0, l2=0.0, target_iters=100, solver_tol=1e-8, entropy_in_q=True
+    )
+    batch = random_batch(act_dim=1, size=16, terminal_fraction=0.25)
+    with torch.no_grad():
+        chosen = agent.greedy_action(batch.next_obs, target=True, max_iter=100).y
+        soft_next = -agent.objective_target(batch.next_obs, chosen)  # Q'(s', a') + w·H(a')
+        target = batch.reward + 0.9 * (1.0 - batch.terminated) * soft_next
+        soft_q = agent.q(batch.obs, batch.action) - 0.5 * negative_entropy(batch.action)
+        expected_loss = (soft_q - target).square().mean()
+    assert agent.update(batch)["q_loss"] == pytest.approx(expected_loss.item(), rel=1e-4)
+
+
+def test_entropy_in_q_needs_a_barrier_and_the_plain_target():
+    with pytest.raises(ValueError, match="needs entropy > 0 and double_q=False; got entropy=0"):
+        ICNNQConfig(entropy=0.0, entropy_in_q=True)
+    with pytest.raises(ValueError, match="double_q=True"):
+        ICNNQConfig(entropy=1.0, double_q=True, entropy_in_q=True)
+
+
 def test_a_saved_agent_with_entropy_acts_the_same_after_loading(tmp_path):
     agent = small_agent()
     with torch.no_grad():

@@ -20,14 +20,18 @@ Read top to bottom: config, agent (act, update). Training (Algorithm 3):
              non-negative by a softplus/exp parametrisation
     targets: θ' ← τ θ + (1 − τ) θ'
 
-The target bootstraps from ``Q'(s', a'*)`` itself, without the barrier (Algorithm 3). The inner
+The target bootstraps from ``Q'(s', a'*)`` itself, without the barrier (Algorithm 3 with plain
+gradient steps). ``entropy_in_q`` instead fits ``Q̃ = Q + w·H`` on both sides, ``Q̃(s, a) ≈ r +
+γ max_a Q̃'(s', a)``, as the reference code did: the barrier then is part of the model of the
+action value, not a regulariser of the policy. The inner
 problem runs a fixed small budget (``act_iters``, ``target_iters`` iterations of accelerated
 projected gradient), batched over the whole minibatch in one :func:`icnn.argmin` call; the
 barrier and a small ``strong_convexity`` make the minimiser unique. The reference code ran up
 to 1000 Adam steps on the same objective (reference-notes §2.5).
 
-Whatever the solver returns, ``Q'(s', a'*) ≤ max_a Q'(s', a)``: the bootstrap value errs low,
-never high, so inexact inner solves (and the barrier) cannot cause over-estimation.
+Whatever the solver returns, ``Q'(s', a'*) ≤ max_a Q'(s', a)`` (and likewise for ``Q̃'``): the
+bootstrap value errs low, never high, so inexact inner solves (and the barrier) cannot cause
+over-estimation.
 """
 
 from __future__ import annotations
@@ -75,6 +79,9 @@ class ICNNQConfig:
     lr: float = 1e-3  # Adam step
     l2: float = 0.0  # L2 penalty on the weights (the effective W^(z), not their raw V); ref.: 1e-4
     double_q: bool = False  # True: a'* from the online net, valued by the target (Double DQN)
+    entropy_in_q: bool = False  # True (needs entropy > 0): fit Q̃ = Q + w·H((a+1)/2) on both
+    # sides of the TD error, as the reference code (Algorithm 3's Q̃); False: the barrier only
+    # shapes the actions and the target is Q'(s', a'*)
     td_clip: float = 0.0  # > 0: clip the target to Q ± td_clip (the reference code: 1); 0: off
     solver: str = "pgd"  # icnn.argmin method for the inner problem
     act_iters: int = 5  # solver iterations per action (exploring: warm-started from the last)
@@ -92,6 +99,11 @@ class ICNNQConfig:
             raise ValueError(f"expected entropy >= 0 (0: plain argmin of E), got {self.entropy}")
         if self.td_clip < 0:
             raise ValueError(f"expected td_clip >= 0 (0: no clipping), got {self.td_clip}")
+        if self.entropy_in_q and (self.entropy == 0 or self.double_q):
+            raise ValueError(
+                "entropy_in_q=True fits Q̃ = Q + w·H and needs entropy > 0 and double_q=False; "
+                f"got entropy={self.entropy}, double_q={self.double_q}"
+            )
 
 
 ACTION_BOX = icnn.Box(-1.0, 1.0)
@@ -207,12 +219,15 @@ class ICNNQ:
             if config.double_q:  # Double DQN: the online net picks a'*, the target values it
                 next_value = self.q_target(batch.next_obs, solution.y)
             else:
-                next_value = -solution.value  # max_a Q'(s', a) = −min_a E'(s', a)
-                if config.entropy > 0:  # the bootstrap is Q'(s', a'*), without the barrier
+                next_value = -solution.value  # max_a Q̃'(s', a) = −min_a Ẽ'(s', a)
+                if config.entropy > 0 and not config.entropy_in_q:
+                    # the bootstrap is Q'(s', a'*), without the barrier
                     next_value = next_value + self.objective_target.barrier(solution.y)
             target = batch.reward + config.gamma * (1.0 - batch.terminated) * next_value
 
         q = self.q(batch.obs, batch.action)
+        if config.entropy_in_q:  # Q̃(s, a) = Q(s, a) − w·(−H((a+1)/2))
+            q = q - self.objective.barrier(batch.action)
         if config.td_clip > 0:
             detached = q.detach()
             target = torch.clamp(target, detached - config.td_clip, detached + config.td_clip)
