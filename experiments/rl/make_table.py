@@ -2,6 +2,7 @@
 
     python experiments/rl/make_table.py            # the current table: TABLE_RESULTS below
     python experiments/rl/make_table.py --results experiments/rl/results   # any other folders
+    python experiments/rl/make_table.py --readme   # also rewrite the tables in README.md
 
 Writes ``results/table.md`` (max and final test return per task and agent beside the paper's
 numbers, plus env steps/s per agent) and ``results/curves.png`` (one panel per task, mean ± std
@@ -55,7 +56,8 @@ def paper_cell(table: dict, env: str) -> str:
     return " / ".join(f"{value:g}" for value in table[env])
 
 
-def make_table(results: list[Path]) -> str:
+def make_table(results: list[Path]) -> dict[str, str]:
+    """The markdown blocks: ``"returns"`` (max and final test return) and ``"speed"``."""
     runs = find_runs(results)
     # one row per task, budget and test protocol (greedy episodes per test point)
     groups: dict[tuple[tuple[str, int, int], str], list] = defaultdict(list)
@@ -94,6 +96,7 @@ def make_table(results: list[Path]) -> str:
                 + f" | {wins} | {paper_cell(paper, env[0])} |"
             )
         lines.append("")
+    returns, lines = "\n".join(lines), []
 
     lines += [
         "### Speed: environment steps per second (whole run incl. warm-up and tests; "
@@ -114,7 +117,19 @@ def make_table(results: list[Path]) -> str:
             cells.append(f"{total:.0f} ({learning:.0f})")
         lines.append(f"| {env[0]} ({env[1] // 1000}k, {env[2]} ep) | " + " | ".join(cells) + " |")
     lines.append("")
-    return "\n".join(lines)
+    return {"returns": returns, "speed": "\n".join(lines)}
+
+
+def replace_blocks(text: str, blocks: dict[str, str]) -> str:
+    """``text`` with each ``<!-- make_table:NAME -->`` … ``<!-- /make_table:NAME -->`` block
+    replaced by ``blocks[NAME]``; a missing marker is an error, not a silent skip."""
+    for name, block in blocks.items():
+        begin, end = f"<!-- make_table:{name} -->", f"<!-- /make_table:{name} -->"
+        start, stop = text.find(begin), text.find(end)
+        if start < 0 or stop < start:
+            raise ValueError(f"expected the markers {begin} ... {end} in the README")
+        text = text[: start + len(begin)] + "\n\n" + block.strip() + "\n\n" + text[stop:]
+    return text
 
 
 def main() -> int:
@@ -123,12 +138,20 @@ def main() -> int:
                         help="folders of runs (default: TABLE_RESULTS)")
     parser.add_argument("--out", default=str(HERE / "results"),
                         help="where table.md and curves.png go")
+    parser.add_argument("--readme", nargs="?", const=str(HERE / "README.md"), default=None,
+                        help="also rewrite the marked table blocks of this README "
+                             "(default when given without a path: experiments/rl/README.md)")
     args = parser.parse_args()
     results = ([Path(p) for p in args.results] if args.results
                else [HERE / name for name in TABLE_RESULTS])
     out = Path(args.out)
-    table = make_table(results)
+    blocks = make_table(results)
+    table = "\n".join(blocks.values())
     (out / "table.md").write_text(table)
+    if args.readme:
+        readme = Path(args.readme)
+        readme.write_text(replace_blocks(readme.read_text(), blocks))
+        print(f"rewrote the table blocks of {readme}")
     plot_runs(results, out / "curves.png", smooth=3,
               title="Test return, mean ± std over seeds (budgets and test episodes: table.md)")
     print(table)
