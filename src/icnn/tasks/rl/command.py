@@ -1,7 +1,9 @@
-"""``icnn rl``: train a continuous-control agent, or ``icnn rl plot`` its learning curves.
+"""``icnn rl``: train a continuous-control agent, ``icnn rl plot`` its learning curves, or
+``icnn rl video`` a greedy episode.
 
 Train:  ``icnn rl --env Pendulum-v1 --agent ddpg --steps 20000 --seed 0 --out runs/pend/ddpg/0``
 Plot:   ``icnn rl plot runs/pend --out curves.png``
+Video:  ``icnn rl video runs/pend/ddpg/0 --out pendulum.gif``
 
 Imports here stay light (argparse only); torch, gymnasium and matplotlib load inside :func:`run`.
 """
@@ -11,13 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "continuous-action RL (paper §6.4): train DDPG / NAF / ICNN-Q agents, or plot learning curves"
+HELP = (
+    "continuous-action RL (paper §6.4): train DDPG / NAF / ICNN-Q agents, plot learning curves, "
+    "record a greedy episode"
+)
 DESCRIPTION = (
     "Train an agent on a gymnasium environment with a bounded Box action space and write "
     "DIR/metrics.json (max_test_return: max of the 10-point rolling mean of test returns, "
     "the paper's metric; final_test_return), DIR/curve.csv (step,test_return) and "
     "DIR/agent.safetensors. `icnn rl plot DIR... --out PNG` overlays learning curves "
-    "(mean ± std over seeds per agent). Agent hyper-parameters are overridden with "
+    "(mean ± std over seeds per agent); `icnn rl video DIR --out GIF` renders a greedy "
+    "episode of a trained agent. Agent hyper-parameters are overridden with "
     "--agent-options KEY=VALUE (an unknown key lists the valid ones)."
 )
 
@@ -33,7 +39,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Training flags (one per field of ``RunConfig``) and the ``plot`` sub-mode."""
+    """Training flags (one per field of ``RunConfig``) and the ``plot`` and ``video`` sub-modes."""
     parser.add_argument("--env", default="Pendulum-v1", help="gymnasium environment id")
     parser.add_argument("--agent", default="ddpg", choices=AGENT_NAMES, help="which agent to train")
     parser.add_argument("--steps", type=int, default=100_000, help="environment steps of training")
@@ -80,8 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     modes = parser.add_subparsers(
-        dest="mode", metavar="{plot}",
-        help="optional sub-mode: `icnn rl plot DIR... --out PNG` overlays learning curves")
+        dest="mode", metavar="{plot,video}",
+        help="optional sub-mode: `icnn rl plot DIR... --out PNG` overlays learning curves; "
+             "`icnn rl video DIR --out GIF` records a greedy episode")
     plot = modes.add_parser(
         "plot",
         help="overlay learning curves of finished runs",
@@ -95,12 +102,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     plot.add_argument("--title", default=None, help="figure title")
 
+    video = modes.add_parser(
+        "video",
+        help="render one greedy episode of a trained agent to an animated GIF",
+        description="Load DIR/agent.safetensors (or a checkpoint file), run one greedy episode "
+                    "with render_mode='rgb_array' and write the frames as a GIF. MuJoCo renders "
+                    "headless through EGL (MUJOCO_GL=egl unless set).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    video.add_argument("run", metavar="DIR", help="run directory or agent checkpoint")
+    video.add_argument("--out", required=True, help="GIF file to write")
+    video.add_argument("--env", default=None, help="environment id (default: the checkpoint's)")
+    video.add_argument("--seed", type=int, default=0, help="seed of the episode's start state")
+    video.add_argument("--max-steps", type=int, default=None,
+                       help="episode length cap (default: the environment's time limit)")
+    video.add_argument("--frame-every", type=int, default=1, help="keep every k-th frame")
+    video.add_argument("--fps", type=float, default=30.0, help="frames per second of the GIF")
+
 
 def run(args: argparse.Namespace) -> int:
-    """Train (default) or plot (``icnn rl plot``)."""
+    """Train (default), plot (``icnn rl plot``) or record (``icnn rl video``)."""
     try:
-        if getattr(args, "mode", None) == "plot":
+        mode = getattr(args, "mode", None)
+        if mode == "plot":
             return _plot(args)
+        if mode == "video":
+            return _video(args)
         return _train(args)
     except ValueError as error:
         print(f"icnn rl: error: {error}", file=sys.stderr)
@@ -146,4 +173,20 @@ def _plot(args: argparse.Namespace) -> int:
     out = plot_runs(args.runs, args.out, smooth=args.smooth, title=args.title)
     print(summary_table(find_runs(args.runs)))
     print(f"wrote {out}")
+    return 0
+
+
+def _video(args: argparse.Namespace) -> int:
+    from icnn.tasks.rl.video import RenderError, record_video
+
+    try:
+        out, episode = record_video(
+            args.run, args.out, seed=args.seed, max_steps=args.max_steps,
+            frame_every=args.frame_every, fps=args.fps, env_id=args.env,
+        )
+    except RenderError as error:
+        print(f"icnn rl video: error: {error}", file=sys.stderr)
+        return 2
+    print(f"return {episode.episode_return:.2f} over {episode.steps} steps, "
+          f"{len(episode.frames)} frames; wrote {out}")
     return 0
