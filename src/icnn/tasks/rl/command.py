@@ -115,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--env", default=None, help="environment id (default: the checkpoint's)")
     video.add_argument("--seed", type=int, default=0, help="seed of the episode's start state")
     video.add_argument("--max-steps", type=int, default=None,
-                       help="episode length cap (default: the environment's time limit)")
+                       help="time limit of the episode (default: the environment's)")
     video.add_argument("--frame-every", type=int, default=1, help="keep every k-th frame")
     video.add_argument("--fps", type=float, default=30.0, help="frames per second of the GIF")
 
