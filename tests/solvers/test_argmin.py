@@ -227,3 +227,48 @@ def test_pgd_at_batch_one_matches_its_row_of_a_batch_solve():
                      max_iter=40)
         torch.testing.assert_close(one.y, batch.y[i:i + 1], atol=1e-9, rtol=0)
         assert one.converged.item() == batch.converged[i].item()
+
+
+def test_pgd_with_a_first_lipschitz_estimate_reaches_the_same_optimum_with_fewer_evaluations(zoo):
+    model = zoo.quadratic()
+    reference = zoo.box_qp_solution(model, -0.2, 0.3)
+    plain = argmin(model, domain=Box(-0.2, 0.3), method="pgd", tol=1e-10, max_iter=2000)
+    largest = float(torch.linalg.eigvalsh(model.a.detach()).max())  # the exact L
+    warm = argmin(model, domain=Box(-0.2, 0.3), method="pgd", tol=1e-10, max_iter=2000,
+                  lipschitz=largest)
+    assert plain.converged.all() and warm.converged.all()
+    torch.testing.assert_close(warm.y[0], reference, atol=1e-5, rtol=0)
+    # info["lipschitz"]: the accepted L, at least the local curvature sufficient decrease needs
+    assert warm.info["lipschitz"].shape == (1,) and warm.info["lipschitz"].item() > 0
+    # a far-off estimate is still safe: backtracking repairs it
+    tiny = argmin(model, domain=Box(-0.2, 0.3), method="pgd", tol=1e-10, max_iter=2000,
+                  lipschitz=torch.tensor([1e-6], dtype=torch.float64))
+    torch.testing.assert_close(tiny.y[0], reference, atol=1e-5, rtol=0)
+
+
+def test_a_warm_lipschitz_estimate_saves_the_first_iterations_backtracking(zoo):
+    model = zoo.quadratic()
+    calls = []
+    counted = model.forward
+    model.forward = lambda y: calls.append(len(y)) or counted(y)
+
+    def forward_calls(**options):
+        calls.clear()
+        result = argmin(model, domain=Box(-0.2, 0.3), method="pgd", max_iter=8, **options)
+        return len(calls), result
+
+    cold_calls, cold = forward_calls()
+    warm_calls, warm = forward_calls(lipschitz=cold.info["lipschitz"])
+    assert warm_calls < cold_calls
+    assert warm.value.item() <= cold.value.item() + 1e-12
+
+
+@pytest.mark.parametrize("lipschitz, message", [
+    (0.0, "positive finite"), (float("inf"), "positive finite"), (torch.ones(3), r"got \(3,\)"),
+])
+def test_a_bad_lipschitz_estimate_is_a_clear_error(lipschitz, message, zoo):
+    model, x = zoo.relu_picnn(), torch.randn(6, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=message):
+        argmin(model, x, domain=Box(0, 1), method="pgd", lipschitz=lipschitz)
+    with pytest.raises(ValueError, match=r"'lbfgs' takes no option\(s\) \['lipschitz'\]"):
+        argmin(model, x, domain=Box(0, 1), method="lbfgs", lipschitz=1.0)

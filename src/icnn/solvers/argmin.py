@@ -55,7 +55,8 @@ def argmin(
         allow_unbounded: run on an unbounded domain without strong convexity, where the
             minimum may not exist; ``converged`` then reports a stationarity test.
         options: method-specific keyword arguments (``memory`` for lbfgs, ``callback`` for
-            pgd/lbfgs).
+            pgd/lbfgs, ``lipschitz`` for pgd: a first estimate of ``L``, see
+            :func:`icnn.solvers.pgd.solve_pgd`).
 
     Returns:
         :class:`icnn.solvers.ArgminResult` with ``y: (batch, *shape)``, ``value: (batch,)``,
@@ -107,7 +108,7 @@ def argmin(
 
 def _dispatch(method: str, problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
               options: dict[str, Any]) -> ArgminResult:
-    allowed = {"pgd": {"callback"}, "lbfgs": {"callback", "memory"}}.get(method, set())
+    allowed = {"pgd": {"callback", "lipschitz"}, "lbfgs": {"callback", "memory"}}.get(method, set())
     unknown = set(options) - allowed
     if unknown:
         raise ValueError(f"method {method!r} takes no option(s) {sorted(unknown)}; "

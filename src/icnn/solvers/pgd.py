@@ -35,7 +35,8 @@ MAX_BACKTRACKS = 40
 
 
 def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
-              callback: Callback | None = None) -> ArgminResult:
+              callback: Callback | None = None,
+              lipschitz: float | Tensor | None = None) -> ArgminResult:
     """Minimise ``f(x, y)`` over the problem's domain by accelerated projected gradient.
 
     Args:
@@ -44,9 +45,15 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
         tol: relative tolerance of the stopping test.
         max_iter: iterations (one gradient evaluation each, plus backtracking evaluations).
         callback: called with a :class:`Progress` after every iteration.
+        lipschitz: first estimate of the gradient's Lipschitz constant ``L``, a positive float or
+            ``(batch,)`` (e.g. ``info["lipschitz"]`` of an earlier solve of a similar problem);
+            None: ``||grad f(y0)|| / (half the box width)``, a first step across half the box.
+            A good estimate saves the backtracking evaluations of the first iterations; any
+            positive value is safe (backtracking still enforces sufficient decrease).
 
     Returns:
-        :class:`ArgminResult`; ``info["evaluations"]`` counts gradient evaluations per example.
+        :class:`ArgminResult`; ``info["evaluations"]`` counts gradient evaluations per example,
+        ``info["lipschitz"]`` holds each example's last accepted ``L`` ``(batch,)``.
     """
     batch, device = problem.batch, problem.lo.device
     stop = Stopping(problem, tol)
@@ -54,7 +61,8 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
     y_prev = y.clone()
     value = problem.value(y).detach()
     theta = torch.ones(batch, dtype=y.dtype, device=device)
-    lipschitz = torch.zeros(batch, dtype=y.dtype, device=device)  # 0: not yet estimated
+    lipschitz = _first_lipschitz(lipschitz, batch, y.dtype, device)  # 0: not yet estimated
+    accepted = lipschitz.clone()
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     evaluations = torch.zeros(batch, dtype=torch.long, device=device)
     eps = 10 * torch.finfo(y.dtype).eps
@@ -88,6 +96,7 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
         increased = value_new > value_i
         keep = increased.view(-1, *([1] * (y.dim() - 1)))
         # restart: drop the step and the momentum (next v = y); else move on
+        accepted = _put(accepted, index, lip, every)
         lipschitz = _put(lipschitz, index, lip * SHRINK, every)
         y_prev = _put(y_prev, index, y_i, every)
         y = _put(y, index, torch.where(keep, y_i, y_new), every)
@@ -102,8 +111,24 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
     return ArgminResult(
         y=y, value=value, iterations=iteration, converged=done, method="pgd",
         gap=stop.gap(value), lower_bound=stop.lower_bound(value.dtype), objective=value,
-        info={"evaluations": evaluations},
+        info={"evaluations": evaluations, "lipschitz": accepted},
     )
+
+
+def _first_lipschitz(lipschitz: float | Tensor | None, batch: int, dtype: torch.dtype,
+                     device: torch.device) -> Tensor:
+    """``(batch,)`` first estimates of ``L`` (0 where the solver should estimate it itself)."""
+    if lipschitz is None:
+        return torch.zeros(batch, dtype=dtype, device=device)
+    first = torch.as_tensor(lipschitz, dtype=dtype, device=device)
+    if first.dim() == 0:
+        first = first.expand(batch)
+    if first.shape != (batch,) or not bool(torch.isfinite(first).all() and (first > 0).all()):
+        raise ValueError(
+            f"expected lipschitz to be a positive finite float or ({batch},) tensor, "
+            f"got {tuple(first.shape)} with values {first.flatten()[:4].tolist()}"
+        )
+    return first.clone()
 
 
 def _whole(t: Tensor) -> Tensor:

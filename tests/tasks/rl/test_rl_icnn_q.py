@@ -187,3 +187,24 @@ def test_double_q_values_the_online_networks_argmin_with_the_target_network(rand
         # never above the target network's own maximum (Double DQN's point)
         assert (next_value <= grid_max_q(agent, batch.next_obs, agent.energy_target) + 1e-5).all()
     assert agent.update(batch)["q_loss"] == pytest.approx(expected_loss.item(), rel=1e-3)
+
+
+def test_warm_lipschitz_keeps_the_greedy_action_the_grid_argmin():
+    agent = small_agent(act_iters=50, warm_lipschitz=True)
+    train_on_a_bowl(agent)
+    obs = torch.randn(12, 3, generator=torch.Generator().manual_seed(2))
+    assert agent.lipschitz == {False: None, True: None}
+    first = agent.act(obs, explore=False)  # batched greedy solve: sets the acting L
+    remembered = agent.lipschitz[False]
+    assert remembered is not None and remembered > 0 and agent.lipschitz[True] is None
+    again = agent.act(obs, explore=False)  # starts from the remembered L
+    with torch.no_grad():
+        energies = torch.stack([agent.energy(row.expand(len(GRID), -1), GRID) for row in obs])
+    best_on_grid = GRID[energies.argmin(dim=1), 0]
+    assert torch.allclose(first[:, 0], best_on_grid, atol=2e-3)
+    assert torch.allclose(again[:, 0], best_on_grid, atol=2e-3)
+
+
+def test_warm_lipschitz_needs_the_pgd_solver():
+    with pytest.raises(ValueError, match="warm_lipschitz needs solver='pgd', got solver='lbfgs'"):
+        ICNNQConfig(warm_lipschitz=True, solver="lbfgs")

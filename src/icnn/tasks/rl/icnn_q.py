@@ -87,6 +87,8 @@ class ICNNQConfig:
     act_iters: int = 5  # solver iterations per action (exploring: warm-started from the last)
     target_iters: int = 5  # solver iterations per minibatch target (from the box centre)
     solver_tol: float = 1e-4  # relative tolerance: examples stop early once certified
+    warm_lipschitz: bool = False  # True (solver "pgd"): each solve starts from the step size L
+    # the previous solve of its kind (acting / targets) ended with, instead of estimating it
     noise: str = "ou"  # exploration noise: "ou" (Ornstein–Uhlenbeck) or "gaussian"
     noise_theta: float = 0.15  # OU mean reversion
     noise_sigma: float = 0.1  # OU / Gaussian scale, in the [-1, 1] action scale
@@ -99,6 +101,8 @@ class ICNNQConfig:
             raise ValueError(f"expected entropy >= 0 (0: plain argmin of E), got {self.entropy}")
         if self.td_clip < 0:
             raise ValueError(f"expected td_clip >= 0 (0: no clipping), got {self.td_clip}")
+        if self.warm_lipschitz and self.solver != "pgd":
+            raise ValueError(f"warm_lipschitz needs solver='pgd', got solver={self.solver!r}")
         if self.entropy_in_q and (self.entropy == 0 or self.double_q):
             raise ValueError(
                 "entropy_in_q=True fits Q̃ = Q + w·H and needs entropy > 0 and double_q=False; "
@@ -156,6 +160,8 @@ class ICNNQ:
             config.noise, act_dim, theta=config.noise_theta, sigma=config.noise_sigma, seed=seed
         )
         self.previous_action: torch.Tensor | None = None  # warm start of the exploring stream
+        # warm_lipschitz: the last accepted step size L of the acting and of the target solves
+        self.lipschitz: dict[bool, float | None] = {False: None, True: None}
 
     def greedy_action(
         self, obs: torch.Tensor, *, target: bool = False, y0: torch.Tensor | None = None,
@@ -169,11 +175,17 @@ class ICNNQ:
         (``= −max_a Q`` when ``entropy = 0``).
         """
         config = self.config
-        return icnn.argmin(
+        options = {}
+        if config.warm_lipschitz and self.lipschitz[target] is not None:
+            options["lipschitz"] = self.lipschitz[target]
+        result = icnn.argmin(
             self.objective_target if target else self.objective, obs, domain=ACTION_BOX, y0=y0,
             method=config.solver, tol=config.solver_tol,
-            max_iter=max_iter if max_iter is not None else config.act_iters,
+            max_iter=max_iter if max_iter is not None else config.act_iters, **options,
         )
+        if config.warm_lipschitz:
+            self.lipschitz[target] = result.info["lipschitz"].median().item()
+        return result
 
     def q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``Q(s, a) = −E(s, a)``. Shape: ``(batch, obs_dim), (batch, act_dim)`` → ``(batch,)``."""
