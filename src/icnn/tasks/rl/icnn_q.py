@@ -51,6 +51,7 @@ from icnn.tasks.rl.buffer import Batch
 from icnn.tasks.rl.entropy import EntropyRegularizedEnergy
 from icnn.tasks.rl.networks import frozen_copy, soft_update_
 from icnn.tasks.rl.noise import make_noise
+from icnn.tasks.rl.quadratic_head import QuadraticHeadEnergy
 
 
 @dataclass
@@ -72,6 +73,8 @@ class ICNNQConfig:
     # the paper), "softplus" or "exp"
     init: str = "icnn"  # "icnn" (Hoedt & Klambauer) or "default" (PyTorch's, made non-negative)
     strong_convexity: float = 1e-2  # μ: E(s, a) includes μ/2 ‖a‖², a unique argmin
+    quadratic_head: tuple[int, ...] = ()  # non-empty: E adds a NAF-style diagonal quadratic
+    # ½ Σ d_j(s)(a_j − m_j(s))² from a state network of these widths (icnn.tasks.rl.quadratic_head)
     entropy: float = 1.0  # w > 0: actions minimise E − w·H((a+1)/2), the reference code's
     # objective (w = 1); 0: the plain argmin of E
     gamma: float = 0.99  # discount
@@ -141,11 +144,14 @@ class ICNNQ:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.device = torch.device(device)
 
-        self.energy = icnn.PICNN(
+        energy = icnn.PICNN(
             obs_dim, act_dim, hidden=config.hidden, activation=config.activation,
             x_activation=config.x_activation, strong_convexity=config.strong_convexity,
             constraint=config.constraint, init=config.init,
-        ).to(self.device)
+        )
+        if config.quadratic_head:
+            energy = QuadraticHeadEnergy(energy, obs_dim, act_dim, config.quadratic_head)
+        self.energy = energy.to(self.device)
         self.energy_target = frozen_copy(self.energy)
         # what the actions minimise: E itself, or E − w·H((a+1)/2) (entropy > 0)
         self.objective, self.objective_target = (
