@@ -5,8 +5,8 @@ value is close to one (Reacher's reward is ``−distance − ‖a‖²``). A PIC
 curvature out of softplus units. :class:`QuadraticHeadEnergy` adds a diagonal quadratic whose
 curvature ``d(s) = softplus(·) ≥ 0`` and centre ``m(s) = tanh(·) ∈ [-1, 1]`` come from a small
 state network: for every state it is a convex quadratic in ``a``, so the sum stays convex in
-``a`` (the energy's promise holds whatever the head's weights are), and ICNN-Q with the head
-contains NAF with a diagonal ``P(s)``.
+``a`` (the energy's promise holds whatever the head's weights are). With the head, ICNN-Q can
+represent NAF with a diagonal ``P(s)`` (the PICNN's state path carrying the value ``V(s)``).
 """
 
 from __future__ import annotations
