@@ -64,10 +64,11 @@ class Job:
         return not self.finished() and not self.in_progress()
 
 
-def run_job(job: Job) -> tuple[Job, int, float]:
-    """Run ``job`` (unless it finished or another invocation holds it): ``(job, exit code, s)``."""
+def run_job(job: Job) -> tuple[Job, int | None, float]:
+    """Run ``job`` (unless it finished or another invocation holds it): ``(job, exit code, s)``;
+    the code is None when the job was skipped."""
     if not job.pending():
-        return job, 0, 0.0  # finished or taken by another invocation since the list was made
+        return job, None, 0.0  # finished or taken by another invocation since the list was made
     job.log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(job.log, "w") as handle:
@@ -89,6 +90,10 @@ def run_jobs(jobs: list[Job], workers: int) -> int:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in as_completed([pool.submit(run_job, job) for job in pending]):
             job, code, seconds = future.result()
+            if code is None:
+                print(f"{time.strftime('%H:%M:%S')} {job.name}: skipped (finished or run by "
+                      "another invocation since the list was made)", flush=True)
+                continue
             status = "ok" if code == 0 else f"FAILED (exit {code}, see {job.log})"
             failures += code != 0
             print(f"{time.strftime('%H:%M:%S')} {job.name}: {status} in {seconds:.0f} s", flush=True)
