@@ -108,16 +108,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Load DIR/agent.safetensors (or a checkpoint file), run one greedy episode "
                     "with render_mode='rgb_array' and write the frames as a GIF. MuJoCo renders "
                     "headless through EGL (MUJOCO_GL=egl unless set).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     video.add_argument("run", metavar="DIR", help="run directory or agent checkpoint")
     video.add_argument("--out", required=True, help="GIF file to write")
     video.add_argument("--env", default=None, help="environment id (default: the checkpoint's)")
-    video.add_argument("--seed", type=int, default=0, help="seed of the episode's start state")
+    video.add_argument("--seed", type=int, default=0, help="seed of the episode's start state (default: 0)")
     video.add_argument("--max-steps", type=int, default=None,
                        help="time limit of the episode (default: the environment's)")
-    video.add_argument("--frame-every", type=int, default=1, help="keep every k-th frame")
-    video.add_argument("--fps", type=float, default=30.0, help="frames per second of the GIF")
+    video.add_argument("--frame-every", type=int, default=1, help="keep every k-th frame (default: 1)")
+    video.add_argument("--fps", type=float, default=30.0, help="frames per second of the GIF (default: 30)")
 
 
 def run(args: argparse.Namespace) -> int:
