@@ -56,6 +56,7 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "project-entropy1-lr3e-4": icnn_variant("project", 0, 1, "lr=0.0003"),
     "project-entropy1-tau0.003": icnn_variant("project", 0, 1, "tau=0.003"),
     "project-entropy1-quad64": icnn_variant("project", 0, 1, "quadratic_head=64"),
+    "project-entropy1-warmL": icnn_variant("project", 0, 1, "warm_lipschitz=true"),
 }
 
 
