@@ -16,12 +16,10 @@ objective with any of its methods (and keeps the energy's fast ``condition``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
-from icnn.solvers.iterative import model_strong_convexity
+from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm, Term
 
 # Below EDGE (above 1 − EDGE) the barrier continues along its tangent: finite, C¹ and still
 # convex at the box faces, where projected solvers evaluate it.
@@ -40,39 +38,26 @@ def negative_entropy(action: Tensor) -> Tensor:
     return (value + slope * (p - c)).sum(-1)
 
 
-class EntropyRegularizedEnergy(nn.Module):
+class EntropyRegularizedEnergy(EnergyPlusTerm):
     """``f(s, a) + weight · (−H((a + 1)/2))``, convex in ``a`` when ``f`` is.
 
     Shape: ``s: (batch, *context_shape)``, ``a: (batch, act_dim)`` → ``(batch,)``.
 
     Args:
         energy: the convex energy (e.g. the ICNN-Q :class:`icnn.PICNN`), used as is: no copy.
-        weight: ``w > 0``, in the energy's units.
+        weight: ``w > 0``, in the energy's units; it adds ``w`` to the strong convexity.
     """
 
     def __init__(self, energy: nn.Module, weight: float) -> None:
-        super().__init__()
         if not weight > 0:
             raise ValueError(f"expected an entropy weight > 0, got {weight}")
-        self.energy = energy
+        super().__init__(energy, term_strong_convexity=float(weight))
         self.weight = float(weight)
-        self.convex_input_shape = energy.convex_input_shape
-        self.context_shape = getattr(energy, "context_shape", None)
-        # the solvers read the strong convexity from config (icnn.solvers.iterative)
-        self.config = {"strong_convexity": model_strong_convexity(energy) + self.weight}
 
     def barrier(self, action: Tensor) -> Tensor:
         """``weight · (−H((a + 1)/2))``, ``(batch, act_dim)`` → ``(batch,)``."""
         return self.weight * negative_entropy(action)
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.energy(x, y) + self.barrier(y)
-
-    def condition(self, x: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
-        """The wrapped energy's :meth:`condition` plus the barrier (which needs no context)."""
-        energy = self.energy.condition(x)
-
-        def regularized(y: Tensor, index: Tensor | None = None) -> Tensor:
-            return energy(y, index) + self.barrier(y)
-
-        return regularized
+    def term_given(self, x: Tensor) -> Term:
+        """The barrier, which needs no context."""
+        return lambda y, index=None: self.barrier(y)

@@ -11,19 +11,17 @@ represent NAF with a diagonal ``P(s)`` (the PICNN's state path carrying the valu
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from icnn.solvers.iterative import model_strong_convexity
+from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm, Term
 from icnn.tasks.rl.networks import mlp
 
 INITIAL_CURVATURE_BIAS = -3.0  # softplus(−3) ≈ 0.049: the head starts almost flat
 
 
-class QuadraticHeadEnergy(nn.Module):
+class QuadraticHeadEnergy(EnergyPlusTerm):
     """``energy(s, a) + ½ Σ_j softplus(c_j(s)) (a_j − tanh(m_j(s)))²``, convex in ``a``.
 
     Shape: ``s: (batch, obs_dim)``, ``a: (batch, act_dim)`` → ``(batch,)``.
@@ -38,35 +36,26 @@ class QuadraticHeadEnergy(nn.Module):
 
     def __init__(self, energy: nn.Module, obs_dim: int, act_dim: int,
                  hidden: tuple[int, ...] = (64,)) -> None:
-        super().__init__()
-        self.energy = energy
+        # the head's curvature is state-dependent and may be ~0: only the energy's is certain
+        super().__init__(energy, term_strong_convexity=0.0)
         self.head = mlp(obs_dim, hidden, 2 * act_dim)
         with torch.no_grad():
             self.head[-1].bias[:act_dim] = INITIAL_CURVATURE_BIAS
-        self.convex_input_shape = energy.convex_input_shape
-        self.context_shape = energy.context_shape
-        # the head's curvature is state-dependent and may be ~0: only the energy's is certain
-        self.config = {"strong_convexity": model_strong_convexity(energy)}
 
     def curvature_and_centre(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``d(s) ≥ 0`` and ``m(s) ∈ [-1, 1]``, each ``(batch, act_dim)``."""
         raw_curvature, raw_centre = self.head(x).chunk(2, dim=-1)
         return F.softplus(raw_curvature), raw_centre.tanh()
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        curvature, centre = self.curvature_and_centre(x)
-        return self.energy(x, y) + 0.5 * (curvature * (y - centre).square()).sum(-1)
-
-    def condition(self, x: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
-        """The energy's :meth:`condition` plus the quadratic, its coefficients computed once."""
-        energy = self.energy.condition(x)
+    def term_given(self, x: Tensor) -> Term:
+        """The quadratic with its coefficients computed at ``x`` once."""
         curvature, centre = self.curvature_and_centre(x)
 
-        def with_head(y: Tensor, index: Tensor | None = None) -> Tensor:
+        def quadratic(y: Tensor, index: Tensor | None = None) -> Tensor:
             d, m = (curvature, centre) if index is None else (curvature[index], centre[index])
-            return energy(y, index) + 0.5 * (d * (y - m).square()).sum(-1)
+            return 0.5 * (d * (y - m).square()).sum(-1)
 
-        return with_head
+        return quadratic
 
     def project_(self) -> QuadraticHeadEnergy:
         """Project the wrapped energy's constrained weights (the head needs none)."""
