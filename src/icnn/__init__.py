@@ -7,7 +7,10 @@ Three names get you going: a model (:class:`FICNN`, :class:`PICNN`, :class:`Conv
 
 from .checkpoint import CheckpointError, load, save
 from .learn import losses
-from .nn import FICNN, PICNN, ConvexActivation, ConvexModel, ConvFICNN, ConvPICNN, validation
+from .nn import (
+    FICNN, PICNN, ConvexActivation, ConvexEnergy, ConvexModel, ConvFICNN, ConvPICNN, EnergyTraits,
+    energy_traits, validation,
+)
 from .nn.check import ConvexityReport, check_convexity
 from .solvers import ArgminResult, Box, argmin
 
@@ -15,6 +18,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FICNN", "PICNN", "ConvFICNN", "ConvPICNN", "CheckpointError", "ConvexActivation",
-    "ConvexModel", "ConvexityReport", "ArgminResult", "Box", "argmin", "check_convexity", "losses",
+    "ConvexEnergy", "ConvexModel", "ConvexityReport", "EnergyTraits", "energy_traits", "ArgminResult", "Box", "argmin", "check_convexity", "losses",
     "load", "save", "validation", "__version__",
 ]

@@ -19,7 +19,11 @@ class Quadratic(nn.Module):
         self.a = nn.Parameter(a)
         self.c = nn.Parameter(c)
         self.convex_input_shape = (c.shape[0],)
-        self.config = {"strong_convexity": float(torch.linalg.eigvalsh(a).min())}
+        self.context_shape = None
+        self.mu = float(torch.linalg.eigvalsh(a).min())
+
+    def energy_traits(self) -> icnn.EnergyTraits:
+        return icnn.EnergyTraits(convex=True, strong_convexity=self.mu, curvature="smooth")
 
     def forward(self, y: Tensor) -> Tensor:
         d = y - self.c

@@ -179,6 +179,10 @@ def test_auto_runs_bundle_on_a_relu_energy_over_a_box_and_lbfgs_elsewhere(zoo):
 def test_image_shaped_y_works_with_a_generic_module():
     class ImageEnergy(torch.nn.Module):
         convex_input_shape = (1, 3, 3)
+        context_shape = None
+
+        def energy_traits(self):
+            return icnn.EnergyTraits(convex=True, curvature="piecewise_linear")
 
         def __init__(self):
             super().__init__()

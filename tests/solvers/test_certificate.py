@@ -23,7 +23,7 @@ def test_lower_bound_never_exceeds_the_exact_optimum(zoo):
 def test_strongly_convex_bound_is_tight_at_the_minimiser(zoo):
     model = zoo.quadratic()
     problem = build_problem(model, None, None, None, None, batch=1)
-    cuts = CutAggregator(problem.lo, problem.hi, mu=model.config["strong_convexity"])
+    cuts = CutAggregator(problem.lo, problem.hi, mu=model.mu)
     y = model.c.detach()[None]
     value, grad = problem.value_and_grad(y)
     assert abs(float(cuts.add(y, value, grad))) < 1e-12  # f* = 0 at y = c

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..nn.energy import BARRIER, LINEAR_TERM, EnergyTraits, energy_traits
+
 _ENTROPY_EPS = 1e-12
 
 
@@ -57,17 +59,18 @@ class LossAugmentedEnergy(nn.Module):
 
     def __init__(self, model: nn.Module, margin: float = 1.0, *, entropy: bool = False) -> None:
         super().__init__()
-        shape = getattr(model, "convex_input_shape", None)
-        if shape is None:
-            raise ValueError(f"model must expose convex_input_shape (an icnn model), got "
-                             f"{type(model).__name__}")
+        try:
+            energy_traits(model)
+        except TypeError as error:
+            raise ValueError(str(error)) from error
+        shape = model.convex_input_shape
         if not float(margin) >= 0.0:
             raise ValueError(f"margin must be >= 0, got {margin}")
         self.model = model
         self.margin = float(margin)
         self.entropy = bool(entropy)
         self.convex_input_shape = tuple(shape)
-        base_context = getattr(model, "context_shape", None)
+        base_context = model.context_shape
         self.model_context_shape = None if base_context is None else tuple(base_context)
         self.x_size = 0 if base_context is None else math.prod(base_context)
         self.context_shape = (self.x_size + math.prod(self.convex_input_shape),)
@@ -75,6 +78,13 @@ class LossAugmentedEnergy(nn.Module):
     @property
     def has_context(self) -> bool:
         return True
+
+    def energy_traits(self) -> EnergyTraits:
+        """The model's traits plus an affine margin term, plus a barrier with the entropy."""
+        traits = energy_traits(self.model).plus(LINEAR_TERM)
+        if self.entropy:
+            traits = traits.plus(EnergyTraits(convex=True, curvature=BARRIER))
+        return traits
 
     def context(self, x: Tensor | None, y_true: Tensor) -> Tensor:
         """``[flatten(x), flatten(y_true)]``, ``(batch, context_dim)``."""

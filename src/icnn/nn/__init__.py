@@ -4,6 +4,7 @@ from .activations import ACTIVATIONS, ConvexActivation, make_activation
 from .affine import AffineLayer
 from .base import ConvexModel
 from .conv import ConvFICNN, ConvPICNN
+from .energy import ConvexEnergy, EnergyTraits, energy_traits
 from .ficnn import FICNN
 from .layers import NonNegativeConv2d, NonNegativeLinear
 from .picnn import PICNN
@@ -11,7 +12,8 @@ from .validation import validation
 from .weight_decay import constrained_weight_penalty, decay_groups, raw_constrained_parameters
 
 __all__ = [
-    "ACTIVATIONS", "AffineLayer", "ConvFICNN", "ConvPICNN", "ConvexActivation", "ConvexModel",
+    "ACTIVATIONS", "AffineLayer", "ConvFICNN", "ConvPICNN", "ConvexActivation", "ConvexEnergy",
+    "ConvexModel", "EnergyTraits", "energy_traits",
     "FICNN", "NonNegativeConv2d", "NonNegativeLinear", "PICNN", "constrained_weight_penalty",
     "decay_groups", "make_activation", "raw_constrained_parameters", "validation",
 ]

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import ConvexActivation
+from .energy import PIECEWISE_LINEAR, SMOOTH, EnergyTraits
 from .layers import CONSTRAINED_LAYERS
 from .validation import check_tensor, validation_enabled
 
@@ -16,9 +17,13 @@ from .validation import check_tensor, validation_enabled
 class ConvexModel(nn.Module):
     """Base class: an energy ``f(x, y)`` convex in ``y`` (``x`` absent for fully convex models).
 
-    Subclasses set ``self.config`` (constructor keyword arguments, JSON-serialisable),
-    ``convex_input_shape`` and ``context_shape`` (None when the model takes no ``x``), and implement
-    ``_energy(x, y) -> (batch,)`` without validation.
+    Subclasses set ``self.config`` (constructor keyword arguments, JSON-serialisable, with
+    ``constraint`` and ``strong_convexity``), ``convex_input_shape`` and ``context_shape`` (None
+    when the model takes no ``x``), and keep their hidden activations in ``self.activations``
+    (an ``nn.ModuleList``, layer 0 first).
+
+    Every model implements :class:`icnn.ConvexEnergy`: :meth:`energy_traits` says what it is now
+    (convex or not and why, ``mu``, piecewise-linear or smooth), and solvers read only that.
 
     After ``load_state_dict`` the constrained weights are re-checked: a state with negative
     ``W^(z)`` (possible only with ``constraint="project"``) is refused.
@@ -35,6 +40,44 @@ class ConvexModel(nn.Module):
     @property
     def has_context(self) -> bool:
         return self.context_shape is not None
+
+    @property
+    def strong_convexity(self) -> float:
+        """``mu`` of the added ``(mu/2)||y||^2`` (0 when none)."""
+        return float(self.config.get("strong_convexity", 0.0))
+
+    @property
+    def constraint(self) -> str:
+        """How ``W^(z) >= 0`` is kept: ``"softplus"``, ``"exp"`` or ``"project"``."""
+        return str(self.config["constraint"])
+
+    def energy_traits(self) -> EnergyTraits:
+        """What this model is in ``y`` now (see :class:`icnn.EnergyTraits`).
+
+        ``convex`` is re-checked at every call, so a ``constraint="project"`` model that an
+        optimiser step pushed below zero reports itself non-convex until ``project_()``.
+        """
+        issues = tuple(self.structural_issues())
+        linear = all(a.pieces() is not None for _, a in self.convex_activations())
+        return EnergyTraits(convex=not issues, strong_convexity=self.strong_convexity,
+                            curvature=PIECEWISE_LINEAR if linear else SMOOTH,
+                            constraint=self.constraint, issues=issues)
+
+    def structural_issues(self) -> list[str]:
+        """Why the model is not convex in ``y`` now: constrained weights with negative or
+        non-finite entries, a non-monotone activation after layer 0 (empty list: none)."""
+        issues = []
+        for name, layer in self.constrained_layers():
+            issue = layer.nonnegativity_issue()
+            if issue is not None:
+                issues.append(f"{name}.weight {issue}")
+        activations = self._modules.get("activations")  # the documented place, see the class doc
+        if isinstance(activations, nn.ModuleList):
+            for i, activation in enumerate(activations):
+                if i > 0 and not activation.nondecreasing:
+                    issues.append(f"activations.{i} ({activation.name}) is not non-decreasing "
+                                  "but is not in layer 0")
+        return issues
 
     @property
     def dtype(self) -> torch.dtype:
@@ -76,14 +119,13 @@ class ConvexModel(nn.Module):
 
     def quadratic_term(self, y: Tensor) -> Tensor:
         """``(mu / 2) ||y||^2`` per example, ``(batch,)``; zero when ``strong_convexity == 0``."""
-        mu = float(self.config.get("strong_convexity", 0.0))
+        mu = self.strong_convexity
         if mu == 0.0:
             return y.new_zeros(y.shape[0])
         return 0.5 * mu * y.flatten(1).square().sum(dim=1)
 
     def extra_repr(self) -> str:
-        mu = self.config.get("strong_convexity", 0.0)
-        return f"constraint={self.config.get('constraint')}, strong_convexity={mu}"
+        return f"constraint={self.constraint}, strong_convexity={self.strong_convexity}"
 
 
 def check_strong_convexity(mu: float) -> float:

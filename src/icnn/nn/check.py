@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .activations import ConvexActivation
-from .layers import CONSTRAINED_LAYERS
+from .energy import energy_traits
 from .validation import validation
 
 
@@ -44,30 +43,11 @@ class ConvexityReport:
 
 
 def structural_issues(model: nn.Module) -> list[str]:
-    """Constrained weights with negative or non-finite entries, and disallowed activations."""
-    issues = []
-    if getattr(model, "is_convex", True) is False:
-        issues.append(f"{type(model).__name__} was built with convex=False (the non-convex "
-                      "ablation): its z-maps are unconstrained")
-    for name, module in model.named_modules():
-        if isinstance(module, CONSTRAINED_LAYERS):
-            weight = module.weight.detach()
-            if not bool(torch.isfinite(weight).all()):
-                issues.append(f"{name}.weight has non-finite entries")
-            elif bool((weight < 0).any()):
-                issues.append(f"{name}.weight has {int((weight < 0).sum())} negative entries "
-                              f"(min {float(weight.min()):.3e}); call model.project_()")
-    for name, module in _hidden_activations(model):
-        if not module.nondecreasing:
-            issues.append(f"{name} ({module.name}) is not non-decreasing but is not in layer 0")
-    return issues
+    """Why ``model`` is not convex by construction now, as it declares (empty list: none).
 
-
-def _hidden_activations(model: nn.Module) -> list[tuple[str, ConvexActivation]]:
-    activations = getattr(model, "activations", None)
-    if isinstance(activations, nn.ModuleList):
-        return [(f"activations.{i}", a) for i, a in enumerate(activations) if i > 0]
-    return []
+    Reads only the model's :meth:`icnn.ConvexEnergy.energy_traits`.
+    """
+    return list(energy_traits(model).issues)
 
 
 @torch.no_grad()
@@ -83,7 +63,7 @@ def check_convexity(
     ``f(t a + (1 - t) b) - t f(a) - (1 - t) f(b)``, which is ``<= 0`` for a convex ``f``.
 
     Args:
-        model: an icnn model (or any module with ``convex_input_shape`` / ``context_shape``).
+        model: an icnn model, or any module implementing :class:`icnn.ConvexEnergy`.
         x: ``(n_pairs, *context)`` contexts for partially convex models; random normal if None.
         n_pairs: number of random pairs (ignored when ``y_points`` is given).
         n_mix: mixing weights per pair, uniform in (0, 1).
@@ -96,9 +76,8 @@ def check_convexity(
         A :class:`ConvexityReport`.
     """
     issues = structural_issues(model)
-    shape = tuple(getattr(model, "convex_input_shape", ()))
-    if not shape and y_points is None:
-        raise ValueError("model has no convex_input_shape; pass y_points=(a, b)")
+    structural_ok = not issues
+    shape = tuple(model.convex_input_shape)
     probe = copy.deepcopy(model).to(torch.float64)
     if y_points is not None:
         a, b = (p.to(torch.float64) for p in y_points)
@@ -108,7 +87,7 @@ def check_convexity(
         a = torch.randn(n_pairs, *shape, generator=generator, dtype=torch.float64) * scale
         b = torch.randn(n_pairs, *shape, generator=generator, dtype=torch.float64) * scale
         a, b = a.to(device), b.to(device)
-    context = getattr(model, "context_shape", None)
+    context = model.context_shape
     if context is not None:
         if x is None:
             x = torch.randn(n_pairs, *context, generator=generator, dtype=torch.float64) * scale
@@ -135,6 +114,6 @@ def check_convexity(
         issues.append(f"Jensen's inequality violated by {worst:.3e} (relative) at pair "
                       f"{where['index']}, t={where['t']:.3f}")
     return ConvexityReport(
-        ok=not issues, structural_ok=not structural_issues(model), issues=issues,
+        ok=not issues, structural_ok=structural_ok, issues=issues,
         worst_violation=worst, where=where, pairs_checked=n_pairs * n_mix,
     )

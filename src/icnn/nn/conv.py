@@ -406,6 +406,14 @@ class ConvPICNN(ConvexModel):
         """False for the ``convex=False`` ablation, whose ``W^(z)`` are unconstrained."""
         return bool(self.config["convex"])
 
+    def structural_issues(self) -> list[str]:
+        """As :meth:`ConvexModel.structural_issues`, plus the ``convex=False`` ablation."""
+        issues = super().structural_issues()
+        if not self.is_convex:
+            issues.insert(0, "ConvPICNN was built with convex=False (the non-convex ablation): "
+                             "its z-maps are unconstrained")
+        return issues
+
     @torch.no_grad()
     def reset_parameters(self) -> None:
         default = self.config["init"] == "default"

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..nn.energy import ConvexEnergy
 from .auto import choose_method
 from .conditioning import conditioned_energy
 from .domain import Box
-from .iterative import strong_convexity_of
 from .problem import Problem, build_problem
 from .result import ArgminResult
 
@@ -35,8 +35,11 @@ def argmin(
 
     Args:
         model: a module convex in ``y``: an FICNN (``model(y)``), a PICNN (``model(x, y)``), a
-            convolutional variant (image-shaped ``y``), or any module with
-            ``convex_input_shape`` (and ``context_shape`` if it takes ``x``).
+            convolutional variant (image-shaped ``y``), or any module implementing
+            :class:`icnn.ConvexEnergy` (shapes and :class:`icnn.EnergyTraits`). A model that
+            declares itself not convex (``convex=False`` ablation, ``constraint="project"``
+            before ``project_()``) runs only with ``pgd``/``lbfgs``/``unroll`` and gets no
+            certificate (``converged`` False, ``gap`` None).
         x: ``(batch, *context_shape)`` context, or None for fully convex models.
         domain: None (all of ``R^n``) or :class:`icnn.Box` ``(lo, hi)``, e.g. ``Box(0, 1)``.
         y0: ``(batch, *shape)`` warm start (projected onto the domain); default the box centre.
@@ -44,8 +47,8 @@ def argmin(
             their values and only the others move (image completion, conditioning on labels).
         method: ``"pgd"``, ``"lbfgs"``, ``"bundle"``, ``"bundle_entropy"``, ``"exact"`` or
             ``"auto"`` (see :func:`icnn.solvers.auto.choose_method`: ``bundle`` for a
-            piecewise-linear energy on a bounded domain, else ``lbfgs``; ``lbfgs`` whenever
-            ``options`` are passed).
+            piecewise-linear energy on a bounded domain, else ``lbfgs``; with ``options``, the
+            method that takes them).
         tol: relative tolerance of each method's stopping test (certified gap
             ``<= tol * max(1, |f|)`` wherever a lower bound exists).
         max_iter: iteration limit (default per method, :data:`DEFAULT_MAX_ITER`).
@@ -75,30 +78,37 @@ def argmin(
     tol = _check_tol(tol)
     batch = _batch_without_context(model, x, y0, fixed)
     problem = build_problem(model, x, domain, y0, fixed, batch=batch)
-    if not problem.bounded and strong_convexity_of(problem) == 0.0 and not allow_unbounded:
+    traits = problem.traits
+    if not problem.bounded and traits.strong_convexity == 0.0 and not allow_unbounded:
         raise ValueError(
             "the domain is unbounded and the model is not strongly convex, so the minimum may "
             "not exist (a ReLU ICNN can decrease forever along a ray): pass domain=icnn.Box(lo, "
             "hi), build the model with strong_convexity > 0, or pass allow_unbounded=True to run "
             "anyway (converged then reports a stationarity test, not a certificate)"
         )
+    if not traits.convex:
+        _check_nonconvex_call(method, differentiable, traits.issues)
     if differentiable == "unroll":
         if method not in ("auto", "pgd"):
             raise ValueError(f"differentiable='unroll' differentiates through projected gradient "
                              f"steps; method must be 'auto' or 'pgd', got {method!r}")
+        if options:
+            raise ValueError(f"differentiable='unroll' takes no solver options (its steps are "
+                             f"max_iter plain projected gradient steps), got {sorted(options)}")
         from .unroll import solve_unrolled
 
         steps = _check_max_iter(max_iter if max_iter is not None else DEFAULT_MAX_ITER["unroll"])
         fast = replace(problem, energy=conditioned_energy(model, x, differentiable=True))
-        return solve_unrolled(fast, y0, steps=steps, tol=tol)
+        return _without_certificate_unless_convex(solve_unrolled(fast, y0, steps=steps, tol=tol),
+                                                  traits.convex)
     if method == "auto":
-        # options only L-BFGS takes (callback, memory) keep auto on lbfgs
-        method = "lbfgs" if options else choose_method(problem)
+        method = _auto_method(problem, options)
     max_iter = _check_max_iter(max_iter if max_iter is not None else DEFAULT_MAX_ITER[method])
     with torch.no_grad():
         fast = replace(problem, energy=conditioned_energy(model, x))
     result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options)
     result.y = result.y.detach()
+    result = _without_certificate_unless_convex(result, traits.convex)
     if differentiable == "implicit":
         from .implicit import attach_implicit_gradient
 
@@ -106,9 +116,57 @@ def argmin(
     return result
 
 
+# what each method accepts beyond the common arguments
+METHOD_OPTIONS = {"pgd": frozenset({"callback", "lipschitz"}),
+                  "lbfgs": frozenset({"callback", "memory"}),
+                  "bundle": frozenset(), "bundle_entropy": frozenset(), "exact": frozenset()}
+
+
+def _auto_method(problem: Problem, options: dict[str, Any]) -> str:
+    """``auto``: :func:`choose_method`, or with options the method that accepts them all."""
+    chosen = choose_method(problem)
+    if not options:
+        return chosen
+    takers = [m for m in (chosen, "lbfgs", "pgd") if set(options) <= METHOD_OPTIONS[m]]
+    if not takers:
+        raise ValueError(f"no single method takes the options {sorted(options)}: pass method= "
+                         f"explicitly (pgd takes {sorted(METHOD_OPTIONS['pgd'])}, lbfgs takes "
+                         f"{sorted(METHOD_OPTIONS['lbfgs'])})")
+    return takers[0]
+
+
+def _check_nonconvex_call(method: str, differentiable: str | None, issues: tuple[str, ...]
+                          ) -> None:
+    """Refuse what needs convexity on a model that is not convex now; pgd, lbfgs and unrolling
+    run (a local search, never certified)."""
+    why = "; ".join(issues)
+    if differentiable == "implicit":
+        raise ValueError(f"differentiable='implicit' needs a model convex in y (its argmin must be "
+                         f"the unique stationary point), but this one is not: {why}. Use "
+                         "differentiable='unroll' (method='pgd'), or make the model convex")
+    if differentiable is None and method not in ("pgd", "lbfgs"):
+        raise ValueError(f"method={method!r} needs a model convex in y (its cutting planes and "
+                         f"certificates rely on it), but this one is not: {why}. Local methods "
+                         "run without a certificate: pass method='pgd' or 'lbfgs', or "
+                         "differentiable='unroll'")
+
+
+def _without_certificate_unless_convex(result: ArgminResult, convex: bool) -> ArgminResult:
+    """A model that is not convex gets no certificate: ``converged`` False, no gap or bound
+    (``info["stationary"]`` keeps the local stopping test's outcome)."""
+    if convex:
+        return result
+    result.info["stationary"] = result.converged
+    result.info["not_convex"] = True
+    result.converged = torch.zeros_like(result.converged)
+    result.gap = None
+    result.lower_bound = None
+    return result
+
+
 def _dispatch(method: str, problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
               options: dict[str, Any]) -> ArgminResult:
-    allowed = {"pgd": {"callback", "lipschitz"}, "lbfgs": {"callback", "memory"}}.get(method, set())
+    allowed = METHOD_OPTIONS[method]
     unknown = set(options) - allowed
     if unknown:
         raise ValueError(f"method {method!r} takes no option(s) {sorted(unknown)}; "
@@ -140,7 +198,7 @@ def _batch_without_context(model: nn.Module, x: Tensor | None, y0: Tensor | None
     """Batch size when neither ``x`` nor ``y0`` gives it: from batched fixed values, else 1."""
     if x is not None or y0 is not None:
         return None
-    shape = getattr(model, "convex_input_shape", None)
+    shape = model.convex_input_shape if isinstance(model, ConvexEnergy) else None
     if fixed is not None and shape is not None and isinstance(fixed, tuple | list) \
             and len(fixed) == 2:
         for part in fixed:

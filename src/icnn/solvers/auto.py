@@ -19,8 +19,8 @@ it; projected L-BFGS and projected gradient have a long tail of examples stuck a
 ReLU energy.
 
 So ``auto`` is ``bundle`` where the bundle method applies and is measured best: a bounded domain
-(every free coordinate has finite bounds) and a piecewise-linear energy (every activation of the
-model reports linear ``pieces()``, and no strong-convexity term). Everywhere else, smooth or
+(every free coordinate has finite bounds) and an energy that declares itself piecewise-linear
+(:class:`icnn.EnergyTraits`, no strong-convexity term). Everywhere else, smooth or
 strongly convex energies and unbounded domains, it is ``lbfgs``, the textbook choice there.
 ``bundle_entropy`` minimises ``f - H`` and is never chosen silently; ``exact`` is the slow
 reference.
@@ -28,19 +28,11 @@ reference.
 
 from __future__ import annotations
 
-from .iterative import strong_convexity_of
 from .problem import Problem
 
 
 def choose_method(problem: Problem) -> str:
     """The method ``argmin(method="auto")`` runs for ``problem`` (see the module docstring)."""
-    if problem.bounded and strong_convexity_of(problem) == 0.0 and piecewise_linear(problem):
+    if problem.bounded and problem.traits.piecewise_linear:
         return "bundle"
     return "lbfgs"
-
-
-def piecewise_linear(problem: Problem) -> bool:
-    """True when every activation of the model is piecewise linear (and it has at least one)."""
-    activations = [m for m in problem.model.modules()
-                   if hasattr(m, "pieces") and hasattr(m, "name")]
-    return bool(activations) and all(a.pieces() is not None for a in activations)

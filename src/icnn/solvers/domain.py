@@ -37,6 +37,9 @@ class Box:
         if bad:
             raise ValueError(f"Box needs lo <= hi everywhere, got lo > hi at "
                              f"{int((lo > hi).sum())} entries")
+        if bool((lo == torch.inf).any()) or bool((hi == -torch.inf).any()):
+            raise ValueError("Box bounds must leave a point to stand on: lo = +inf or hi = -inf "
+                             "makes the box empty; use finite bounds or lo = -inf, hi = +inf")
 
     def bounds(self, batch: int, shape: tuple[int, ...], dtype: torch.dtype,
                device: torch.device) -> tuple[Tensor, Tensor]:

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .iterative import strong_convexity_of
+from ..nn.energy import PIECEWISE_LINEAR
 from .problem import Problem
 from .result import ArgminResult
 
@@ -44,10 +44,8 @@ def check_exact_supported(problem: Problem) -> None:
     if len(problem.shape) != 1:
         raise ValueError(f"method='exact' needs a flat y of shape (batch, y_dim), "
                          f"got per-example shape {problem.shape}")
-    activations = [m for m in model.modules() if hasattr(m, "pieces") and hasattr(m, "name")]
-    smooth = sorted({a.name for a in activations if a.pieces() is None})
-    if smooth:
-        raise ValueError(f"method='exact' cannot solve a model with activation(s) {smooth}: "
+    if problem.traits.curvature != PIECEWISE_LINEAR:
+        raise ValueError(f"method='exact' cannot solve a {problem.traits.curvature} energy: "
                          + _PIECEWISE_HINT)
 
 
@@ -70,7 +68,7 @@ def solve_exact(problem: Problem, *, tol: float = 1e-9) -> ArgminResult:
     """
     check_exact_supported(problem)
     model = problem.model
-    mu = strong_convexity_of(problem)
+    mu = problem.traits.strong_convexity
     with torch.no_grad():
         layers = (model.affine_layers(problem.x) if problem.x is not None
                   else model.affine_layers())

@@ -34,20 +34,6 @@ class Progress:
 Callback = Callable[[Progress], None]
 
 
-def model_strong_convexity(model: object) -> float:
-    """``mu`` such that ``model - mu/2 ||y||^2`` is convex, read from ``model.config`` (0 when
-    the model does not say)."""
-    config = getattr(model, "config", None)
-    if not isinstance(config, dict):
-        return 0.0
-    return float(config.get("strong_convexity", 0.0) or 0.0)
-
-
-def strong_convexity_of(problem: Problem) -> float:
-    """``mu`` such that ``f - mu/2 ||y||^2`` is convex (0 when the model does not say)."""
-    return model_strong_convexity(problem.model)
-
-
 def initial_point(problem: Problem, y0: Tensor | None) -> Tensor:
     """``y0`` projected onto the domain, or the box centre (0 where a bound is infinite)."""
     if y0 is not None:
@@ -78,16 +64,17 @@ def flat_norm(a: Tensor) -> Tensor:
 class Stopping:
     """The per-example stopping test of the iterative methods.
 
-    With a certificate (a bounded domain or ``mu > 0``): ``best - lower_bound <= tol *
-    max(1, |best|)``, a certified relative suboptimality. Without one (an unbounded domain and no
-    strong convexity, allowed only with ``allow_unbounded=True``): a stationarity test, the
+    With a certificate (a convex energy on a bounded domain or with ``mu > 0``): ``best -
+    lower_bound <= tol * max(1, |best|)``, a certified relative suboptimality. Without one (an
+    unbounded domain and no strong convexity, allowed only with ``allow_unbounded=True``, or a
+    model that is not convex, whose cutting planes bound nothing): a stationarity test, the
     projected-gradient-mapping norm ``||G(y)|| <= tol * max(1, |f(y)|)``.
     """
 
     def __init__(self, problem: Problem, tol: float) -> None:
         self.tol = tol
-        self.mu = strong_convexity_of(problem)
-        self.certified = problem.bounded or self.mu > 0.0
+        self.mu = problem.traits.strong_convexity
+        self.certified = problem.traits.convex and (problem.bounded or self.mu > 0.0)
         self.cuts = CutAggregator(problem.lo, problem.hi, self.mu)
 
     def scale(self, value: Tensor) -> Tensor:

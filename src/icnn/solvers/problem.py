@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..nn.energy import EnergyTraits, energy_traits
 from ..nn.validation import check_tensor, validation
 from .domain import Box, unbounded
 
@@ -21,6 +22,8 @@ class Problem:
 
     Attributes:
         model: module convex in ``y``; called ``model(y)`` or ``model(x, y)``.
+        traits: what the model declares (:class:`icnn.EnergyTraits`), read once per call;
+            solvers consult only this, never the model's config.
         x: ``(batch, *context)`` or None.
         lo, hi: ``(batch, *shape)`` bounds (``+-inf`` where unbounded).
         free: ``(batch, *shape)`` bool, the coordinates the solver may move.
@@ -36,6 +39,7 @@ class Problem:
     hi: Tensor
     free: Tensor
     domain: Box
+    traits: EnergyTraits
     energy: Callable[[Tensor, Tensor | None], Tensor] | None = None
 
     @property
@@ -87,15 +91,6 @@ class Problem:
         return value, grad
 
 
-def infer_shape(model: nn.Module, x: Tensor | None, y0: Tensor | None) -> tuple[int, ...]:
-    shape = getattr(model, "convex_input_shape", None)
-    if shape is not None:
-        return tuple(shape)
-    if y0 is not None:
-        return tuple(y0.shape[1:])
-    raise ValueError("cannot tell the shape of y: pass y0 or use a model with convex_input_shape")
-
-
 def build_problem(
     model: nn.Module, x: Tensor | None, domain: Box | None, y0: Tensor | None,
     fixed: tuple[Tensor, Tensor] | None, batch: int | None = None,
@@ -103,26 +98,28 @@ def build_problem(
     """Validate the inputs of :func:`icnn.argmin` once and build the :class:`Problem`."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    traits = energy_traits(model)
     params = next(model.parameters(), None)
     dtype = params.dtype if params is not None else torch.get_default_dtype()
     device = params.device if params is not None else torch.device("cpu")
-    shape = infer_shape(model, x, y0)
-    context = getattr(model, "context_shape", None)
+    shape = tuple(model.convex_input_shape)
+    context = model.context_shape
     if context is not None and x is None:
         raise ValueError(f"this model is convex in y given a context x of shape (batch, "
                          f"{', '.join(map(str, context))}); pass x")
     if x is not None:
-        if context is not None:
-            check_tensor("x", x, context, dtype=dtype)
-        elif getattr(model, "convex_input_shape", None) is not None:
+        if context is None:
             raise ValueError("this model takes no context x (it is fully input convex); "
                              "pass x=None")
+        check_tensor("x", x, context, dtype=dtype)
         batch = x.shape[0]
     if y0 is not None:
         check_tensor("y0", y0, shape, dtype=dtype, batch=batch)
         batch = y0.shape[0]
     if batch is None:
         raise ValueError("cannot tell the batch size: pass x, y0 or fixed values")
+    if batch == 0:
+        raise ValueError("expected a batch of at least one example, got an empty batch (0 rows)")
     if domain is None:
         domain = unbounded()
     if not isinstance(domain, Box):
@@ -133,9 +130,11 @@ def build_problem(
         if not (isinstance(fixed, tuple | list) and len(fixed) == 2):
             raise ValueError("fixed must be a pair (mask, values)")
         mask, values = fixed
-        mask = torch.as_tensor(mask, device=device)
-        if mask.dtype != torch.bool:
-            raise ValueError(f"fixed mask must be a bool tensor, got {mask.dtype}")
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            raise ValueError(f"fixed mask must be a bool tensor (True where y is fixed), got "
+                             f"{mask.dtype if isinstance(mask, Tensor) else type(mask).__name__}; "
+                             "a float mask is not cast: pass mask.bool() or mask > 0.5")
+        mask = mask.to(device)
         try:
             mask = torch.broadcast_to(mask, (batch, *shape))
             values = torch.broadcast_to(torch.as_tensor(values, dtype=dtype, device=device),
@@ -151,4 +150,4 @@ def build_problem(
         lo = torch.where(mask, values, lo)
         hi = torch.where(mask, values, hi)
         free = ~mask
-    return Problem(model=model, x=x, lo=lo, hi=hi, free=free, domain=domain)
+    return Problem(model=model, x=x, lo=lo, hi=hi, free=free, domain=domain, traits=traits)

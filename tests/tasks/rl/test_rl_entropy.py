@@ -54,7 +54,7 @@ def test_regularized_energy_adds_the_barrier_and_its_weight_to_the_strong_convex
     x, y = torch.randn(5, 3), torch.rand(5, 2) * 2 - 1
     assert torch.allclose(wrapped(x, y), energy(x, y) + 2.0 * negative_entropy(y))
     assert torch.allclose(wrapped.condition(x)(y, None), wrapped(x, y), atol=1e-6)
-    assert wrapped.config["strong_convexity"] == pytest.approx(2.1)
+    assert wrapped.energy_traits().strong_convexity == pytest.approx(2.1)
     assert icnn.check_convexity(wrapped, n_pairs=64).ok
     with pytest.raises(ValueError, match="entropy weight > 0, got 0"):
         EntropyRegularizedEnergy(energy, 0.0)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ...nn.base import ConvexModel
 from ...nn.conv import ConvPICNN
+from ...nn.energy import EnergyTraits
 
 
 class FeatureEnergy(ConvexModel):
@@ -81,6 +82,10 @@ class CompletionEnergy(FeatureEnergy):
     @property
     def is_convex(self) -> bool:
         return self.model.is_convex
+
+    def energy_traits(self) -> EnergyTraits:
+        """The conv PICNN's traits, scaled by the positive ``s``."""
+        return self.model.energy_traits().scaled(self.scale)
 
     @property
     def scale(self) -> float:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ...nn.energy import EnergyTraits, sum_traits
 from .energy import CompletionEnergy, FeatureEnergy
 
 
@@ -46,6 +47,10 @@ class CompletionEnsemble(FeatureEnergy):
     @property
     def is_convex(self) -> bool:
         return all(m.is_convex for m in self.members)
+
+    def energy_traits(self) -> EnergyTraits:
+        """The members' traits summed and divided by their number."""
+        return sum_traits([m.energy_traits() for m in self.members]).scaled(1 / len(self.members))
 
     @property
     def scale(self) -> float:

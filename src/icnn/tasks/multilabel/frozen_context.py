@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from icnn.nn.energy import EnergyTraits
+
 
 class PrecomputedContext(nn.Module):
     """``f(c, y) = picnn(x, y)`` for ``c = [x, u_1]`` (``u_1`` the PICNN's x-path output).
@@ -40,6 +42,10 @@ class PrecomputedContext(nn.Module):
     @property
     def has_context(self) -> bool:
         return True
+
+    def energy_traits(self) -> EnergyTraits:
+        """The wrapped PICNN's (the context changes only how x is fed)."""
+        return self.picnn.energy_traits()
 
     def condition(self, context: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
         """``energy(y, index) = f(context[index], y)`` with the gates computed once (the hook

@@ -1,11 +1,10 @@
 """A convex energy plus a convex term in ``y``: the plumbing the ICNN-Q energy wrappers share.
 
-:class:`EnergyPlusTerm` holds the wrapped energy and its shapes, reports the sum's strong
-convexity where the solvers read it (``config["strong_convexity"]``, see
-:func:`icnn.solvers.iterative.model_strong_convexity`), and implements ``forward`` and the
+:class:`EnergyPlusTerm` holds the wrapped energy and its shapes, declares the sum's
+:class:`icnn.EnergyTraits` (the energy's plus the term's), and implements ``forward`` and the
 solvers' fast ``condition`` once. A subclass says only what its term is, through
-:meth:`EnergyPlusTerm.term_given` (the entropy barrier of :mod:`icnn.tasks.rl.entropy`, the
-quadratic of :mod:`icnn.tasks.rl.quadratic_head`).
+:meth:`EnergyPlusTerm.term_given` and :attr:`EnergyPlusTerm.term_traits` (the entropy barrier of
+:mod:`icnn.tasks.rl.entropy`, the quadratic of :mod:`icnn.tasks.rl.quadratic_head`).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from icnn.solvers.iterative import model_strong_convexity
+from icnn.nn.energy import EnergyTraits, energy_traits
 
 Term = Callable[[Tensor, Tensor | None], Tensor]  # (y, index) -> (batch,), like a conditioned energy
 
@@ -25,16 +24,21 @@ class EnergyPlusTerm(nn.Module):
     Shape: ``x: (batch, *context_shape)``, ``y: (batch, *convex_input_shape)`` → ``(batch,)``.
 
     Args:
-        energy: the convex energy, used as is (no copy).
-        term_strong_convexity: a modulus the term adds for sure (0 when it may be flat).
+        energy: the convex energy (an :class:`icnn.ConvexEnergy`), used as is (no copy).
+        term_traits: what the term is (its strong convexity counts only where it is certain).
     """
 
-    def __init__(self, energy: nn.Module, term_strong_convexity: float = 0.0) -> None:
+    def __init__(self, energy: nn.Module, term_traits: EnergyTraits) -> None:
         super().__init__()
+        energy_traits(energy)  # refuses a module that declares nothing
         self.energy = energy
+        self.term_traits = term_traits
         self.convex_input_shape = energy.convex_input_shape
-        self.context_shape = getattr(energy, "context_shape", None)
-        self.config = {"strong_convexity": model_strong_convexity(energy) + term_strong_convexity}
+        self.context_shape = energy.context_shape
+
+    def energy_traits(self) -> EnergyTraits:
+        """The wrapped energy's traits plus the term's."""
+        return energy_traits(self.energy).plus(self.term_traits)
 
     def term_given(self, x: Tensor) -> Term:
         """The term at the contexts ``x``, as ``(y, index) -> (batch,)`` (``index`` picks rows

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from icnn.nn.energy import BARRIER, EnergyTraits
 from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm, Term
 
 # Below EDGE (above 1 − EDGE) the barrier continues along its tangent: finite, C¹ and still
@@ -51,7 +52,9 @@ class EntropyRegularizedEnergy(EnergyPlusTerm):
     def __init__(self, energy: nn.Module, weight: float) -> None:
         if not weight > 0:
             raise ValueError(f"expected an entropy weight > 0, got {weight}")
-        super().__init__(energy, term_strong_convexity=float(weight))
+        # on [-1, 1] the barrier's Hessian is >= weight * I (the module docstring)
+        super().__init__(energy, EnergyTraits(convex=True, strong_convexity=float(weight),
+                                              curvature=BARRIER))
         self.weight = float(weight)
 
     def barrier(self, action: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from icnn.nn.energy import SMOOTH, EnergyTraits
 from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm, Term
 from icnn.tasks.rl.networks import mlp
 
@@ -37,7 +38,7 @@ class QuadraticHeadEnergy(EnergyPlusTerm):
     def __init__(self, energy: nn.Module, obs_dim: int, act_dim: int,
                  hidden: tuple[int, ...] = (64,)) -> None:
         # the head's curvature is state-dependent and may be ~0: only the energy's is certain
-        super().__init__(energy, term_strong_convexity=0.0)
+        super().__init__(energy, EnergyTraits(convex=True, curvature=SMOOTH))
         self.head = mlp(obs_dim, hidden, 2 * act_dim)
         with torch.no_grad():
             self.head[-1].bias[:act_dim] = INITIAL_CURVATURE_BIAS

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from ... import FICNN, PICNN
 from ...learn import unrolled_gd
+from ...nn.energy import EnergyTraits
 from ...solvers.domain import Box
 
 MODELS = ("ff", "ficnn", "picnn")
@@ -41,6 +42,10 @@ class JointEnergy(nn.Module):
         self.ficnn = FICNN(x_dim + y_dim, hidden=hidden)
         self.convex_input_shape = (y_dim,)
         self.context_shape = (x_dim,)
+
+    def energy_traits(self) -> EnergyTraits:
+        """The FICNN's: jointly convex in ``(x, y)``, so convex in ``y``."""
+        return self.ficnn.energy_traits()
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return self.ficnn(torch.cat([x, y], dim=1))
