@@ -140,3 +140,151 @@ def test_nonconvex_ablation_is_refused_unless_asked_for(tmp_path):
 def test_checkpoint_gets_ordinary_file_permissions(tmp_path):
     path = icnn.save(icnn.FICNN(2, [4]), tmp_path / "m.safetensors")
     assert path.stat().st_mode & 0o044  # readable by group/others under a usual umask
+
+
+# --- hostile or malformed headers: always a CheckpointError naming what was expected ---------
+
+
+def _write_raw(path, header_json: bytes, data: bytes = b""):
+    path.write_bytes(struct.pack("<Q", len(header_json)) + header_json + data)
+    return path
+
+
+def test_header_that_is_a_json_list_is_refused(tmp_path):
+    path = _write_raw(tmp_path / "m.safetensors", b"[1, 2, 3]")
+    with pytest.raises(CheckpointError, match="expected header to be a JSON object, got list"):
+        icnn.load(path)
+
+
+def test_metadata_that_is_not_an_object_is_refused(tmp_path):
+    path = _write_raw(tmp_path / "m.safetensors", b'{"__metadata__": [1]}')
+    with pytest.raises(CheckpointError, match="__metadata__"):
+        icnn.load(path)
+
+
+def _tamper_config(tmp_path, model, **changes):
+    path = icnn.save(model, tmp_path / "m.safetensors")
+    meta = _metadata(path)
+    config = json.loads(meta["config"])
+    config.update(changes)
+    meta["config"] = json.dumps(config)
+    _rewrite(path, load_file(str(path)), meta)
+    return path
+
+
+@pytest.mark.parametrize("key, value", [("device", "meta"), ("dtype", "float16")])
+def test_config_cannot_inject_a_device_or_dtype(tmp_path, key, value):
+    path = _tamper_config(tmp_path, icnn.FICNN(3, [8]), **{key: value})
+    with pytest.raises(CheckpointError, match=f"config key '{key}'"):
+        icnn.load(path)
+
+
+def test_config_with_an_unknown_key_is_refused(tmp_path):
+    path = _tamper_config(tmp_path, icnn.FICNN(3, [8]), layers=4)
+    with pytest.raises(CheckpointError, match="unknown config key.*'layers'"):
+        icnn.load(path)
+
+
+@pytest.mark.parametrize("hidden", ["eight", [8.5], [True], [{"a": 1}]])
+def test_config_with_wrong_types_is_refused(tmp_path, hidden):
+    path = _tamper_config(tmp_path, icnn.FICNN(3, [8]), hidden=hidden)
+    with pytest.raises(CheckpointError):
+        icnn.load(path)
+
+
+def test_config_that_is_not_an_object_is_refused(tmp_path):
+    path = icnn.save(icnn.FICNN(3, [8]), tmp_path / "m.safetensors")
+    meta = _metadata(path)
+    meta["config"] = "[3, 8]"
+    _rewrite(path, load_file(str(path)), meta)
+    with pytest.raises(CheckpointError, match="expected config to be a JSON object, got list"):
+        icnn.load(path)
+
+
+def test_huge_widths_in_a_tiny_file_are_refused_before_any_weight_is_allocated(tmp_path,
+                                                                                monkeypatch):
+    path = _tamper_config(tmp_path, icnn.FICNN(3, [8]), hidden=[2**30])
+    built = []
+    monkeypatch.setattr(icnn.FICNN, "reset_parameters",
+                        lambda self: built.append(self.passthrough.weight.device.type))
+    with pytest.raises(CheckpointError, match="passthrough.weight.*expected.*\\(1073741825, 3\\)"
+                                              ".*got \\(9, 3\\)"):
+        icnn.load(path)
+    assert built == ["meta"]  # only the storage-free shape computation ran
+
+
+def test_widths_that_differ_from_the_stored_tensors_are_refused_before_building(tmp_path):
+    path = _tamper_config(tmp_path, icnn.FICNN(3, [8]), hidden=[6])
+    with pytest.raises(CheckpointError, match="shape"):
+        icnn.load(path)
+
+
+def test_too_many_layers_are_refused_by_the_cap(tmp_path):
+    path = _tamper_config(tmp_path, icnn.FICNN(3, [8]), hidden=[1] * 100_000)
+    with pytest.raises(CheckpointError, match="at most"):
+        icnn.load(path)
+
+
+def test_data_offsets_past_the_end_of_the_file_are_refused(tmp_path):
+    header = {"w": {"dtype": "F32", "shape": [1000, 1000], "data_offsets": [0, 4_000_000]},
+              "__metadata__": {"icnn_format": "1"}}
+    path = _write_raw(tmp_path / "m.safetensors", json.dumps(header).encode(), b"\x00" * 16)
+    with pytest.raises(CheckpointError, match="w.*bytes"):
+        read_header(path)
+
+
+def test_shape_that_does_not_match_its_byte_count_is_refused(tmp_path):
+    header = {"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 8]},
+              "__metadata__": {"icnn_format": "1"}}
+    path = _write_raw(tmp_path / "m.safetensors", json.dumps(header).encode(), b"\x00" * 8)
+    with pytest.raises(CheckpointError, match="expected 16 bytes.*got 8"):
+        read_header(path)
+
+
+def test_stored_dtype_other_than_the_header_dtype_is_refused(tmp_path):
+    path = icnn.save(icnn.FICNN(3, [8]), tmp_path / "m.safetensors")
+    tensors = {k: v.double() for k, v in load_file(str(path)).items()}
+    _rewrite(path, tensors, _metadata(path))
+    with pytest.raises(CheckpointError, match="float32.*got float64"):
+        icnn.load(path)
+
+
+def test_unknown_header_dtype_is_refused(tmp_path):
+    path = icnn.save(icnn.FICNN(3, [8]), tmp_path / "m.safetensors")
+    meta = _metadata(path)
+    meta["dtype"] = "complex128"
+    _rewrite(path, load_file(str(path)), meta)
+    with pytest.raises(CheckpointError, match="dtype"):
+        icnn.load(path)
+
+
+def test_map_location_meta_is_refused(tmp_path):
+    path = icnn.save(icnn.FICNN(3, [8]), tmp_path / "m.safetensors")
+    with pytest.raises(ValueError, match="map_location"):
+        icnn.load(path, map_location="meta")
+
+
+def test_a_directory_is_not_a_checkpoint(tmp_path):
+    with pytest.raises((IsADirectoryError, FileNotFoundError)):
+        icnn.load(tmp_path)
+
+
+MODEL_CASES = [
+    (icnn.FICNN, {"y_dim": 3, "hidden": [5, 7]}),
+    (icnn.FICNN, {"y_dim": 2, "hidden": [], "constraint": "project"}),
+    (icnn.PICNN, {"x_dim": 2, "y_dim": 3, "hidden": [5, 7], "x_hidden": [11, 13],
+                  "constraint": "exp"}),
+    (icnn.ConvFICNN, {"y_shape": [1, 8, 8], "channels": [2, 4], "kernel_sizes": [3, 3],
+                      "strides": [1, 2], "dense": [4]}),
+    (icnn.ConvPICNN, {"x_shape": [3, 8, 8], "y_shape": [1, 8, 8], "channels": [2, 4],
+                      "kernel_sizes": [3, 3], "strides": [1, 2], "dense": [5],
+                      "x_channels": [6, 7], "x_dense": [9]}),
+]
+
+
+@pytest.mark.parametrize("cls, config", MODEL_CASES)
+def test_expected_shapes_match_the_real_model(cls, config):
+    from icnn.checkpoint import expected_shapes
+
+    real = {k: tuple(v.shape) for k, v in cls(**config).state_dict().items()}
+    assert expected_shapes(lambda: cls(**config)) == real
