@@ -29,9 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     script = benchmarks_dir() / f"{args.name}.py"
     if not script.is_file():
-        print(f"error: {script} not found; benchmarks ship with the source checkout, not the wheel",
-              file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"expected the benchmark script {script}, got no such file; "
+                                "benchmarks ship with the source checkout, not the wheel")
     extra = [a for a in args.script_args if a != "--"]
     saved = sys.argv
     sys.argv = [str(script), *extra]

@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     data_dir = Path(args.data) if args.data else default_data_dir()
     if not (data_dir / "bibtex" / "bibtex-train.arff").is_file():
-        print(f"BibTeX not found under {data_dir}/bibtex; pass --data or set ICNN_DATA_DIR")
-        return 1
+        raise FileNotFoundError(f"expected BibTeX at {data_dir / 'bibtex' / 'bibtex-train.arff'}, "
+                                "got no such file; pass --data or set ICNN_DATA_DIR")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ff_config, picnn_config = _configs(args, data_dir, out)

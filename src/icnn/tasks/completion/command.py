@@ -14,7 +14,6 @@ Imports here stay light (argparse only); torch and matplotlib load inside :func:
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "image completion (paper §6.3): conv PICNN trained through its argmin, Olivetti faces"
 DESCRIPTION = (
@@ -101,15 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train the requested variants, then write metrics.json and completions.png."""
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"icnn completion: error: {error}", file=sys.stderr)
-        return 2
+    """Train the requested variants, then write metrics.json and completions.png.
 
-
-def _run(args: argparse.Namespace) -> int:
+    Errors in the input raise ValueError/FileNotFoundError; :func:`icnn.cli.main` reports them.
+    """
     from pathlib import Path
 
     import torch

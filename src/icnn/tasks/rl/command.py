@@ -11,7 +11,6 @@ Imports here stay light (argparse only); torch, gymnasium and matplotlib load in
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = (
     "continuous-action RL (paper §6.4): train DDPG / NAF / ICNN-Q agents, plot learning curves, "
@@ -120,17 +119,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train (default), plot (``icnn rl plot``) or record (``icnn rl video``)."""
-    try:
-        mode = getattr(args, "mode", None)
-        if mode == "plot":
-            return _plot(args)
-        if mode == "video":
-            return _video(args)
-        return _train(args)
-    except ValueError as error:
-        print(f"icnn rl: error: {error}", file=sys.stderr)
-        return 2
+    """Train (default), plot (``icnn rl plot``) or record (``icnn rl video``).
+
+    Errors in the input raise ValueError; :func:`icnn.cli.main` reports them in one line.
+    """
+    mode = getattr(args, "mode", None)
+    if mode == "plot":
+        return _plot(args)
+    if mode == "video":
+        return _video(args)
+    return _train(args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -176,16 +174,12 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _video(args: argparse.Namespace) -> int:
-    from icnn.tasks.rl.video import RenderError, record_video
+    from icnn.tasks.rl.video import record_video
 
-    try:
-        out, episode = record_video(
-            args.run, args.out, seed=args.seed, max_steps=args.max_steps,
-            frame_every=args.frame_every, fps=args.fps, env_id=args.env,
-        )
-    except RenderError as error:
-        print(f"icnn rl video: error: {error}", file=sys.stderr)
-        return 2
+    out, episode = record_video(
+        args.run, args.out, seed=args.seed, max_steps=args.max_steps,
+        frame_every=args.frame_every, fps=args.fps, env_id=args.env,
+    )
     print(f"return {episode.episode_return:.2f} over {episode.steps} steps, "
           f"{len(episode.frames)} frames; wrote {out}")
     return 0

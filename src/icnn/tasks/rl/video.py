@@ -22,8 +22,11 @@ from icnn.tasks.rl.agent import Agent, load_agent, read_agent_metadata
 from icnn.tasks.rl.loop import check_spaces, eval_env_seed, to_env_action
 
 
-class RenderError(RuntimeError):
-    """The environment could not render a frame (no rendering backend)."""
+class RenderError(ValueError):
+    """The environment could not render a frame (no rendering backend).
+
+    A ValueError: the setup, not the code, is at fault, so ``icnn rl video`` reports it in one
+    line (see :func:`icnn.cli.main`)."""
 
 
 @dataclass
