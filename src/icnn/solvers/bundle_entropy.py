@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ._simplex_newton import SimplexDual, row_picker, solve_simplex_dual
 from ._unit_box import UnitBox, choose_slot, put
+from .entropy import negative_entropy
 from .problem import Problem
 from .result import ArgminResult
 
@@ -40,12 +41,6 @@ PRUNE = 1e-8
 def softplus(z: Tensor) -> Tensor:
     """``log(1 + exp(z))`` to full precision (``F.softplus`` turns linear above 20)."""
     return z.clamp_min(0.0) + torch.log1p(torch.exp(-z.abs()))
-
-
-def negative_entropy(u: Tensor, free: Tensor) -> Tensor:
-    """``-H(u) = sum_j u_j log u_j + (1 - u_j) log(1 - u_j)`` over the free coordinates, ``(batch,)``."""
-    terms = torch.xlogy(u, u) + torch.xlogy(1.0 - u, 1.0 - u)
-    return torch.where(free, terms, torch.zeros_like(terms)).sum(-1)
 
 
 def entropy_dual(G: Tensor, h: Tensor, free: Tensor) -> SimplexDual:
