@@ -48,8 +48,10 @@ def test_train_then_plot_through_the_command(tmp_path, capsys):
 
 
 def test_a_bad_option_is_a_clear_error_not_a_traceback(tmp_path, capsys):
-    args = parser().parse_args(
-        ["--steps", "10", "--out", str(tmp_path), "--no-progress", "--agent-options", "lr=0.1"]
-    )
-    assert command.run(args) == 2
-    assert "unknown option(s) ['lr'] for DDPGConfig" in capsys.readouterr().err
+    from icnn import cli
+
+    argv = ["rl", "--steps", "10", "--out", str(tmp_path), "--no-progress", "--agent-options",
+            "lr=0.1"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "unknown option(s) ['lr'] for DDPGConfig" in err and "Traceback" not in err

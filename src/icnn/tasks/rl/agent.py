@@ -11,10 +11,8 @@ import dataclasses
 import importlib
 import json
 import os
-import tempfile
 import typing
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -157,57 +155,118 @@ def save_agent(agent: Agent, path: str | os.PathLike, metadata: Mapping[str, Any
 
     Tensors are keyed ``"<network>.<state_dict key>"``; the header metadata holds the agent
     name, its config, ``obs_dim`` and ``act_dim`` (enough for :func:`load_agent`), and
-    ``metadata`` (JSON-encoded values).
+    ``metadata`` (JSON-encoded values). Written by :func:`icnn.checkpoint.write_tensors`.
     """
-    from safetensors.torch import save_file
+    from icnn.checkpoint import write_tensors
 
-    path = Path(path)
     tensors = {
-        f"{net_name}.{key}": tensor.detach().cpu().contiguous()
+        f"{net_name}.{key}": tensor
         for net_name, network in agent.networks().items()
         for key, tensor in network.state_dict().items()
     }
-    header = {
+    header = {key: json.dumps(value) for key, value in (metadata or {}).items()}
+    header.update({
         "agent": agent.name,
         "config": json.dumps(dataclasses.asdict(agent.config)),
         "obs_dim": str(agent.obs_dim),
         "act_dim": str(agent.act_dim),
-    }
-    header.update({key: json.dumps(value) for key, value in (metadata or {}).items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, tmp_name, metadata=header)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    })
+    return write_tensors(path, tensors, header)
 
 
 def read_agent_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The header of an agent checkpoint, JSON values decoded."""
-    from safetensors import safe_open
+    """The header of an agent checkpoint, JSON values decoded (``agent`` stays a string).
 
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
-    return {key: (value if key == "agent" else json.loads(value)) for key, value in header.items()}
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: not a well-formed safetensors file, or a value that is not JSON.
+    """
+    from icnn.checkpoint import CheckpointError, read_safetensors_header
+
+    _, header = read_safetensors_header(path)
+    decoded = {}
+    for key, value in header.items():
+        try:
+            decoded[key] = value if key == "agent" else json.loads(value)
+        except json.JSONDecodeError as error:
+            raise CheckpointError(f"{path}: expected header field {key!r} to be JSON, got "
+                                  f"{value[:60]!r}") from error
+    return decoded
 
 
 def load_agent(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Agent:
-    """Rebuild the agent saved by :func:`save_agent` (networks restored; optimisers fresh)."""
-    from safetensors.torch import load_file
+    """Rebuild the agent saved by :func:`save_agent` (networks restored; optimisers fresh).
 
-    header = read_agent_metadata(path)
+    The checks of :func:`icnn.load`: the safetensors header is validated; the agent name must be
+    registered; ``obs_dim``/``act_dim`` positive ints; the config only the agent's own fields with
+    their types, within the caps; the shapes it implies (computed without storage) must equal
+    the stored ones before the agent is built; tensors must be finite; constrained weights
+    non-negative (refused by the icnn models' load hook).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: anything in the file that fails those checks.
+    """
+    from icnn.checkpoint import (
+        MAX_INT,
+        CheckpointError,
+        check_config_values,
+        check_device,
+        check_types,
+        compare_shapes,
+        decode_json_object,
+        expected_shapes,
+        read_safetensors_header,
+        read_tensors,
+    )
+
+    device = check_device(device)
+    stored, header = read_safetensors_header(path)
+    missing = [key for key in ("agent", "config", "obs_dim", "act_dim") if key not in header]
+    if missing:
+        raise CheckpointError(f"{path}: expected an agent checkpoint header with agent, config, "
+                              f"obs_dim and act_dim, got no {missing}")
+    if header["agent"] not in AGENTS:
+        raise CheckpointError(f"{path}: expected an agent in {sorted(AGENTS)}, got "
+                              f"{header['agent']!r}")
     cls = agent_class(header["agent"])
-    config = make_config(cls.Config, _tuples(cls.Config, header["config"]))
-    agent = cls(header["obs_dim"], header["act_dim"], config, device=device)
-    tensors = load_file(str(path), device=str(device))
+    dims = {}
+    for key in ("obs_dim", "act_dim"):
+        try:
+            value = json.loads(header[key])
+        except json.JSONDecodeError:
+            value = header[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
+            raise CheckpointError(f"{path}: expected {key} to be a positive int (at most "
+                                  f"{MAX_INT}), got {header[key]!r}")
+        dims[key] = value
+    values = decode_json_object(path, "config", header["config"])
+    check_config_values(path, values)
+    check_types(path, "config", values, typing.get_type_hints(cls.Config))
+    try:
+        config = make_config(cls.Config, _tuples(cls.Config, values))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: config does not fit {cls.Config.__name__}: {error}") from error
+
+    def build(on: str | torch.device) -> Agent:
+        return cls(dims["obs_dim"], dims["act_dim"], config, device=on)
+
+    try:
+        expected = expected_shapes(lambda: build("meta").networks())
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: the header does not build a {header['agent']} agent: "
+                              f"{error}") from error
+    compare_shapes(path, expected, {name: shape for name, (_, shape) in stored.items()})
+    tensors = read_tensors(path, device)
+    agent = build(device)
     for net_name, network in agent.networks().items():
         prefix = f"{net_name}."
         state = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
-        network.load_state_dict(state)
+        try:
+            network.load_state_dict(state, strict=True)
+        except (RuntimeError, ValueError) as error:
+            raise CheckpointError(f"{path}: weights of {net_name!r} do not fit the agent: "
+                                  f"{error}") from error
     return agent
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import random
 import time
 from collections import deque
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from icnn.checkpoint import atomic_write
 from icnn.tasks.rl.agent import Agent, make_agent, save_agent
 from icnn.tasks.rl.buffer import ReplayBuffer
 
@@ -315,8 +315,7 @@ def write_outputs(out: Path, curve: list[tuple[int, float]], metrics: dict, agen
         agent, out / "agent.safetensors",
         metadata={"env": metrics["env"], "seed": metrics["seed"], "steps": metrics["steps"]},
     )
-    metrics_path = out / "metrics.json"
-    tmp_path = out / ".metrics.json.tmp"
-    tmp_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp_path, metrics_path)  # atomic: a metrics.json on disk is always complete
+    text = json.dumps(metrics, indent=2) + "\n"
+    # atomic: a metrics.json on disk is always complete
+    atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(text))
     return out

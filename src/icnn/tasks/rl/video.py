@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from icnn.checkpoint import atomic_write
 from icnn.tasks.rl.agent import Agent, load_agent, read_agent_metadata
 from icnn.tasks.rl.loop import check_spaces, eval_env_seed, to_env_action
 
@@ -108,16 +109,11 @@ def write_gif(frames: list[np.ndarray], path: str | os.PathLike, *, fps: float =
         raise ValueError("expected at least one frame, got none")
     if fps <= 0:
         raise ValueError(f"expected fps > 0, got {fps}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(frame) for frame in frames]
-    tmp = path.with_name(f".{path.name}.tmp")
-    images[0].save(
+    return atomic_write(path, lambda tmp: images[0].save(
         tmp, format="GIF", save_all=True, append_images=images[1:],
         duration=max(1, round(1000 / fps)), loop=0,
-    )
-    os.replace(tmp, path)
-    return path
+    ))
 
 
 def record_video(
