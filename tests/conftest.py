@@ -1,4 +1,13 @@
-"""Shared test settings: deterministic seeds, few threads, hypothesis profile for CI."""
+"""Shared test settings: deterministic seeds, few threads, hypothesis profiles.
+
+Hypothesis profiles, chosen by the environment variable ``ICNN_HYPOTHESIS_PROFILE``:
+
+- ``ci`` (the default): 15 examples a property, so ``make test`` stays within CI's budget;
+- ``slow``: many more examples, for the tests marked ``property``; ``.ci/run`` runs
+  ``ICNN_HYPOTHESIS_PROFILE=slow pytest -m property tests`` as a step of its own.
+
+Both are derandomized, so a CI failure reproduces with the same command.
+"""
 
 import os
 from pathlib import Path
@@ -9,12 +18,20 @@ from hypothesis import HealthCheck, settings
 
 from icnn.data.paths import default_data_dir
 
+SLOW_EXAMPLES = 200  # tuned so that the slow step of .ci/run stays under 4 minutes on 2 cores
+
 torch.set_num_threads(1)  # tests are small; pytest-xdist runs one worker per core
-settings.register_profile(
-    "ci", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-    derandomize=True,
-)
-settings.load_profile("ci")
+HYPOTHESIS_PROFILES = {"ci": 15, "slow": SLOW_EXAMPLES}
+for _name, _examples in HYPOTHESIS_PROFILES.items():
+    settings.register_profile(
+        _name, max_examples=_examples, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow], derandomize=True,
+    )
+_profile = os.environ.get("ICNN_HYPOTHESIS_PROFILE", "ci")
+if _profile not in HYPOTHESIS_PROFILES:
+    raise ValueError(f"ICNN_HYPOTHESIS_PROFILE must be one of {sorted(HYPOTHESIS_PROFILES)}, "
+                     f"got {_profile!r}")
+settings.load_profile(_profile)
 
 
 @pytest.fixture(autouse=True)
