@@ -26,9 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["auto", "pgd", "lbfgs", "bundle", "bundle_entropy", "exact"],
                         help="argmin method")
     parser.add_argument("--lo", type=float, default=None,
-                        help="lower bound of every coordinate of y (default: unbounded)")
+                        help="lower bound of every coordinate of y (default: unbounded, which "
+                             "needs a strongly convex model)")
     parser.add_argument("--hi", type=float, default=None,
-                        help="upper bound of every coordinate of y (default: unbounded)")
+                        help="upper bound of every coordinate of y (default: unbounded, which "
+                             "needs a strongly convex model)")
     parser.add_argument("--tol", type=float, default=None,
                         help="solver tolerance (default: the method's)")
     parser.add_argument("--max-iter", type=int, default=None,
@@ -43,11 +45,20 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..checkpoint import atomic_write, load
+    from ..nn.energy import energy_traits
     from ..solvers import argmin
     from ..solvers.domain import Box
 
+    _check_bounds(args.lo, args.hi, args.batch)
     model = load(args.checkpoint)
     model.eval()
+    bounded = args.lo is not None and args.hi is not None
+    if not bounded and energy_traits(model).strong_convexity == 0.0:
+        raise ValueError(
+            "expected --lo and --hi, or a strongly convex model: the domain of y is unbounded "
+            f"({_domain_text(args.lo, args.hi)}) and {args.checkpoint} has strong_convexity 0, "
+            "so the minimum may not exist; pass --lo and --hi"
+        )
     dtype = model.dtype
     arrays: dict[str, np.ndarray] = {}
     if args.inputs:
@@ -80,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("fixed_mask needs fixed_values in the same .npz")
         fixed = (torch.as_tensor(arrays["fixed_mask"]).bool(), tensor("fixed_values"))
     if x is None and y0 is None and fixed is None:
-        y0 = torch.zeros(args.batch, *model.convex_input_shape, dtype=dtype).clamp(
-            min=args.lo, max=args.hi)
+        y0 = torch.zeros(args.batch, *model.convex_input_shape, dtype=dtype)
+        if args.lo is not None or args.hi is not None:
+            y0 = y0.clamp(min=args.lo, max=args.hi)  # start inside the box
     domain = None
     if args.lo is not None or args.hi is not None:
         domain = Box(-math.inf if args.lo is None else args.lo,
@@ -110,3 +122,22 @@ def run(args: argparse.Namespace) -> int:
           f"{int(result.converged.sum())} converged, mean value "
           f"{float(result.value.mean()):.6g}; wrote {out}")
     return 0
+
+
+def _check_bounds(lo: float | None, hi: float | None, batch: int) -> None:
+    """Refuse non-finite or crossed bounds and a batch below 1, naming what came."""
+    import math
+
+    for name, value in (("--lo", lo), ("--hi", hi)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"expected a finite {name}, got {value}")
+    if lo is not None and hi is not None and not lo < hi:
+        raise ValueError(f"expected --lo < --hi, got --lo {lo} and --hi {hi}")
+    if batch < 1:
+        raise ValueError(f"expected --batch >= 1, got {batch}")
+
+
+def _domain_text(lo: float | None, hi: float | None) -> str:
+    if lo is None and hi is None:
+        return "neither --lo nor --hi given"
+    return f"only {'--lo' if lo is not None else '--hi'} given"
