@@ -2,12 +2,14 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import icnn
+from icnn.solvers.entropy import negative_entropy
 from icnn.tasks.rl.agent import load_agent, save_agent
-from icnn.tasks.rl.entropy import EDGE, EntropyRegularizedEnergy, negative_entropy
+from icnn.tasks.rl.entropy import EDGE, EntropyRegularizedEnergy, action_negative_entropy
 from icnn.tasks.rl.icnn_q import ICNNQ, ICNNQConfig
 
 GRID = torch.linspace(-1, 1, 4001, dtype=torch.float64).unsqueeze(1)  # (4001, 1) 1-D actions
@@ -22,16 +24,16 @@ def small_agent(**overrides) -> ICNNQ:
 
 def test_negative_entropy_is_minus_log_2_per_coordinate_at_the_centre_and_0_at_the_corners():
     centre, corner = torch.zeros(1, 3, dtype=torch.float64), torch.tensor([[-1.0, 1.0, 1.0]])
-    assert negative_entropy(centre).item() == pytest.approx(-3 * math.log(2), rel=1e-12)
-    assert negative_entropy(corner).item() == pytest.approx(0.0, abs=1e-4)
+    assert action_negative_entropy(centre).item() == pytest.approx(-3 * math.log(2), rel=1e-12)
+    assert action_negative_entropy(corner).item() == pytest.approx(0.0, abs=1e-4)
     p = 0.8  # an interior point against the closed form
-    value = negative_entropy(torch.tensor([[2 * p - 1]], dtype=torch.float64)).item()
+    value = action_negative_entropy(torch.tensor([[2 * p - 1]], dtype=torch.float64)).item()
     assert value == pytest.approx(p * math.log(p) + (1 - p) * math.log(1 - p), rel=1e-12)
 
 
 def test_negative_entropy_is_finite_convex_and_at_least_1_strongly_convex_on_the_whole_box():
     a = torch.linspace(-1, 1, 20001, dtype=torch.float64).unsqueeze(1)
-    values = negative_entropy(a)
+    values = action_negative_entropy(a)
     assert torch.isfinite(values).all()
     step = a[1, 0] - a[0, 0]
     second = (values[2:] - 2 * values[1:-1] + values[:-2]) / step**2
@@ -42,17 +44,38 @@ def test_negative_entropy_is_finite_convex_and_at_least_1_strongly_convex_on_the
 
 def test_the_barrier_has_finite_gradients_at_the_faces_and_gradchecks_inside():
     face = torch.tensor([[-1.0, 1.0]], dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(negative_entropy(face).sum(), face)
+    (grad,) = torch.autograd.grad(action_negative_entropy(face).sum(), face)
     assert torch.isfinite(grad).all() and grad[0, 0] < 0 < grad[0, 1]
     inside = (torch.rand(4, 2, dtype=torch.float64) * 1.6 - 0.8).requires_grad_()
-    assert torch.autograd.gradcheck(negative_entropy, (inside,))
+    assert torch.autograd.gradcheck(action_negative_entropy, (inside,))
+
+
+def test_the_barrier_is_the_shared_negative_entropy_to_the_last_bit_inside_the_box():
+    # the RL barrier must keep its values (and so the RL results) where it is the entropy itself
+    inside = torch.linspace(-1 + 2 * EDGE, 1 - 2 * EDGE, 30000, dtype=torch.float64).view(-1, 3)
+    for action in (inside, inside.float()):
+        assert torch.equal(action_negative_entropy(action), negative_entropy((action + 1) / 2))
+    p = (inside + 1) / 2  # and both against the closed form, computed independently in numpy
+    closed = (p.numpy() * np.log(p.numpy()) + (1 - p.numpy()) * np.log(1 - p.numpy())).sum(-1)
+    np.testing.assert_allclose(action_negative_entropy(inside).numpy(), closed, rtol=1e-12,
+                               atol=1e-15)
+
+
+def test_outside_the_box_the_barrier_is_the_tangent_where_the_shared_entropy_is_infinite():
+    face = 1 - 2 * EDGE
+    slope = math.log(1 - EDGE) - math.log(EDGE)  # d/dp at p = 1 - EDGE, times dp/da = 1/2
+    beyond = torch.tensor([[face + 0.5]], dtype=torch.float64)
+    at_face = action_negative_entropy(torch.tensor([[face]], dtype=torch.float64))
+    assert action_negative_entropy(beyond).item() == pytest.approx(
+        at_face.item() + slope * 0.25, rel=1e-9)
+    assert negative_entropy((beyond + 1) / 2).item() == math.inf
 
 
 def test_regularized_energy_adds_the_barrier_and_its_weight_to_the_strong_convexity():
     energy = icnn.PICNN(3, 2, hidden=(8,), strong_convexity=0.1)
     wrapped = EntropyRegularizedEnergy(energy, 2.0)
     x, y = torch.randn(5, 3), torch.rand(5, 2) * 2 - 1
-    assert torch.allclose(wrapped(x, y), energy(x, y) + 2.0 * negative_entropy(y))
+    assert torch.allclose(wrapped(x, y), energy(x, y) + 2.0 * action_negative_entropy(y))
     assert torch.allclose(wrapped.condition(x)(y, None), wrapped(x, y), atol=1e-6)
     assert wrapped.energy_traits().strong_convexity == pytest.approx(2.1)
     assert icnn.check_convexity(wrapped, n_pairs=64).ok
@@ -95,7 +118,7 @@ def test_entropy_in_q_fits_the_regularized_value_on_both_sides(random_batch):
         chosen = agent.greedy_action(batch.next_obs, target=True, max_iter=100).y
         soft_next = -agent.objective_target(batch.next_obs, chosen)  # Q'(s', a') + w·H(a')
         target = batch.reward + 0.9 * (1.0 - batch.terminated) * soft_next
-        soft_q = agent.q(batch.obs, batch.action) - 0.5 * negative_entropy(batch.action)
+        soft_q = agent.q(batch.obs, batch.action) - 0.5 * action_negative_entropy(batch.action)
         expected_loss = (soft_q - target).square().mean()
     assert agent.update(batch)["q_loss"] == pytest.approx(expected_loss.item(), rel=1e-4)
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from icnn.nn.energy import BARRIER, EnergyTraits
+from icnn.solvers.entropy import entropy_terms
 from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm, Term
 
 # Below EDGE (above 1 − EDGE) the barrier continues along its tangent: finite, C¹ and still
@@ -27,16 +28,18 @@ from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm, Term
 EDGE = 1e-6
 
 
-def negative_entropy(action: Tensor) -> Tensor:
+def action_negative_entropy(action: Tensor) -> Tensor:
     """``−H((a + 1)/2)`` summed over the action: ``(..., act_dim)`` → ``(...)``; ≤ 0, 0 at corners.
 
-    Exact on ``[−1 + 2·EDGE, 1 − 2·EDGE]``; outside, the tangent there (convex, finite).
+    The shared :func:`icnn.solvers.entropy.negative_entropy` of ``p = (a + 1)/2``, to the last
+    bit, on ``[−1 + 2·EDGE, 1 − 2·EDGE]``; outside, its tangent at ``p = EDGE`` (``1 − EDGE``),
+    which is convex, finite and defined beyond the box (so it extends, and does not replace,
+    the shared function).
     """
     p = (action + 1.0) / 2.0
     c = p.clamp(EDGE, 1.0 - EDGE)
-    value = c * torch.log(c) + (1.0 - c) * torch.log1p(-c)
     slope = torch.log(c) - torch.log1p(-c)  # d/dp of p log p + (1 − p) log(1 − p)
-    return (value + slope * (p - c)).sum(-1)
+    return (entropy_terms(c) + slope * (p - c)).sum(-1)
 
 
 class EntropyRegularizedEnergy(EnergyPlusTerm):
@@ -59,7 +62,7 @@ class EntropyRegularizedEnergy(EnergyPlusTerm):
 
     def barrier(self, action: Tensor) -> Tensor:
         """``weight · (−H((a + 1)/2))``, ``(batch, act_dim)`` → ``(batch,)``."""
-        return self.weight * negative_entropy(action)
+        return self.weight * action_negative_entropy(action)
 
     def term_given(self, x: Tensor) -> Term:
         """The barrier, which needs no context."""
