@@ -1,7 +1,12 @@
-"""Data-parallel training (gloo, 2 CPU processes) equals one process on the same global batches."""
+"""Data-parallel training (gloo, 2 CPU processes): equals one process on the same global batches,
+resumes exactly, stops every rank together, and reduces on the backend's device."""
 
+import json
 import os
 import socket
+import time
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +15,7 @@ import torch.multiprocessing as mp
 
 import icnn
 from icnn.learn import Trainer, TrainerConfig
+from icnn.learn import distributed as ddp
 
 D = torch.float64
 N_EXAMPLES = 21  # the last global batch of 5 splits unevenly (3 + 2) across the processes
@@ -63,3 +69,144 @@ def test_two_gloo_processes_match_a_single_process_run(tmp_path):
     torch.manual_seed(0)
     initial = icnn.FICNN(3, hidden=(6, 6), dtype=D).state_dict()
     assert not torch.allclose(initial["passthrough.weight"], single["passthrough.weight"])
+
+
+# -- exact resume, lockstep failure and device choice under data parallelism -----------------------
+
+class Interrupted(Exception):
+    """A simulated crash, raised on every rank at the same point."""
+
+
+def noisy_loss(model, batch):
+    y, target = batch
+    # draws from each rank's global RNG; the ranks draw different amounts (3 and 2 rows of the
+    # last global batch of 5), so their RNG states differ and each must be saved and restored
+    noise = 0.1 * torch.randn_like(target)
+    return (model(y) - target - noise).square()
+
+
+def _init_gloo(rank: int, world_size: int, port: int) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world_size, timeout=timedelta(seconds=20))
+
+
+def _resume_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    _init_gloo(rank, world_size, port)
+    try:
+        assert ddp.current_context().device == torch.device("cpu")  # gloo reduces CPU tensors
+        config = TrainerConfig(epochs=4, batch_size=8, lr=0.02, schedule="cosine",
+                               progress=False, seed=3)
+        torch.manual_seed(0)
+        reference = icnn.FICNN(3, hidden=(6, 6), dtype=D)
+        Trainer(reference, noisy_loss, config, out_dir=f"{out_dir}/full").fit(data())
+
+        def crash_in_epoch_3(model):
+            if len(evaluations) == 2:
+                raise Interrupted
+            evaluations.append(1)
+            return {}
+
+        evaluations: list[int] = []
+        torch.manual_seed(0)
+        interrupted = icnn.FICNN(3, hidden=(6, 6), dtype=D)
+        try:
+            Trainer(interrupted, noisy_loss, config, out_dir=f"{out_dir}/parts",
+                    eval_fn=crash_in_epoch_3).fit(data())
+        except Interrupted:
+            pass
+        torch.manual_seed(100 + rank)  # a different init on each rank: all comes from the files
+        resumed = icnn.FICNN(3, hidden=(6, 6), dtype=D)
+        history = Trainer(resumed, noisy_loss, config, out_dir=f"{out_dir}/parts").fit(
+            data(), resume=True)
+        torch.save({"reference": reference.state_dict(), "resumed": resumed.state_dict(),
+                    "epochs": [r["epoch"] for r in history]}, f"{out_dir}/weights.{rank}")
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(worker, args: tuple, timeout: float = 60.0) -> None:
+    """Run ``worker`` on 2 processes; fail (not hang) when a rank is still running at ``timeout``."""
+    os.environ.pop("WORLD_SIZE", None)
+    context = mp.spawn(worker, args=(2, _free_port(), *args), nprocs=2, join=False)
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"a rank was still running after {timeout} s (hang)")
+
+
+@pytest.mark.timeout(120)
+def test_two_gloo_processes_resume_exactly(tmp_path):
+    _spawn(_resume_worker, (str(tmp_path),))
+    pointer = json.loads((tmp_path / "parts" / "checkpoints" / "latest.json").read_text())
+    assert pointer["epoch"] == 4
+    torch.manual_seed(0)
+    initial = icnn.FICNN(3, hidden=(6, 6), dtype=D).state_dict()
+    for rank in range(2):
+        saved = torch.load(tmp_path / f"weights.{rank}", weights_only=True)
+        assert saved["epochs"] == [1, 2, 3, 4]
+        for name, expected in saved["reference"].items():
+            assert torch.equal(saved["resumed"][name], expected), (rank, name)
+    assert not torch.equal(initial["passthrough.weight"], saved["reference"]["passthrough.weight"])
+
+
+def _nan_on_rank_1_worker(rank: int, world_size: int, port: int, out_path: str) -> None:
+    _init_gloo(rank, world_size, port)
+    try:
+        def loss(model, batch):
+            losses = (model(batch[0]) - batch[1]).square()
+            return losses * float("nan") if dist.get_rank() == 1 else losses
+
+        torch.manual_seed(0)
+        model = icnn.FICNN(3, hidden=(6, 6), dtype=D)
+        try:
+            Trainer(model, loss, TrainerConfig(epochs=2, batch_size=8, progress=False)).fit(data())
+            message = "finished"
+        except FloatingPointError as error:
+            message = str(error)
+        Path(f"{out_path}.{rank}").write_text(message)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
+    out = str(tmp_path / "message")
+    _spawn(_nan_on_rank_1_worker, (out,), timeout=45.0)
+    messages = [Path(f"{out}.{rank}").read_text() for rank in range(2)]
+    assert messages[0] == messages[1], messages
+    assert "non-finite training loss" in messages[0] and "rank 1" in messages[0], messages[0]
+
+
+@pytest.mark.parametrize(("backend", "expected"), [
+    ("gloo", torch.device("cpu")), ("GLOO", torch.device("cpu")), ("mpi", torch.device("cpu")),
+    ("nccl", torch.device("cuda", 1)), ("cuda:nccl", torch.device("cuda", 1)),
+    ("cpu:gloo,cuda:nccl", torch.device("cpu")),
+])
+def test_collectives_run_on_the_device_of_the_backend(backend, expected):
+    assert ddp.collective_device(backend, cuda_index=1) == expected
+
+
+def test_an_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="expected a torch.distributed backend"):
+        ddp.collective_device("carrier-pigeon")
+
+
+def test_a_model_off_the_ranks_device_is_refused():
+    context = ddp.DistContext(rank=1, world_size=2, device=torch.device("cuda", 1))
+    with pytest.raises(ValueError, match=r"expected .* on cuda:1.*got .*cpu"):
+        ddp.check_module_device(icnn.FICNN(3, hidden=(4,)), context)
+    # a single process is not checked: the model may live anywhere
+    ddp.check_module_device(icnn.FICNN(3, hidden=(4,)), ddp.DistContext())
+
+
+def test_single_process_helpers_are_identities_on_the_input_device():
+    values = torch.tensor([1.0, 2.0])
+    summed = ddp.all_reduce_sum(values, ddp.DistContext())
+    assert torch.equal(summed, values) and summed is not values
+    assert ddp.any_rank_flags(True, ddp.DistContext()) == [0]
+    assert ddp.any_rank_flags(False, ddp.DistContext()) == []

@@ -2,12 +2,16 @@
 weight averaging."""
 
 import json
+import random
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import icnn
-from icnn.learn import Trainer, TrainerConfig
+from icnn.learn import Trainer, TrainerConfig, seed_everything
+from icnn.nn import project_constrained_
 
 D = torch.float64
 
@@ -144,7 +148,7 @@ def test_averaged_model_stays_convex(constraint):
 def test_resume_refuses_a_checkpoint_without_an_average(tmp_path):
     Trainer(fresh_model(), noisy_mse, config(epochs=1), out_dir=tmp_path).fit(regression_data())
     with pytest.raises(ValueError, match="no weight average"):
-        Trainer(fresh_model(), noisy_mse, config(average=0.9, epochs=2), out_dir=tmp_path).fit(
+        Trainer(fresh_model(), noisy_mse, config(average=0.9, epochs=1), out_dir=tmp_path).fit(
             regression_data(), resume=True)
 
 
@@ -163,3 +167,124 @@ def test_weight_decay_shrinks_the_constrained_weights_toward_zero(optimizer):
     for (_, layer), start in zip(model.constrained_layers(), before, strict=True):
         assert bool((layer.weight <= start + 1e-12).all())
         assert layer.weight.mean() < 0.9 * start.mean()
+
+
+class Wrapped(nn.Module):
+    """A user's module holding a project-constrained FICNN: it has no ``config`` of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.energy = icnn.FICNN(2, hidden=(8, 8), constraint="project", dtype=D)
+        self.scale = nn.Parameter(torch.ones((), dtype=D))
+
+    def forward(self, y):
+        return self.scale * self.energy(y)
+
+
+def test_a_wrapped_project_constrained_model_stays_convex():
+    model = Wrapped()
+
+    def push_weights_negative(model, batch):
+        return sum(layer.weight.sum() for _, layer in model.energy.constrained_layers()) + 0 * (
+            model(batch[0]).sum())
+
+    Trainer(model, push_weights_negative, config(epochs=1, lr=1.0, optimizer="sgd",
+                                                 grad_clip=None)).fit(regression_data())
+    minima = [float(layer.weight.detach().min()) for _, layer in model.energy.constrained_layers()]
+    assert min(minima) >= 0.0, minima
+    assert min(minima) == 0.0  # the step did push entries below 0: the projection clamped them
+
+
+def test_project_constrained_reaches_layers_anywhere_and_leaves_parametrised_ones_alone():
+    model = Wrapped()
+    with torch.no_grad():
+        for _, layer in model.energy.constrained_layers():
+            layer.weight.sub_(1.0)
+    soft = fresh_model()  # softplus: project_ must not touch the raw parameter
+    raw_before = [layer.raw_weight.detach().clone() for _, layer in soft.constrained_layers()]
+    assert project_constrained_(nn.Sequential(model, soft))
+    for _, layer in model.energy.constrained_layers():
+        assert bool((layer.weight >= 0).all())
+    for (_, layer), before in zip(soft.constrained_layers(), raw_before, strict=True):
+        assert torch.equal(layer.raw_weight, before)
+
+
+@pytest.mark.parametrize("escape", ["absolute", "dotdot", "symlink", "subfolder"])
+def test_resume_refuses_a_latest_json_naming_a_file_outside_its_folder(tmp_path, escape):
+    run = tmp_path / "run"
+    Trainer(fresh_model(), noisy_mse, config(epochs=1), out_dir=run).fit(regression_data())
+    folder = run / "checkpoints"
+    outside = tmp_path / "elsewhere.safetensors"
+    outside.write_bytes((folder / "model-0001.safetensors").read_bytes())
+    pointer = json.loads((folder / "latest.json").read_text())
+    if escape == "absolute":
+        pointer["model"] = str(outside)
+    elif escape == "dotdot":
+        pointer["model"] = "../../elsewhere.safetensors"
+    elif escape == "symlink":
+        (folder / "link.safetensors").symlink_to(outside)
+        pointer["model"] = "link.safetensors"
+    else:
+        (folder / "sub").mkdir()
+        pointer["state"] = "sub/state-0001.pt"
+    (folder / "latest.json").write_text(json.dumps(pointer))
+    with pytest.raises(ValueError, match="latest.json.*expected a file name inside"):
+        Trainer(fresh_model(), noisy_mse, config(epochs=2), out_dir=run).fit(
+            regression_data(), resume=True)
+
+
+def test_resume_refuses_a_malformed_latest_json(tmp_path):
+    Trainer(fresh_model(), noisy_mse, config(epochs=1), out_dir=tmp_path).fit(regression_data())
+    (tmp_path / "checkpoints" / "latest.json").write_text('{"epoch": 1, "model": 3}')
+    with pytest.raises(ValueError, match="latest.json"):
+        Trainer(fresh_model(), noisy_mse, config(epochs=2), out_dir=tmp_path).fit(
+            regression_data(), resume=True)
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"lr": 0.02}, "lr"), ({"weight_decay": 0.1}, "weight_decay"), ({"grad_clip": 1.0}, "grad_clip"),
+    ({"epochs": 6}, "epochs"),  # the cosine schedule is laid out over the planned epochs
+])
+def test_resume_refuses_a_changed_setting_the_checkpoint_would_silently_override(
+        tmp_path, change, key):
+    Trainer(fresh_model(), noisy_mse, config(epochs=1), out_dir=tmp_path).fit(regression_data())
+    with pytest.raises(ValueError, match=f"cannot resume: checkpoint has {key}="):
+        Trainer(fresh_model(), noisy_mse, config(**{"epochs": 1, **change}),
+                out_dir=tmp_path).fit(regression_data(), resume=True)
+
+
+def test_resume_may_extend_a_constant_schedule(tmp_path):
+    reference = fresh_model()
+    Trainer(reference, noisy_mse, config(epochs=3, schedule="constant"), out_dir=tmp_path / "a"
+            ).fit(regression_data())
+    resumed = fresh_model()
+    Trainer(resumed, noisy_mse, config(epochs=1, schedule="constant"), out_dir=tmp_path / "b"
+            ).fit(regression_data())
+    Trainer(resumed, noisy_mse, config(epochs=3, schedule="constant"), out_dir=tmp_path / "b"
+            ).fit(regression_data(), resume=True)
+    for name, expected in reference.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], expected), name
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("weight_decay", -0.1), ("weight_decay", float("nan")), ("lr", float("inf")),
+    ("momentum", -1.0), ("gamma", 0.0), ("min_delta", -1.0), ("seed", 1.5),
+])
+def test_config_rejects_out_of_range_numbers(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainerConfig(**{field: value})
+
+
+def test_one_seed_everything_for_the_trainer_and_the_rl_loop():
+    from icnn.tasks.rl import loop
+
+    assert loop.seed_everything is seed_everything is icnn.learn.trainer.seed_everything
+    seed_everything(5)
+    first = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    seed_everything(5)
+    second = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert first[2] == second[2]
+    with pytest.raises(TypeError, match="expected an int seed"):
+        seed_everything(1.5)

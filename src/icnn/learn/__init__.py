@@ -4,7 +4,8 @@ from .argmin_grad import predict, unrolled_gd
 from .distributed import DistContext, init_distributed
 from .losses import max_margin
 from .margin import LossAugmentedEnergy, hamming_margin, negative_entropy
-from .trainer import Trainer, TrainerConfig, seed_everything
+from .seeding import seed_everything
+from .trainer import Trainer, TrainerConfig
 
 __all__ = [
     "DistContext", "LossAugmentedEnergy", "Trainer", "TrainerConfig", "hamming_margin",

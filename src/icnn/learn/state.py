@@ -4,11 +4,14 @@ in a ``torch.save`` file read back with ``weights_only=True`` — loading never 
 Layout of a checkpoint directory::
 
     model-0003.safetensors   weights (``icnn.save`` for icnn models, plain safetensors else)
-    state-0003.pt            optimiser, scheduler, RNG states, epoch, history, early stopping
+    state-0003.pt            optimiser, scheduler, RNG states (one per process), epoch, history,
+                             early stopping
     latest.json              {"epoch": 3, "model": ..., "state": ...}, renamed into place last
 
 Every file is written to a temporary name and renamed, and ``latest.json`` is replaced only once
-both files exist, so a crash at any point leaves the previous checkpoint readable.
+both files exist, so a crash at any point leaves the previous checkpoint readable. ``latest.json``
+names plain files of its own folder; a pointer that leads anywhere else (an absolute path, a
+``..``, a sub-folder, a link out of the folder) is refused when loading.
 """
 
 from __future__ import annotations
@@ -97,10 +100,51 @@ def save_checkpoint(directory: Path, epoch: int, model: nn.Module, state: dict[s
 
 def load_checkpoint(directory: Path, model: nn.Module) -> dict[str, Any] | None:
     """Load the latest checkpoint of ``directory`` into ``model``; return the trainer state
-    (or None when there is no checkpoint). Uses ``torch.load(weights_only=True)``."""
+    (or None when there is no checkpoint). Uses ``torch.load(weights_only=True)``.
+
+    Raises:
+        ValueError: ``latest.json`` is malformed, names a file outside ``directory``, or its
+            epoch disagrees with the state file's.
+        FileNotFoundError: a file it names is missing.
+    """
     pointer_path = directory / LATEST
     if not pointer_path.is_file():
         return None
-    pointer = json.loads(pointer_path.read_text())
-    load_weights_into(model, directory / pointer["model"])
-    return torch.load(directory / pointer["state"], map_location="cpu", weights_only=True)
+    pointer = read_pointer(pointer_path)
+    model_path = _file_inside(directory, pointer["model"], pointer_path)
+    state_path = _file_inside(directory, pointer["state"], pointer_path)
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("epoch") != pointer["epoch"]:
+        found = state.get("epoch") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{pointer_path} points at epoch {pointer['epoch']}, but {state_path} "
+                         f"holds epoch {found!r}; expected the two to agree")
+    load_weights_into(model, model_path)
+    return state
+
+
+def read_pointer(pointer_path: Path) -> dict[str, Any]:
+    """``{"epoch": int, "model": str, "state": str}`` from ``latest.json``, checked."""
+    try:
+        pointer = json.loads(pointer_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{pointer_path} is not valid JSON ({error})") from None
+    valid = (isinstance(pointer, dict) and isinstance(pointer.get("model"), str)
+             and isinstance(pointer.get("state"), str) and isinstance(pointer.get("epoch"), int)
+             and not isinstance(pointer.get("epoch"), bool))
+    if not valid:
+        raise ValueError(f"{pointer_path}: expected {{\"epoch\": int, \"model\": file name, "
+                         f"\"state\": file name}}, got {pointer!r}")
+    return pointer
+
+
+def _file_inside(directory: Path, name: str, pointer_path: Path) -> Path:
+    """``directory / name`` when ``name`` is a plain file name that stays inside ``directory``
+    after resolving links."""
+    root = directory.resolve()
+    candidate = directory / name
+    if Path(name).name != name or name in ("", ".", "..") or candidate.resolve().parent != root:
+        raise ValueError(f"{pointer_path} names {name!r}; expected a file name inside {root} "
+                         "(no absolute path, folder, '..' or link leading out of it)")
+    if not candidate.is_file():
+        raise FileNotFoundError(f"{pointer_path} names {name!r}, which is missing from {root}")
+    return candidate

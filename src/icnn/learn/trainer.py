@@ -9,22 +9,22 @@ import gc
 import io
 import json
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from ..checkpoint import atomic_write
+from ..nn.constraints import project_constrained_
 from ..nn.weight_decay import constrained_weight_penalty, decay_groups
 from . import distributed as ddp
 from .averaging import WeightAverage
+from .seeding import seed_everything
 from .state import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
 
 LossFn = Callable[[nn.Module, tuple[Tensor, ...]], Tensor]
@@ -32,6 +32,13 @@ EvalFn = Callable[[nn.Module], dict[str, float]]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
+# settings a checkpoint fixes: a resumed run with other values would silently follow the
+# checkpoint's (the optimiser state carries lr, decay and momentum) or leave the trajectory
+RESUME_KEYS = ("batch_size", "optimizer", "lr", "weight_decay", "momentum", "schedule",
+               "step_size", "gamma", "grad_clip", "shuffle", "drop_last", "seed",
+               "monitor", "mode", "min_delta")
+
+__all__ = ["LossModule", "Trainer", "TrainerConfig", "seed_everything"]
 
 
 @dataclass
@@ -55,7 +62,8 @@ class TrainerConfig:
             (None: no averaging).
         shuffle: reshuffle each epoch (permutation seeded by ``seed`` and the epoch).
         drop_last: drop the last incomplete global batch.
-        seed: seeds torch, numpy and Python's ``random`` at the start of a fresh run.
+        seed: seeds torch, numpy and Python's ``random`` at the start of a fresh run
+            (:func:`icnn.learn.seed_everything`); an int in ``[0, 2**32)``.
         eval_every: run the evaluation hook every this many epochs.
         monitor, mode: metric of the evaluation hook (or ``"train_loss"``) that selects the best
             model and drives early stopping, minimised (``"min"``) or maximised (``"max"``).
@@ -100,14 +108,31 @@ class TrainerConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        for name, low, strict in (("lr", 0.0, True), ("weight_decay", 0.0, False),
+                                  ("momentum", 0.0, False), ("gamma", 0.0, True),
+                                  ("min_delta", 0.0, False)):
+            _check_number(name, getattr(self, name), low, strict)
+        if self.grad_clip is not None:
+            _check_number("grad_clip", self.grad_clip, 0.0, True, "or None")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (
+                0 <= self.seed < 2**32):
+            raise ValueError(f"TrainerConfig.seed must be an int in [0, 2**32), got {self.seed!r}")
         if self.average is not None and not 0.0 < self.average < 1.0:
             raise ValueError(f"average must be a decay in (0, 1) or None, got {self.average}")
-        if self.patience is not None and self.patience <= 0:
-            raise ValueError(f"patience must be a positive int or None, got {self.patience}")
+        if self.patience is not None and (isinstance(self.patience, bool)
+                                          or not isinstance(self.patience, int)
+                                          or self.patience <= 0):
+            raise ValueError(f"patience must be a positive int or None, got {self.patience!r}")
+
+
+def _check_number(name: str, value: object, low: float, strict: bool, extra: str = "") -> None:
+    """Refuse a non-finite ``value`` or one below ``low`` (``<= low`` when ``strict``)."""
+    ok = (isinstance(value, int | float) and not isinstance(value, bool)
+          and math.isfinite(value) and (value > low if strict else value >= low))
+    if not ok:
+        bound = f"{'>' if strict else '>='} {low:g}"
+        raise ValueError(f"TrainerConfig.{name} must be a finite number {bound}"
+                         f"{' ' + extra if extra else ''}, got {value!r}")
 
 
 class LossModule(nn.Module):
@@ -135,21 +160,20 @@ class LossModule(nn.Module):
         return losses.sum()
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch, numpy and Python's ``random``."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds the global RNG user code draws from)
-    random.seed(seed)
-
-
 class Trainer:
     """Mini-batch training of ``model`` on ``loss_fn``.
 
     ``loss_fn(model, batch)`` gets the bare model and a tuple of tensors (this process's rows of
     the global batch) and returns either the batch-mean loss (a scalar) or per-example losses
     ``(batch,)``. The trainer rescales it so that, across processes, the step follows the
-    gradient of the mean over the *global* batch. After each optimiser step it calls
-    ``model.project_()`` when the model's constraint is ``"project"``.
+    gradient of the mean over the *global* batch. After each optimiser step it projects every
+    constrained layer anywhere in ``model`` (:func:`icnn.nn.project_constrained_`; a no-op for
+    softplus/exp-parametrised weights), so a wrapper holding a projected model stays convex.
+
+    Under ``torchrun`` every process runs the same calls; the model must be on the process
+    group's device (``cuda:LOCAL_RANK`` under NCCL). A non-finite loss on any process stops every
+    process with the same :class:`FloatingPointError`. Checkpoints hold the RNG state of every
+    process, so a resumed data-parallel run ends with the weights of an uninterrupted one.
 
     Args:
         model: the module to train (icnn models are checkpointed with ``icnn.save``).
@@ -220,7 +244,7 @@ class Trainer:
                 run ends with exactly the weights of an uninterrupted one.
         """
         tensors = _as_tensors(data)
-        n = tensors[0].shape[0]
+        ddp.check_module_device(self.model, self.context)
         seed_everything(self.config.seed)
         self._any_batch = tuple(t[:1] for t in tensors)
         if resume:
@@ -229,6 +253,19 @@ class Trainer:
         self._loss_module = ddp.wrap_loss(
             LossModule(self.model, self.loss_fn), self.context,
             find_unused_parameters=self.config.find_unused_parameters)
+        try:
+            self._run_epochs(tensors)
+        finally:
+            # release DDP's reducer (its communication state) now, not whenever it is
+            # collected: one that outlives the process group aborts the process at exit
+            del self._loss_module
+            gc.collect()
+        if self.average is not None:
+            self.average.copy_to_model()
+        return self.history
+
+    def _run_epochs(self, tensors: tuple[Tensor, ...]) -> None:
+        n = tensors[0].shape[0]
         stopped = self.epoch >= self.config.epochs or self._patience_exhausted()
         while not stopped:
             record = self._train_epoch(tensors, n)
@@ -241,21 +278,18 @@ class Trainer:
                     save_weights(self.model, self.out_dir / "best.safetensors",
                                  metadata={"epoch": self.epoch, **_jsonable(record)})
             stopped = ddp.broadcast_flag(self._patience_exhausted(), self.context)
-            if self.context.is_main and self.out_dir is not None:
-                self._write_metrics()
+            if self.out_dir is not None:
                 last = stopped or self.epoch >= self.config.epochs
-                if last or self.epoch % self.config.checkpoint_every == 0:
-                    save_checkpoint(self.out_dir / "checkpoints", self.epoch, self.model,
-                                    self._state())
+                due = last or self.epoch % self.config.checkpoint_every == 0
+                # every process hands its RNG state to the checkpoint (a collective)
+                rngs = ddp.all_gather_objects(rng_state(), self.context) if due else None
+                if self.context.is_main:
+                    self._write_metrics()
+                    if rngs is not None:
+                        save_checkpoint(self.out_dir / "checkpoints", self.epoch, self.model,
+                                        self._state(rngs))
             ddp.barrier(self.context)
             stopped = stopped or self.epoch >= self.config.epochs
-        # release DDP's reducer (its communication state) now, not whenever it is collected:
-        # one that outlives the process group aborts the process at exit
-        del self._loss_module
-        gc.collect()
-        if self.average is not None:
-            self.average.copy_to_model()
-        return self.history
 
     # -- one epoch ----------------------------------------------------------------------------
     def _global_batches(self, n: int) -> list[Tensor]:
@@ -281,10 +315,10 @@ class Trainer:
                        leave=False, dynamic_ncols=True)
         totals = torch.zeros(2, dtype=torch.float64)  # (sum of losses, count) on this process
         started = time.perf_counter()
-        for global_batch in batches:
+        for step, global_batch in enumerate(batches):
             local = ddp.shard(global_batch, self.context)
             loss_sum = self._step(tuple(t[local] for t in tensors), local.numel(),
-                                  global_batch.numel())
+                                  global_batch.numel(), step)
             totals += torch.tensor([loss_sum, local.numel()], dtype=torch.float64)
             if bar is not None:
                 bar.update(1)
@@ -297,7 +331,8 @@ class Trainer:
         return {"epoch": self.epoch + 1, "train_loss": float(totals[0] / max(totals[1], 1)),
                 "lr": lr, "seconds": time.perf_counter() - started}
 
-    def _step(self, batch: tuple[Tensor, ...], local_count: int, global_count: int) -> float:
+    def _step(self, batch: tuple[Tensor, ...], local_count: int, global_count: int,
+              step: int) -> float:
         self.optimizer.zero_grad(set_to_none=True)
         weight = self.context.world_size / global_count
         if local_count == 0:
@@ -305,8 +340,15 @@ class Trainer:
             # gradient all-reduce, with a zero-weighted loss on a borrowed example
             batch, local_count, weight = self._any_batch, 1, 0.0
         local_sum = self._loss_module(batch, local_count)
-        if not bool(torch.isfinite(local_sum)):
-            raise FloatingPointError(f"non-finite training loss at epoch {self.epoch + 1}")
+        # every process learns which ones failed before any of them raises: a lone raise would
+        # leave the others waiting in the gradient all-reduce
+        failed = ddp.any_rank_flags(not bool(torch.isfinite(local_sum)), self.context)
+        if failed:
+            where = (f" on rank {', '.join(map(str, failed))} of {self.context.world_size}"
+                     if self.context.enabled else "")
+            raise FloatingPointError(f"non-finite training loss at epoch {self.epoch + 1}, "
+                                     f"batch {step + 1}{where}; expected finite losses (lower "
+                                     "the learning rate, clip gradients or check the data)")
         # DDP averages gradients over processes, so this is the gradient of the global batch mean
         objective = local_sum * weight
         if self.config.weight_decay > 0:  # every process adds it: the average is the penalty
@@ -317,8 +359,7 @@ class Trainer:
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
         self.optimizer.step()
-        if getattr(self.model, "config", {}).get("constraint") == "project":
-            self.model.project_()
+        project_constrained_(self.model)
         if self.average is not None:
             self.average.update()
         return float(local_sum.detach()) if weight else 0.0
@@ -351,10 +392,12 @@ class Trainer:
         return self.config.patience is not None and self.stale >= self.config.patience
 
     # -- persistence --------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
+    def _state(self, rngs: list[dict[str, Any]]) -> dict[str, Any]:
+        """What a checkpoint holds besides the weights; ``rngs``: every process's RNG state."""
         return {
             "epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
+            "scheduler": self.scheduler.state_dict(), "rng": rngs[0], "rng_per_rank": rngs,
+            "world_size": self.context.world_size,
             "history": json.dumps(self.history), "best": self.best, "stale": self.stale,
             "config": json.dumps(asdict(self.config)),
             "average": None if self.average is None else self.average.state_dict(),
@@ -367,13 +410,16 @@ class Trainer:
         if state is None:
             return False
         saved = json.loads(state["config"])
-        for key in ("batch_size", "optimizer", "schedule", "seed", "shuffle"):
-            if saved[key] != getattr(self.config, key):
+        # the cosine schedule is laid out over the planned epochs; the others may be extended
+        keys = RESUME_KEYS + (("epochs",) if self.config.schedule == "cosine" else ())
+        for key in keys:
+            if key in saved and saved[key] != getattr(self.config, key):
                 raise ValueError(f"cannot resume: checkpoint has {key}={saved[key]!r}, this run "
-                                 f"has {getattr(self.config, key)!r}")
+                                 f"has {getattr(self.config, key)!r}; expected the same value "
+                                 "(start a new out_dir to change it)")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        set_rng_state(self._own_rng_state(state))
         self.epoch = int(state["epoch"])
         self.history = json.loads(state["history"])
         self.best, self.stale = state["best"], int(state["stale"])
@@ -383,6 +429,21 @@ class Trainer:
                                  "has no weight average")
             self.average.load_state_dict(state["average"])
         return True
+
+    def _own_rng_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """This process's saved RNG state; refused when the checkpoint's processes differ."""
+        world = self.context.world_size
+        per_rank = state.get("rng_per_rank")
+        if per_rank is None:  # written before per-process states were kept: one process's
+            if world > 1:
+                raise ValueError(f"cannot resume on {world} processes exactly: the checkpoint "
+                                 "holds the random state of one process only")
+            return state["rng"]
+        if len(per_rank) != world:
+            raise ValueError(f"cannot resume: checkpoint was written by {len(per_rank)} "
+                             f"process(es), this run has {world}; expected the same number "
+                             "(each continues its own random stream)")
+        return per_rank[self.context.rank]
 
     def _write_metrics(self) -> None:
         assert self.out_dir is not None

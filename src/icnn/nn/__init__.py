@@ -3,6 +3,7 @@
 from .activations import ACTIVATIONS, ConvexActivation, make_activation
 from .affine import AffineLayer
 from .base import ConvexModel
+from .constraints import project_constrained_
 from .conv import ConvFICNN, ConvPICNN
 from .energy import ConvexEnergy, EnergyTraits, energy_traits
 from .ficnn import FICNN
@@ -15,5 +16,6 @@ __all__ = [
     "ACTIVATIONS", "AffineLayer", "ConvFICNN", "ConvPICNN", "ConvexActivation", "ConvexEnergy",
     "ConvexModel", "EnergyTraits", "energy_traits",
     "FICNN", "NonNegativeConv2d", "NonNegativeLinear", "PICNN", "constrained_weight_penalty",
-    "decay_groups", "make_activation", "raw_constrained_parameters", "validation",
+    "decay_groups", "make_activation", "project_constrained_", "raw_constrained_parameters",
+    "validation",
 ]

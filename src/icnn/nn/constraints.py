@@ -97,3 +97,20 @@ def project_(module: nn.Module, name: str = "weight") -> None:
 def inverse_softplus(value: float) -> float:
     """``softplus^-1(value)`` for scalars."""
     return value + math.log(-math.expm1(-value))
+
+
+@torch.no_grad()
+def project_constrained_(module: nn.Module) -> nn.Module:
+    """Project every constrained layer anywhere in ``module``'s tree (in place); returns it.
+
+    Calls ``.project_()`` on each submodule that is a :data:`icnn.nn.layers.CONSTRAINED_LAYERS`
+    instance (``NonNegativeLinear``, ``NonNegativeConv2d``): projected weights are clamped to
+    ``>= 0``, softplus/exp-parametrised ones are left alone. Reading the tree rather than a
+    ``config`` means a wrapper holding a projected model is projected too.
+    """
+    from .layers import CONSTRAINED_LAYERS  # layers build on this module
+
+    for layer in module.modules():
+        if isinstance(layer, CONSTRAINED_LAYERS):
+            layer.project_()
+    return module

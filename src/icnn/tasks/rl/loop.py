@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from icnn.checkpoint import atomic_write
+from icnn.learn.seeding import seed_everything
 from icnn.tasks.rl.agent import Agent, make_agent, save_agent
 from icnn.tasks.rl.buffer import ReplayBuffer
 
@@ -183,13 +183,6 @@ def eval_env_seed(seed: int, episode: int) -> int:
     episodes; they stay apart from the training env's stream (``seed``) and from each other.
     """
     return seed + 1 + 1_000_003 * episode
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch's global generators (network initialisation)."""
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 -- for user wrappers that still draw from the legacy global
-    torch.manual_seed(seed)
 
 
 def train(config: RunConfig) -> RunResult:
