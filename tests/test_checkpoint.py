@@ -288,3 +288,27 @@ def test_expected_shapes_match_the_real_model(cls, config):
 
     real = {k: tuple(v.shape) for k, v in cls(**config).state_dict().items()}
     assert expected_shapes(lambda: cls(**config)) == real
+
+
+def test_feedforward_baseline_goes_through_the_same_checks(tmp_path):
+    from icnn.tasks.multilabel.models import FeedForward, load_feedforward, save_feedforward
+
+    torch.manual_seed(0)
+    path = save_feedforward(FeedForward(4, 3, hidden=5), tmp_path / "ff.safetensors", {"seed": 1})
+    assert load_feedforward(path).config == {"x_dim": 4, "n_labels": 3, "hidden": 5, "dropout": 0.0}
+    meta = _metadata(path)
+    meta["config"] = json.dumps({"x_dim": 4, "n_labels": 3, "hidden": 2**30, "dropout": 0.0})
+    _rewrite(path, load_file(str(path)), meta)
+    with pytest.raises(CheckpointError, match=r"expected shape \(1073741824, 4\).*got \(5, 4\)"):
+        load_feedforward(path)
+    with pytest.raises(CheckpointError, match="expected a FeedForward baseline"):
+        load_feedforward(icnn.save(icnn.FICNN(3, [8]), tmp_path / "m.safetensors"))
+
+
+def test_multilabel_training_does_not_import_the_experiment():
+    import subprocess
+    import sys
+
+    code = ("import sys, icnn.tasks.multilabel.training; "
+            "assert 'icnn.tasks.multilabel.experiment' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

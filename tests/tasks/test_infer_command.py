@@ -16,7 +16,7 @@ def _reference_argmin(model, x, y_dim):
         y_t = torch.tensor(y, dtype=torch.float64, requires_grad=True)
         value = model(x.unsqueeze(0), y_t.unsqueeze(0)).sum()
         (grad,) = torch.autograd.grad(value, y_t)
-        return float(value), grad.numpy()
+        return float(value.detach()), grad.numpy()
 
     result = minimize(fun, np.zeros(y_dim), jac=True, method="BFGS", options={"gtol": 1e-10})
     assert np.linalg.norm(result.jac) < 1e-7, result  # a stationary point of a convex function

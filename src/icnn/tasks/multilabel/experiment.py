@@ -26,8 +26,11 @@ from icnn.data import (
 from .config import MultilabelConfig
 from .inference import label_scores
 from .metrics import best_threshold, multilabel_scores
-from .models import FeedForward, count_parameters
+from .models import FeedForward, count_parameters, load_feedforward, save_feedforward
 from .training import fit
+
+__all__ = ["CHECKPOINT", "load_data", "load_feedforward", "resolve_label_count", "run_experiment",
+           "save_model", "standardize"]
 
 CHECKPOINT = "model.safetensors"
 
@@ -78,34 +81,12 @@ def standardize(train: MultilabelData, *others: MultilabelData) -> tuple[Multila
 
 
 def save_model(model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
-    """``icnn.save`` for the PICNN; a plain safetensors file with its config for the baseline."""
+    """``icnn.save`` for the PICNN; :func:`save_feedforward` (config beside it) for the baseline."""
     if isinstance(model, FeedForward):
-        from safetensors.torch import save_file
-
-        from icnn.checkpoint import atomic_write
-
-        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        header = {"model_class": "FeedForward", "config": json.dumps(model.config),
-                  "metadata": json.dumps(metadata)}
-        return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+        return save_feedforward(model, path, metadata)
     import icnn
 
     return icnn.save(model, path, metadata=metadata)
-
-
-def load_feedforward(path: str | Path) -> FeedForward:
-    """Read back a baseline written by :func:`save_model`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
-    if header.get("model_class") != "FeedForward":
-        raise ValueError(f"{path} does not hold a FeedForward baseline "
-                         f"(model_class={header.get('model_class')!r})")
-    model = FeedForward(**json.loads(header["config"]))
-    model.load_state_dict(load_file(str(path)))
-    return model.eval()
 
 
 def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print

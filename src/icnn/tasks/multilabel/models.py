@@ -14,7 +14,12 @@ through the convex y-path.
 
 from __future__ import annotations
 
+import json
+import os
+import typing
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -83,3 +88,75 @@ def feedforward_scores(model: FeedForward, x: Tensor, batch_size: int = 1024) ->
     """Label probabilities ``sigmoid(model(x))`` in eval mode, ``(N, L)``."""
     model.eval()
     return torch.cat([torch.sigmoid(model(chunk)) for chunk in x.split(batch_size)])
+
+
+FEEDFORWARD_CLASS = "FeedForward"
+
+
+def save_feedforward(model: FeedForward, path: str | os.PathLike,
+                     metadata: dict[str, Any] | None = None) -> Path:
+    """Write the baseline with its config and ``metadata`` (:func:`icnn.checkpoint.write_tensors`)."""
+    from icnn.checkpoint import write_tensors
+
+    if not isinstance(model, FeedForward):
+        raise TypeError(f"expected a FeedForward, got {type(model).__name__}")
+    header = {"model_class": FEEDFORWARD_CLASS, "config": json.dumps(model.config),
+              "metadata": json.dumps(metadata or {})}
+    return write_tensors(path, model.state_dict(), header)
+
+
+def feedforward_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``metadata`` stored by :func:`save_feedforward` (header checked, no tensor read)."""
+    from icnn.checkpoint import decode_json_object
+
+    return decode_json_object(path, "metadata", _feedforward_header(path).get("metadata", "{}"))
+
+
+def _feedforward_header(path: str | os.PathLike) -> dict[str, str]:
+    from icnn.checkpoint import CheckpointError, read_safetensors_header
+
+    _, header = read_safetensors_header(path)
+    if header.get("model_class") != FEEDFORWARD_CLASS or "config" not in header:
+        raise CheckpointError(f"{path}: expected a FeedForward baseline (model_class "
+                              f"'FeedForward' and a config), got model_class "
+                              f"{header.get('model_class')!r}")
+    return header
+
+
+def load_feedforward(path: str | os.PathLike) -> FeedForward:
+    """Read back a baseline written by :func:`save_feedforward`, in eval mode.
+
+    The checks of :func:`icnn.load`: header validated, config keys and types, shapes compared
+    before building, finite tensors; any failure is a :class:`icnn.CheckpointError`.
+    """
+    from icnn.checkpoint import (
+        CheckpointError,
+        check_config_values,
+        check_types,
+        compare_shapes,
+        decode_json_object,
+        expected_shapes,
+        read_safetensors_header,
+        read_tensors,
+    )
+
+    stored, _ = read_safetensors_header(path)
+    config = decode_json_object(path, "config", _feedforward_header(path)["config"])
+    check_config_values(path, config)
+    allowed = {"x_dim", "n_labels", "hidden", "dropout"}
+    if set(config) - allowed or {"x_dim", "n_labels"} - set(config):
+        raise CheckpointError(f"{path}: expected a FeedForward config with keys {sorted(allowed)} "
+                              f"(x_dim and n_labels required), got {sorted(config)}")
+    check_types(path, "config", config, typing.get_type_hints(FeedForward.__init__))
+    try:
+        expected = expected_shapes(lambda: FeedForward(**config))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: config does not build a FeedForward: {error}") from error
+    compare_shapes(path, expected, {name: shape for name, (_, shape) in stored.items()})
+    tensors = read_tensors(path)
+    model = FeedForward(**config)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except (RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{path}: weights do not fit the FeedForward: {error}") from error
+    return model.eval()

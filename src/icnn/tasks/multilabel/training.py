@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from collections.abc import Callable
 
 import torch
@@ -27,7 +26,7 @@ from .config import MultilabelConfig
 from .frozen_context import PrecomputedContext, precompute_context
 from .inference import label_scores, picnn_prediction
 from .metrics import best_threshold
-from .models import FeedForward, build_picnn
+from .models import FeedForward, build_picnn, feedforward_metadata, load_feedforward
 from .warm_start import picnn_from_feedforward
 
 # keeps log(y) finite where the argmin sits on a face of the box
@@ -168,18 +167,13 @@ def load_baseline(config: MultilabelConfig, x_dim: int, n_labels: int) -> FeedFo
         ValueError: if its sizes differ, or its seed does (another seed holds out another
             validation split, which the baseline may have trained on).
     """
-    from safetensors import safe_open
-
-    from .experiment import load_feedforward
-
     ff = load_feedforward(config.ff_checkpoint)
     expected = {"x_dim": x_dim, "n_labels": n_labels, "hidden": config.hidden}
     found = {k: ff.config[k] for k in expected}
     if found != expected:
         raise ValueError(f"expected a baseline with {expected} in {config.ff_checkpoint}, "
                          f"got {found}")
-    with safe_open(str(config.ff_checkpoint), framework="pt") as handle:
-        metadata = json.loads((handle.metadata() or {}).get("metadata", "{}"))
+    metadata = feedforward_metadata(config.ff_checkpoint)
     if metadata.get("seed") != config.seed:
         raise ValueError(f"expected a baseline trained with seed {config.seed} (the same "
                          f"validation split) in {config.ff_checkpoint}, got seed "
