@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from icnn import cli
 
@@ -75,6 +77,14 @@ def test_train_reads_a_csv_and_resumes(tmp_path):
     records = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [r["epoch"] for r in records] == [1, 2]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"] == "ficnn"
+    # the resumed run ends on the weights of an uninterrupted two-epoch run
+    uninterrupted = [a if a != str(tmp_path / "run") else str(tmp_path / "once") for a in argv]
+    assert cli.main([*uninterrupted, "--epochs", "2"]) == 0
+    resumed = load_file(str(tmp_path / "run" / "model.safetensors"))
+    once = load_file(str(tmp_path / "once" / "model.safetensors"))
+    assert resumed.keys() == once.keys()
+    for name, expected in once.items():
+        assert torch.equal(resumed[name], expected), name
 
 
 def test_figure_smoke(tmp_path):

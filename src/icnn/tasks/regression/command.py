@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from ...learn import DistContext
 
 HELP = "fit an FICNN/PICNN to (x, y, target) data from .npz/.csv or to a built-in convex target"
 DESCRIPTION = (
@@ -12,8 +19,67 @@ DESCRIPTION = (
     "Writes DIR/metrics.json and DIR/metrics.csv (one row per epoch), DIR/model.safetensors "
     "(final weights, icnn.save), DIR/best.safetensors (lowest monitored metric), "
     "DIR/checkpoints/ (resumable) and DIR/summary.json. Runs data-parallel under "
-    "torchrun --nproc_per_node=N."
+    "torchrun --nproc_per_node=N (each process on cuda:LOCAL_RANK when CUDA is present, "
+    "else on the CPU)."
 )
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "a positive int")
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0, "a non-negative int")
+
+
+def _int_at_least(text: str, low: int, expected: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _int_at_least(text, 0, "an int in [0, 2**32)")
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**32), got {text!r}")
+    return value
+
+
+def _float_where(text: str, accept, expected: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not (math.isfinite(value) and accept(value)):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _float_where(text, lambda v: v > 0, "a finite number > 0")
+
+
+def _non_negative_float(text: str) -> float:
+    return _float_where(text, lambda v: v >= 0, "a finite number >= 0")
+
+
+def _fraction(text: str) -> float:
+    return _float_where(text, lambda v: 0 <= v < 1, "a share in [0, 1)")
+
+
+def _widths(text: str) -> list[int]:
+    expected = "comma-separated positive ints such as 64,64"
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return widths
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,47 +90,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="built-in convex target t(x, y) when no --data is given "
                              "(c(x) = mean(sin x), 0 without x): quadratic ||y - c||^2, "
                              "abs ||y - c||_1, logsumexp log sum exp(y + c), huber")
-    parser.add_argument("--n-samples", type=int, default=2048,
+    parser.add_argument("--n-samples", type=_positive_int, default=2048,
                         help="number of random points for a built-in target")
-    parser.add_argument("--y-dim", type=int, default=2, help="size of y for a built-in target")
-    parser.add_argument("--x-dim", type=int, default=0,
+    parser.add_argument("--y-dim", type=_positive_int, default=2, help="size of y for a built-in target")
+    parser.add_argument("--x-dim", type=_non_negative_int, default=0,
                         help="size of the context x for a built-in target (0: no context)")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--model", choices=["auto", "ficnn", "picnn"], default="auto",
                         help="network: FICNN f(y), PICNN f(x, y); auto picks PICNN when the "
                              "data have x")
-    parser.add_argument("--hidden", default="64,64", help="comma-separated hidden widths")
+    parser.add_argument("--hidden", type=_widths, default="64,64",
+                        help="comma-separated hidden widths")
     parser.add_argument("--activation", default="relu",
                         help="y-path activation (convex, non-decreasing), e.g. relu, softplus")
     parser.add_argument("--constraint", choices=["softplus", "exp", "project"],
                         default="softplus", help="how W^(z) >= 0 is kept")
-    parser.add_argument("--strong-convexity", type=float, default=0.0,
+    parser.add_argument("--strong-convexity", type=_non_negative_float, default=0.0,
                         help="mu >= 0 of the added (mu/2)||y||^2 term")
     parser.add_argument("--init", choices=["icnn", "default"], default="icnn",
                         help="weight initialisation")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                         help="floating-point precision of model and data")
-    parser.add_argument("--epochs", type=int, default=20, help="passes over the training set")
-    parser.add_argument("--batch-size", type=int, default=128,
+    parser.add_argument("--epochs", type=_positive_int, default=20, help="passes over the training set")
+    parser.add_argument("--batch-size", type=_positive_int, default=128,
                         help="global mini-batch size (split across processes)")
     parser.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
                         help="optimiser")
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="weight decay")
+    parser.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
+    parser.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="weight decay")
     parser.add_argument("--schedule", choices=["constant", "cosine", "step"],
                         default="constant", help="learning-rate schedule, stepped per epoch")
-    parser.add_argument("--grad-clip", type=float, default=None,
+    parser.add_argument("--grad-clip", type=_positive_float, default=None,
                         help="clip the global gradient norm to this value")
-    parser.add_argument("--val-fraction", type=float, default=0.2,
-                        help="share of the data held out for validation (0: none)")
-    parser.add_argument("--patience", type=int, default=None,
+    parser.add_argument("--val-fraction", type=_fraction, default=0.2,
+                        help="share of the data held out for validation, in [0, 1) (0: none)")
+    parser.add_argument("--patience", type=_positive_int, default=None,
                         help="stop after this many epochs without validation improvement")
-    parser.add_argument("--checkpoint-every", type=int, default=1,
+    parser.add_argument("--checkpoint-every", type=_positive_int, default=1,
                         help="write a resumable checkpoint every this many epochs")
     parser.add_argument("--resume", action="store_true",
                         help="continue from DIR/checkpoints if present")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed, in [0, 2**32)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def training_device(context: DistContext) -> torch.device:
+    """Where this process trains: its group's device when distributed (``cuda:LOCAL_RANK``
+    under NCCL, the CPU under gloo), the CPU for a single process."""
+    import torch
+
+    return context.device if context.enabled else torch.device("cpu")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,27 +160,29 @@ def run(args: argparse.Namespace) -> int:
         x, y, target = builtin_data(args.target, args.n_samples, args.y_dim, args.x_dim,
                                     args.seed)
     dtype = getattr(torch, args.dtype)
-    x = None if x is None else x.to(dtype)
-    y, target = y.to(dtype), target.to(dtype)
+    device = training_device(context)
+    x = None if x is None else x.to(device, dtype)
+    y, target = y.to(device, dtype), target.to(device, dtype)
     kind = args.model if args.model != "auto" else ("picnn" if x is not None else "ficnn")
     if kind == "picnn" and x is None:
         raise ValueError("--model picnn needs data with a context x (or --x-dim > 0)")
-    hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
+    hidden = args.hidden if isinstance(args.hidden, list) else _widths(args.hidden)
     common = {"hidden": hidden, "activation": args.activation, "constraint": args.constraint,
               "strong_convexity": args.strong_convexity, "init": args.init}
     torch.manual_seed(args.seed)
     if kind == "picnn":
-        model = PICNN(x.shape[1], y.shape[1], **common).to(dtype)
+        model = PICNN(x.shape[1], y.shape[1], **common).to(device, dtype)
     else:
-        model = FICNN(y.shape[1], **common).to(dtype)
+        model = FICNN(y.shape[1], **common).to(device, dtype)
         x = None
 
     n = len(target)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))
     n_val = int(round(args.val_fraction * n))
-    val, train = order[:n_val], order[n_val:]
+    val, train = order[:n_val].to(device), order[n_val:].to(device)
     if len(train) == 0:
-        raise ValueError(f"--val-fraction {args.val_fraction} leaves no training data")
+        raise ValueError(f"--val-fraction {args.val_fraction} leaves no training data (of {n} "
+                         "rows, all would be held out); expected a smaller share")
     columns = (y, target) if x is None else (x, y, target)
 
     def mse(model, batch):

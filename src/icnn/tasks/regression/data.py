@@ -41,9 +41,17 @@ quadratic ``‖y − c‖²``, abs ``‖y − c‖₁``, logsumexp ``log Σ exp(
 
 def builtin_data(target: str, n_samples: int, y_dim: int, x_dim: int, seed: int
                  ) -> tuple[Tensor | None, Tensor, Tensor]:
-    """``(x or None, y, target)`` with ``x, y ~ N(0, I)``; ``x_dim = 0`` for no context."""
+    """``(x or None, y, target)`` with ``x, y ~ N(0, I)``; ``x_dim = 0`` for no context.
+
+    Returns:
+        ``x: (n_samples, x_dim)`` or None, ``y: (n_samples, y_dim)``, ``target: (n_samples,)``,
+        float64.
+    """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {sorted(TARGETS)}, got {target!r}")
+    for name, value, low in (("n_samples", n_samples, 1), ("y_dim", y_dim, 1), ("x_dim", x_dim, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"expected {name} an int >= {low}, got {value!r}")
     generator = torch.Generator().manual_seed(seed)
     y = torch.randn(n_samples, y_dim, generator=generator, dtype=torch.float64)
     x = torch.randn(n_samples, x_dim, generator=generator, dtype=torch.float64) if x_dim else None
@@ -69,11 +77,19 @@ def load_file(path: str | Path) -> tuple[Tensor | None, Tensor, Tensor]:
         x, y, target = columns.get("x"), columns["y"], columns["target"]
     elif path.suffix == ".csv":
         with open(path, newline="") as handle:
-            rows = list(csv.reader(handle))
+            # blank lines (a trailing newline or two) carry no data
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
         if len(rows) < 2:
             raise ValueError(f"{path} needs a header row and at least one data row")
         header = [name.strip() for name in rows[0]]
-        values = np.asarray(rows[1:], dtype=np.float64)
+        ragged = [i + 2 for i, row in enumerate(rows[1:]) if len(row) != len(header)]
+        if ragged:
+            raise ValueError(f"{path}: expected {len(header)} values a row (as the header), "
+                             f"rows {ragged[:5]} differ")
+        try:
+            values = np.asarray(rows[1:], dtype=np.float64)
+        except ValueError as error:
+            raise ValueError(f"{path}: expected numbers in every column ({error})") from None
         x_cols = [i for i, name in enumerate(header) if name.startswith("x")]
         y_cols = [i for i, name in enumerate(header) if name.startswith("y")]
         if "target" not in header or not y_cols:
@@ -91,6 +107,12 @@ def load_file(path: str | Path) -> tuple[Tensor | None, Tensor, Tensor]:
     if len(target) != len(y) or (x is not None and len(x) != len(y)):
         raise ValueError(f"{path}: x, y and target must have the same number of rows, got "
                          f"{None if x is None else len(x)}, {len(y)}, {len(target)}")
+    if len(y) == 0:
+        raise ValueError(f"{path}: expected at least one row of data, got none")
+    for name, array in (("x", x), ("y", y), ("target", target)):
+        if array is not None and not np.isfinite(array).all():
+            raise ValueError(f"{path}: expected finite values, {name} has "
+                             f"{int((~np.isfinite(array)).sum())} NaN/inf entries")
     return (None if x is None else _tensor(x)), _tensor(y), _tensor(target)
 
 
