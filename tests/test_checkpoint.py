@@ -312,3 +312,20 @@ def test_multilabel_training_does_not_import_the_experiment():
     code = ("import sys, icnn.tasks.multilabel.training; "
             "assert 'icnn.tasks.multilabel.experiment' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_trainer_weights_of_a_plain_module_are_checked_against_it(tmp_path):
+    from icnn.learn.state import load_weights_into, save_weights
+
+    source = torch.nn.Linear(3, 2)
+    path = save_weights(source, tmp_path / "w.safetensors", metadata={"epoch": 1})
+    target = torch.nn.Linear(3, 2)
+    load_weights_into(target, path)
+    torch.testing.assert_close(target.weight, source.weight)
+    with pytest.raises(CheckpointError, match=r"'weight': expected shape \(4, 3\).*got \(2, 3\)"):
+        load_weights_into(torch.nn.Linear(3, 4), path)
+    tensors = load_file(str(path))
+    tensors["bias"][0] = float("inf")
+    _rewrite(path, tensors, _metadata(path))
+    with pytest.raises(CheckpointError, match="NaN/inf"):
+        load_weights_into(target, path)

@@ -23,10 +23,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..checkpoint import MODEL_CLASSES, atomic_write
+from ..checkpoint import (
+    MODEL_CLASSES,
+    CheckpointError,
+    atomic_write,
+    compare_shapes,
+    read_safetensors_header,
+    read_tensors,
+    write_tensors,
+)
 from ..checkpoint import load as load_model
 from ..checkpoint import save as save_model
 
@@ -67,18 +74,28 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, Any] | None =
     """``icnn.save`` for the library's models; plain safetensors of the state dict otherwise."""
     if type(model).__name__ in MODEL_CLASSES and hasattr(model, "config"):
         return save_model(model, path, metadata=metadata)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"metadata": json.dumps(metadata or {})}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return write_tensors(path, model.state_dict(), {"metadata": json.dumps(metadata or {})})
 
 
 def load_weights_into(model: nn.Module, path: Path) -> None:
-    """Load weights written by :func:`save_weights` into ``model`` in place."""
+    """Load weights written by :func:`save_weights` into ``model`` in place.
+
+    The file is checked as :func:`icnn.load` does (header, names and shapes against ``model``
+    before any tensor is read, finite values); a mismatch is a :class:`CheckpointError`.
+    """
     if type(model).__name__ in MODEL_CLASSES and hasattr(model, "config"):
         state = load_model(path, map_location="cpu").state_dict()
     else:
-        state = load_file(str(path), device="cpu")
-    model.load_state_dict(state, strict=True)
+        stored, _ = read_safetensors_header(path)
+        expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+        compare_shapes(path, expected, {key: shape for key, (_, shape) in stored.items()},
+                       source=f"the {type(model).__name__} being loaded")
+        state = read_tensors(path, "cpu")
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{path}: weights do not fit the {type(model).__name__}: "
+                              f"{error}") from error
 
 
 def save_checkpoint(directory: Path, epoch: int, model: nn.Module, state: dict[str, Any],
