@@ -91,93 +91,99 @@ def _init_gloo(rank: int, world_size: int, port: int) -> None:
                             world_size=world_size, timeout=timedelta(seconds=20))
 
 
-def _resume_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+def resume_run(rank: int, out_dir: str) -> None:
+    """Train 4 epochs; train again, crash in epoch 3 and resume from the epoch-2 checkpoint."""
+    assert ddp.current_context().device == torch.device("cpu")  # gloo reduces CPU tensors
+    config = TrainerConfig(epochs=4, batch_size=8, lr=0.02, schedule="cosine", progress=False,
+                           seed=3)
+    torch.manual_seed(0)
+    reference = icnn.FICNN(3, hidden=(6, 6), dtype=D)
+    Trainer(reference, noisy_loss, config, out_dir=f"{out_dir}/full").fit(data())
+
+    def crash_in_epoch_3(model):
+        if len(evaluations) == 2:
+            raise Interrupted
+        evaluations.append(1)
+        return {}
+
+    evaluations: list[int] = []
+    torch.manual_seed(0)
+    interrupted = icnn.FICNN(3, hidden=(6, 6), dtype=D)
+    try:
+        Trainer(interrupted, noisy_loss, config, out_dir=f"{out_dir}/parts",
+                eval_fn=crash_in_epoch_3).fit(data())
+    except Interrupted:
+        pass
+    torch.manual_seed(100 + rank)  # a different init on each rank: all comes from the files
+    resumed = icnn.FICNN(3, hidden=(6, 6), dtype=D)
+    history = Trainer(resumed, noisy_loss, config, out_dir=f"{out_dir}/parts").fit(
+        data(), resume=True)
+    torch.save({"reference": reference.state_dict(), "resumed": resumed.state_dict(),
+                "epochs": [r["epoch"] for r in history]}, f"{out_dir}/weights.{rank}")
+
+
+def nan_on_rank_1_run(rank: int, out_dir: str) -> None:
+    """Train with a loss that is NaN on rank 1 only; write the error each rank saw."""
+    def loss(model, batch):
+        losses = (model(batch[0]) - batch[1]).square()
+        return losses * float("nan") if dist.get_rank() == 1 else losses
+
+    torch.manual_seed(0)
+    model = icnn.FICNN(3, hidden=(6, 6), dtype=D)
+    try:
+        Trainer(model, loss, TrainerConfig(epochs=2, batch_size=8, progress=False)).fit(data())
+        message = "finished"
+    except FloatingPointError as error:
+        message = str(error)
+    Path(f"{out_dir}/message.{rank}").write_text(message)
+
+
+def _scenarios_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    # one process group for both scenarios: spawning processes is most of the cost
     _init_gloo(rank, world_size, port)
     try:
-        assert ddp.current_context().device == torch.device("cpu")  # gloo reduces CPU tensors
-        config = TrainerConfig(epochs=4, batch_size=8, lr=0.02, schedule="cosine",
-                               progress=False, seed=3)
-        torch.manual_seed(0)
-        reference = icnn.FICNN(3, hidden=(6, 6), dtype=D)
-        Trainer(reference, noisy_loss, config, out_dir=f"{out_dir}/full").fit(data())
-
-        def crash_in_epoch_3(model):
-            if len(evaluations) == 2:
-                raise Interrupted
-            evaluations.append(1)
-            return {}
-
-        evaluations: list[int] = []
-        torch.manual_seed(0)
-        interrupted = icnn.FICNN(3, hidden=(6, 6), dtype=D)
-        try:
-            Trainer(interrupted, noisy_loss, config, out_dir=f"{out_dir}/parts",
-                    eval_fn=crash_in_epoch_3).fit(data())
-        except Interrupted:
-            pass
-        torch.manual_seed(100 + rank)  # a different init on each rank: all comes from the files
-        resumed = icnn.FICNN(3, hidden=(6, 6), dtype=D)
-        history = Trainer(resumed, noisy_loss, config, out_dir=f"{out_dir}/parts").fit(
-            data(), resume=True)
-        torch.save({"reference": reference.state_dict(), "resumed": resumed.state_dict(),
-                    "epochs": [r["epoch"] for r in history]}, f"{out_dir}/weights.{rank}")
+        resume_run(rank, out_dir)
         dist.barrier()
+        nan_on_rank_1_run(rank, out_dir)
+        dist.barrier()  # both ranks are done with the group before either tears it down
     finally:
         dist.destroy_process_group()
 
 
-def _spawn(worker, args: tuple, timeout: float = 60.0) -> None:
-    """Run ``worker`` on 2 processes; fail (not hang) when a rank is still running at ``timeout``."""
+@pytest.fixture(scope="module")
+def gloo_runs(tmp_path_factory) -> Path:
+    """The folder where 2 gloo processes left the results of both scenarios; fails (not
+    hangs) when a rank is still running after a minute."""
+    out_dir = tmp_path_factory.mktemp("gloo_runs")
     os.environ.pop("WORLD_SIZE", None)
-    context = mp.spawn(worker, args=(2, _free_port(), *args), nprocs=2, join=False)
-    deadline = time.monotonic() + timeout
+    context = mp.spawn(_scenarios_worker, args=(2, _free_port(), str(out_dir)), nprocs=2,
+                       join=False)
+    deadline = time.monotonic() + 60.0
     while not context.join(timeout=1.0):
         if time.monotonic() > deadline:
             for process in context.processes:
                 process.kill()
-            pytest.fail(f"a rank was still running after {timeout} s (hang)")
+            pytest.fail("a rank was still running after 60 s (hang)")
+    return out_dir
 
 
 @pytest.mark.timeout(120)
-def test_two_gloo_processes_resume_exactly(tmp_path):
-    _spawn(_resume_worker, (str(tmp_path),))
-    pointer = json.loads((tmp_path / "parts" / "checkpoints" / "latest.json").read_text())
+def test_two_gloo_processes_resume_exactly(gloo_runs):
+    pointer = json.loads((gloo_runs / "parts" / "checkpoints" / "latest.json").read_text())
     assert pointer["epoch"] == 4
     torch.manual_seed(0)
     initial = icnn.FICNN(3, hidden=(6, 6), dtype=D).state_dict()
     for rank in range(2):
-        saved = torch.load(tmp_path / f"weights.{rank}", weights_only=True)
+        saved = torch.load(gloo_runs / f"weights.{rank}", weights_only=True)
         assert saved["epochs"] == [1, 2, 3, 4]
         for name, expected in saved["reference"].items():
             assert torch.equal(saved["resumed"][name], expected), (rank, name)
     assert not torch.equal(initial["passthrough.weight"], saved["reference"]["passthrough.weight"])
 
 
-def _nan_on_rank_1_worker(rank: int, world_size: int, port: int, out_path: str) -> None:
-    _init_gloo(rank, world_size, port)
-    try:
-        def loss(model, batch):
-            losses = (model(batch[0]) - batch[1]).square()
-            return losses * float("nan") if dist.get_rank() == 1 else losses
-
-        torch.manual_seed(0)
-        model = icnn.FICNN(3, hidden=(6, 6), dtype=D)
-        try:
-            Trainer(model, loss, TrainerConfig(epochs=2, batch_size=8, progress=False)).fit(data())
-            message = "finished"
-        except FloatingPointError as error:
-            message = str(error)
-        Path(f"{out_path}.{rank}").write_text(message)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.timeout(120)
-def test_a_non_finite_loss_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
-    out = str(tmp_path / "message")
-    _spawn(_nan_on_rank_1_worker, (out,), timeout=45.0)
-    messages = [Path(f"{out}.{rank}").read_text() for rank in range(2)]
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_with_the_same_error(gloo_runs):
+    messages = [(gloo_runs / f"message.{rank}").read_text() for rank in range(2)]
     assert messages[0] == messages[1], messages
     assert "non-finite training loss" in messages[0] and "rank 1" in messages[0], messages[0]
 
