@@ -345,15 +345,68 @@ def test_bad_image_shape_is_refused():
 
 # --- the x-path computed once ----------------------------------------------------------------
 
-def test_context_features_computed_once_give_the_forward_energy_at_every_y():
-    model = ConvPICNN((2, 9, 6), (1, 9, 6), **TINY).double()
+def _same_pad(t: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """TensorFlow "same" padding, written out: ``ceil(size / stride)`` outputs, odd pixel last."""
+    pads = []
+    for size in (t.shape[-1], t.shape[-2]):  # F.pad takes the last dimension first
+        total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(t, pads)
+
+
+def conv_picnn_by_hand(model: ConvPICNN, x: torch.Tensor, y: torch.Tensor, g) -> torch.Tensor:
+    """Eq. (3) with convolutions, from the model's weights, with hidden activation ``g`` (ReLU
+    x-path and gates): an independent reference for ``forward`` and ``condition``."""
+    u, y_bar, z = x, y, None
+    for l, (kernel, stride) in enumerate(zip(model.config["kernel_sizes"], model.config["strides"],
+                                             strict=True)):
+        def conv(layer, t, kernel=kernel, stride=stride):
+            return F.conv2d(_same_pad(t, kernel, stride), layer.weight, layer.bias, stride=stride)
+
+        gates = F.conv2d(u, model.gate_convs[l].weight, model.gate_convs[l].bias, padding=1)
+        y_gate = gates[:, -y.shape[1]:]
+        pre = conv(model.y_convs[l], y_bar * y_gate) + conv(model.u_convs[l], u)
+        if l > 0:
+            pre = pre + conv(model.z_convs[l - 1], z * F.relu(gates[:, :z.shape[1]]))
+        z = g(pre)
+        y_bar = conv(model.y_down[l], y_bar)
+        u = F.relu(conv(model.x_convs[l], u))
+    z, u = z.flatten(1), u.flatten(1)
+    n_dense = len(model.config["dense"]) + 1
+    for j in range(n_dense):
+        last = j == n_dense - 1
+        y_in = y.flatten(1) if last else y_bar.flatten(1)  # the output layer reads the full y
+        gates = F.linear(u, model.u_dense[j].weight, model.u_dense[j].bias)
+        z_gate, y_gate, u_term = gates.split((z.shape[1], y_in.shape[1], 1 if last else
+                                              model.config["dense"][j]), dim=1)
+        pre = (F.linear(z * F.relu(z_gate), model.z_dense[j].weight)
+               + F.linear(y_in * y_gate, model.y_dense[j].weight) + u_term)
+        z = pre if last else g(pre)
+        if not last:
+            u = F.relu(F.linear(u, model.x_dense[j].weight, model.x_dense[j].bias))
+    mu = model.config["strong_convexity"]
+    return z.squeeze(-1) + 0.5 * mu * y.flatten(1).square().sum(1)
+
+
+@pytest.mark.parametrize("activation, g", [("relu", F.relu), ("softplus", F.softplus)])
+def test_conditioned_energy_matches_eq_3_written_by_hand_on_all_and_picked_rows(activation, g):
+    """``condition(x)`` (the x-path once) against an independent re-implementation, with "same"
+    padding that is odd in both stages (9x6 -> 5x3 -> 5x3), at several ``y`` and on ``index``
+    subsets (with a repeat), which must pick the rows of ``x`` that ``y`` belongs to."""
+    torch.manual_seed(1)
+    model = ConvPICNN((2, 9, 6), (1, 9, 6), **TINY, activation=activation, strong_convexity=0.3,
+                      constraint="exp").double()
     x = torch.randn(4, 2, 9, 6, dtype=torch.float64)
     features = model.context_features(x)
     assert features.shape == (4, model.n_context_features)
     energy = model.condition(x)
     for _ in range(3):
-        y = torch.rand(4, 1, 9, 6, dtype=torch.float64)
-        torch.testing.assert_close(model.energy_from_features(features, y), model(x, y))
-        torch.testing.assert_close(energy(y), model(x, y))
-    index = torch.tensor([2, 0])
-    torch.testing.assert_close(energy(y[index], index), model(x[index], y[index]))
+        y = torch.randn(4, 1, 9, 6, dtype=torch.float64)
+        expected = conv_picnn_by_hand(model, x, y, g)
+        assert float(expected.detach().std()) > 1e-3  # the rows differ, so a wrong pick shows
+        torch.testing.assert_close(energy(y), expected)
+        torch.testing.assert_close(model(x, y), expected)
+        torch.testing.assert_close(model.energy_from_features(features, y), expected)
+    for index in (torch.tensor([2, 0]), torch.tensor([3, 3, 1])):
+        y = torch.randn(len(index), 1, 9, 6, dtype=torch.float64)
+        torch.testing.assert_close(energy(y, index), conv_picnn_by_hand(model, x[index], y, g))
