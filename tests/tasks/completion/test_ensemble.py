@@ -22,15 +22,26 @@ def member(seed: int, scale: float) -> CompletionEnergy:
 
 
 def test_energy_is_the_mean_of_the_members_energies():
-    members = [member(0, 2.0), member(1, 5.0), member(2, 1.0)]
+    """Against a reference that packs nothing: ``mean_k s_k f_k(x, y)`` from each member's
+    ConvPICNN on the raw images (``tests/nn/test_conv.py`` checks that one against eq. (3)), with
+    the scales as given; ``condition``'s ``index`` must pick the rows of every member's features."""
+    scales = (2.0, 5.0, 1.0)
+    members = [member(seed, scale) for seed, scale in enumerate(scales)]
     ensemble = CompletionEnsemble(members)
+
+    def reference(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return sum(s * m.model(x, y) for s, m in zip(scales, members, strict=True)) / len(members)
+
     x, y = torch.rand(4, *X_SHAPE, dtype=D), torch.rand(4, *Y_SHAPE, dtype=D)
     features = ensemble.features(x)
     assert features.shape == (4, *ensemble.context_shape)
-    expected = sum(m(m.features(x), y) for m in members) / 3
+    expected = reference(x, y)
     torch.testing.assert_close(ensemble(features, y), expected)
-    index = torch.tensor([2, 0])
-    torch.testing.assert_close(ensemble.condition(features)(y[index], index), expected[index])
+    energy = ensemble.condition(features)
+    torch.testing.assert_close(energy(y), expected)
+    for index in (torch.tensor([2, 0]), torch.tensor([3, 3, 1])):
+        y_picked = torch.rand(len(index), *Y_SHAPE, dtype=D)
+        torch.testing.assert_close(energy(y_picked, index), reference(x[index], y_picked))
 
 
 def test_ensemble_is_convex_and_its_argmin_is_optimal():
