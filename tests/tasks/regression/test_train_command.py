@@ -51,6 +51,13 @@ def test_a_validation_share_that_leaves_no_training_data_is_refused(tmp_path):
         command.run(args)
 
 
+def test_a_validation_share_that_holds_out_no_row_is_refused(tmp_path):
+    args = parser().parse_args(["--out", str(tmp_path), "--n-samples", "10", "--val-fraction",
+                                "0.01", "--no-progress"])
+    with pytest.raises(ValueError, match="holds out no row of 10"):
+        command.run(args)
+
+
 def test_a_single_process_trains_on_the_cpu():
     assert command.training_device(DistContext()) == torch.device("cpu")
 

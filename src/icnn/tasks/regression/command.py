@@ -180,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
     order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))
     n_val = int(round(args.val_fraction * n))
     val, train = order[:n_val].to(device), order[n_val:].to(device)
+    if args.val_fraction > 0 and n_val == 0:
+        raise ValueError(f"--val-fraction {args.val_fraction} holds out no row of {n}; expected "
+                         f"0 (no validation) or a share of at least {1 / n:.3g}")
     if len(train) == 0:
         raise ValueError(f"--val-fraction {args.val_fraction} leaves no training data (of {n} "
                          "rows, all would be held out); expected a smaller share")
