@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import icnn
 from icnn.tasks.rl.agent import load_agent, make_agent, save_agent
@@ -35,13 +36,31 @@ def test_the_head_adds_its_quadratic_and_keeps_the_energy_convex():
     assert (mid <= t[:, 0] * energy(xs, y1) + (1 - t[:, 0]) * energy(xs, y2) + 1e-10).all()
 
 
-def test_conditioned_energy_matches_forward_on_picked_rows():
+def head_energy_by_hand(energy: QuadraticHeadEnergy, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """An independent reference: the PICNN through its affine layers (per-example matrices, not
+    the gated forward), ReLU written out, plus the head's quadratic from its raw outputs."""
+    z = None
+    layers = energy.energy.affine_layers(x)
+    for i, layer in enumerate(layers):
+        pre = torch.einsum("bod,bd->bo", layer.y_weight, y) + layer.bias
+        if layer.z_weight is not None:
+            pre = pre + torch.einsum("boi,bi->bo", layer.z_weight, z)
+        z = pre if i == len(layers) - 1 else F.relu(pre)
+    raw_curvature, raw_centre = energy.head(x).chunk(2, dim=-1)
+    return z[:, 0] + 0.5 * (F.softplus(raw_curvature) * (y - raw_centre.tanh()).square()).sum(-1)
+
+
+def test_conditioned_energy_matches_an_independent_reference_on_all_and_picked_rows():
     energy = head_energy(1)
     x, y = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
     conditioned = energy.condition(x)
-    torch.testing.assert_close(conditioned(y), energy(x, y))
-    index = torch.tensor([4, 1])
-    torch.testing.assert_close(conditioned(y[index], index), energy(x[index], y[index]))
+    expected = head_energy_by_hand(energy, x, y)
+    torch.testing.assert_close(conditioned(y), expected)
+    torch.testing.assert_close(energy(x, y), expected)
+    for index in (torch.tensor([4, 1]), torch.tensor([5, 5, 0])):  # picks rows of x, repeats too
+        y_picked = torch.randn(len(index), 2, dtype=torch.float64)
+        torch.testing.assert_close(conditioned(y_picked, index),
+                                   head_energy_by_hand(energy, x[index], y_picked))
 
 
 def test_icnn_q_with_a_head_acts_by_the_grid_argmin_and_survives_save_and_load(tmp_path):
