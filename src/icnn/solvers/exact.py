@@ -21,6 +21,9 @@ for tests and benchmarks, not a fast path); each LP's matrix is assembled from d
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -59,7 +62,8 @@ def solve_exact(problem: Problem, *, tol: float = 1e-9) -> ArgminResult:
     Returns:
         :class:`ArgminResult` with ``lower_bound`` HiGHS's optimal objective and ``gap`` the
             model's value at ``y`` minus it (float rounding only);
-        ``converged`` is True where HiGHS reported an optimal solution.
+        ``converged`` is True where HiGHS reported an optimal solution; elsewhere (an iteration
+        or time limit) ``lower_bound`` is ``-inf`` and ``gap`` ``inf``: no certificate.
 
     Raises:
         ValueError: smooth activations, no ``affine_layers``, a negative ``A_i`` (the model is
@@ -165,8 +169,10 @@ def _new_highs(tol: float):
         import highspy
     except ImportError as error:  # pragma: no cover - highspy is a dependency
         raise ImportError("method='exact' needs highspy (pip install highspy)") from error
-    highs = highspy.Highs()
+    highs = _quietly(highspy.Highs)
     highs.setOptionValue("output_flag", False)
+    # the QP solver's default proximal regularisation (1e-7) moves y by ~1e-6: not exact
+    highs.setOptionValue("qp_regularization_value", 1e-13)
     highs.setOptionValue("primal_feasibility_tolerance", tol)
     highs.setOptionValue("dual_feasibility_tolerance", tol)
     highs.setOptionValue("threads", 1)
@@ -211,5 +217,22 @@ def _solve(highs, lp: dict, y_dim: int, mu: float) -> tuple[np.ndarray, float, b
                          "bound the domain with icnn.Box or use strong_convexity > 0")
     solution = highs.getSolution()
     y = np.asarray(solution.col_value[:y_dim]) if solution.value_valid else np.zeros(y_dim)
-    lower = highs.getInfo().objective_function_value  # exact up to HiGHS's tolerances
-    return y, float(lower), status == highspy.HighsModelStatus.kOptimal
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    # the objective is a lower bound only at an optimum (exact up to HiGHS's tolerances); a
+    # stopped solve's primal objective bounds nothing from below
+    lower = highs.getInfo().objective_function_value if optimal else -np.inf
+    return y, float(lower), optimal
+
+
+def _quietly(make):
+    """``make()`` with the process's stdout silenced: HiGHS prints its banner from the
+    constructor, before ``output_flag`` can be set."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            return make()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -34,6 +34,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..nn.energy import PIECEWISE_LINEAR
+from .implicit_piecewise import active_planes, kkt_adjoint
 from .problem import Problem
 from .result import ArgminResult
 
@@ -55,13 +57,23 @@ def attach_implicit_gradient(
     if damping < 0:
         raise ValueError(f"damping must be >= 0, got {damping}")
     params = [p for p in problem.model.parameters() if p.requires_grad]
+    traits = problem.traits
+    if not traits.convex:
+        raise ValueError("differentiable='implicit' needs a model convex in y, but this one is "
+                         f"not: {'; '.join(traits.issues)}. Use differentiable='unroll'")
+    n = result.y[0].numel()
     if result.method == "bundle_entropy":
         missing = {"iterates", "lam", "G", "valid", "u", "width", "free"} - set(result.info)
         if missing:
             raise ValueError(f"bundle_entropy result lacks info {sorted(missing)}; pass the "
                              "result of solve_bundle_entropy unchanged")
-        return _BundleEntropyArgmin.apply(problem, result, problem.x, *params)
-    n = result.y[0].numel()
+        if traits.curvature == PIECEWISE_LINEAR:
+            return _BundleEntropyArgmin.apply(problem, result, problem.x, *params)
+        # smooth f: the curvature of f between the planes matters (Proposition 3 ignores it)
+        return _ImplicitArgmin.apply(problem, result, damping, cg_iter or n + 10, problem.x,
+                                     *params)
+    if traits.curvature == PIECEWISE_LINEAR:
+        return _PiecewiseArgmin.apply(problem, result, problem.x, *params)
     return _ImplicitArgmin.apply(problem, result, damping, cg_iter or n + 10, problem.x, *params)
 
 
@@ -99,6 +111,33 @@ def _split_grads(x_grad: bool, grads: tuple, sign: float) -> tuple:
     return tuple(grads) if x_grad else (None, *grads)
 
 
+def _planes_backward(problem: Problem, x: Tensor | None, params: tuple[Tensor, ...],
+                     x_grad: bool, planes: dict[str, Tensor], y_star: Tensor) -> tuple:
+    """``sum_i c_lam_i d plane_i(y*) + grad_y f(y^i)^T v_i``, ``v_i = lam_i c_y + c_lam_i
+    (y* - y^i)``, differentiated in ``x`` and ``params``: the gradients of the loss.
+
+    ``planes`` holds ``points (b, k, n)``, ``lam``, ``c_lam``, ``valid (b, k)`` and ``c_y (b, n)``;
+    only the valid planes are evaluated, with the context path computed once per example.
+    """
+    x_leaf, targets = _grad_targets(x, params, x_grad)
+    if not targets:
+        return (None,) * (1 + len(params))
+    points, lam, c_lam, valid = planes["points"], planes["lam"], planes["c_lam"], planes["valid"]
+    batch = points.shape[0]
+    y_flat = y_star.reshape(batch, -1).to(points.dtype)
+    directions = lam[..., None] * planes["c_y"][:, None, :] + c_lam[..., None] * (
+        y_flat[:, None, :] - points)
+    example, plane = valid.nonzero(as_tuple=True)
+    with torch.enable_grad():
+        y_points = points[example, plane].reshape(-1, *problem.shape).detach().requires_grad_(True)
+        values = _energy_at(problem, x_leaf, y_points, example)
+        (grad_points,) = torch.autograd.grad(values.sum(), y_points, create_graph=True)
+        surrogate = (c_lam[example, plane] * values).sum() + (
+            grad_points.reshape(example.numel(), -1) * directions[example, plane]).sum()
+        grads = torch.autograd.grad(surrogate, targets, allow_unused=True)
+    return _split_grads(x_grad, grads, 1.0)
+
+
 class _BundleEntropyArgmin(torch.autograd.Function):
     @staticmethod
     def forward(ctx, problem, result, x, *params):  # noqa: ANN001
@@ -120,7 +159,11 @@ class _BundleEntropyArgmin(torch.autograd.Function):
         k = lam.shape[1]
         dtype = u.dtype
         d = -(grad_y.reshape(batch, -1).to(dtype) * width)
-        inv_h = torch.where(free, u * (1.0 - u), torch.zeros_like(u))
+        # inverse Hessian in u of -H(u) + (mu/2)||lo + width u||^2 (the quadratic part of f)
+        entropy_inverse = u * (1.0 - u)
+        mu = problem.traits.strong_convexity
+        inv_h = entropy_inverse / (1.0 + mu * width.square() * entropy_inverse)
+        inv_h = torch.where(free, inv_h, torch.zeros_like(u))
         schur = (G_u * inv_h[:, None, :]) @ G_u.transpose(1, 2)
         ones = valid.to(dtype)
         system = torch.zeros(batch, k + 1, k + 1, dtype=dtype, device=u.device)
@@ -139,42 +182,20 @@ class _BundleEntropyArgmin(torch.autograd.Function):
         solution = torch.linalg.solve(system, rhs[..., None]).squeeze(-1)
         c_lam = torch.where(valid, solution[:, :k], torch.zeros_like(lam))
         c_u = inv_h * (d - (c_lam[:, None, :] @ G_u).squeeze(1))
-        c_y = width * c_u
-        y_star = ctx.result.y.reshape(batch, -1).to(dtype)
-        points = info["iterates"]
-        directions = lam[..., None] * c_y[:, None, :] + c_lam[..., None] * (
-            y_star[:, None, :] - points)
-        shape = ctx.result.y.shape[1:]
+        planes = {"points": info["iterates"], "lam": lam, "c_lam": c_lam, "valid": valid,
+                  "c_y": width * c_u}
         x_grad = x is not None and ctx.needs_input_grad[2]
-        x_leaf, targets = _grad_targets(x, params, x_grad)
-        if not targets:
-            return (None, None, None, *([None] * len(params)))
-        # only the valid planes contribute (c_lam and lam vanish elsewhere); their points are
-        # evaluated with the context path computed once per example, not once per plane
-        example, plane = valid.nonzero(as_tuple=True)
-        with torch.enable_grad():
-            y_points = points[example, plane].reshape(-1, *shape).detach().requires_grad_(True)
-            values = _energy_at(problem, x_leaf, y_points, example)
-            (grad_points,) = torch.autograd.grad(values.sum(), y_points, create_graph=True)
-            surrogate = (c_lam[example, plane] * values).sum() + (
-                grad_points.reshape(example.numel(), -1) * directions[example, plane]).sum()
-            grads = torch.autograd.grad(surrogate, targets, allow_unused=True)
-        return (None, None, *_split_grads(x_grad, grads, 1.0))
+        return (None, None, *_planes_backward(problem, x, params, x_grad, planes,
+                                              ctx.result.y))
 
 
-def interior_mask(problem: Problem, y: Tensor) -> Tensor:
-    """Free coordinates strictly inside the box (farther than a few ulps from each bound)."""
-    scale = torch.finfo(y.dtype).eps ** 0.75
-    lo, hi = problem.lo, problem.hi
-    above = torch.isinf(lo) | (y > lo + scale * lo.abs().clamp_min(1.0))
-    below = torch.isinf(hi) | (y < hi - scale * hi.abs().clamp_min(1.0))
-    return problem.free & above & below
+class _PiecewiseArgmin(torch.autograd.Function):
+    """The active-set derivative of a piecewise-linear energy's argmin
+    (:mod:`icnn.solvers.implicit_piecewise`)."""
 
-
-class _ImplicitArgmin(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, problem, result, damping, cg_iter, x, *params):  # noqa: ANN001
-        ctx.problem, ctx.result, ctx.damping, ctx.cg_iter = problem, result, damping, cg_iter
+    def forward(ctx, problem, result, x, *params):  # noqa: ANN001
+        ctx.problem, ctx.result = problem, result
         ctx.save_for_backward(*(() if x is None else (x,)), *params)
         ctx.has_x = x is not None
         return result.y.detach().clone()
@@ -185,27 +206,113 @@ class _ImplicitArgmin(torch.autograd.Function):
         saved = ctx.saved_tensors
         x = saved[0] if ctx.has_x else None
         params = saved[1:] if ctx.has_x else saved
+        x_grad = x is not None and ctx.needs_input_grad[2]
+        if not x_grad and not params:
+            return (None, None, None, *([None] * len(params)))
+        y_star = ctx.result.y.detach()
+        try:
+            found = active_planes(problem, y_star)
+        except ValueError as first_error:
+            # an uncertified or loose solution: re-solve tightly from it, differentiate there
+            y_star = _polish(problem, y_star, first_error)
+            found = active_planes(problem, y_star)
+        batch = y_star.shape[0]
+        dtype = found["G"].dtype
+        rhs = -grad_y.reshape(batch, -1).to(dtype)
+        curvature = torch.full_like(rhs, problem.traits.strong_convexity)
+        c_y, c_lam = kkt_adjoint(found["G"], found["active"], found["interior"], curvature, rhs)
+        planes = {"points": found["points"], "lam": found["lam"], "c_lam": c_lam,
+                  "valid": found["active"], "c_y": c_y}
+        return (None, None, *_planes_backward(problem, x, params, x_grad, planes, y_star))
+
+
+def interior_mask(problem: Problem, y: Tensor, grad: Tensor | None = None) -> Tensor:
+    """Free coordinates strictly inside the box.
+
+    A coordinate is at a bound when it is within a few ulps of it, or (with ``grad``, the
+    gradient of ``f`` at ``y``) within ``sqrt(eps)`` of it while the gradient pushes it out of
+    the box: a solver stopped at ``tol`` leaves such coordinates near, not on, the bound, and the
+    implicit function theorem must hold them there.
+    """
+    eps = torch.finfo(y.dtype).eps
+    lo, hi = problem.lo, problem.hi
+    scale_lo, scale_hi = lo.abs().clamp_min(1.0), hi.abs().clamp_min(1.0)
+    near_lo = y <= lo + eps ** 0.75 * scale_lo
+    near_hi = y >= hi - eps ** 0.75 * scale_hi
+    if grad is not None:
+        dims = tuple(range(1, y.ndim))
+        pushing = grad.abs() > eps ** 0.5 * grad.abs().amax(dims, keepdim=True)
+        near_lo = near_lo | (pushing & (grad > 0) & (y <= lo + eps ** 0.5 * scale_lo))
+        near_hi = near_hi | (pushing & (grad < 0) & (y >= hi - eps ** 0.5 * scale_hi))
+    return problem.free & (torch.isinf(lo) | ~near_lo) & (torch.isinf(hi) | ~near_hi)
+
+
+class _ImplicitArgmin(torch.autograd.Function):
+    """The implicit function theorem at ``y*`` with Hessian-vector products of ``f``; for a
+    ``bundle_entropy`` result, of ``f - H`` (the entropy's diagonal Hessian in ``y``,
+    ``(1/u + 1/(1 - u)) / width^2``, added on the free coordinates)."""
+
+    @staticmethod
+    def forward(ctx, problem, result, damping, cg_iter, x, *params):  # noqa: ANN001
+        ctx.problem, ctx.result, ctx.damping, ctx.cg_iter = problem, result, damping, cg_iter
+        ctx.save_for_backward(*(() if x is None else (x,)), *params)
+        ctx.has_x = x is not None
+        return result.y.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad_y):  # noqa: ANN001
+        problem, result = ctx.problem, ctx.result
+        saved = ctx.saved_tensors
+        x = saved[0] if ctx.has_x else None
+        params = saved[1:] if ctx.has_x else saved
         x_grad = x is not None and ctx.needs_input_grad[4]
         x_leaf, targets = _grad_targets(x, params, x_grad)
         nones = (None, None, None, None)
         if not targets:
             return (*nones, None, *([None] * len(params)))
-        y_star = ctx.result.y.detach()
-        inside = interior_mask(problem, y_star)
-        rhs = torch.where(inside, grad_y.to(y_star.dtype), torch.zeros_like(y_star))
+        y_star = result.y.detach()
         with torch.enable_grad():
             y_leaf = y_star.clone().requires_grad_(True)
             values = _model_at(problem, x_leaf, y_leaf)
             (grad_y_f,) = torch.autograd.grad(values.sum(), y_leaf, create_graph=True)
-
+        if result.method == "bundle_entropy":
+            info = result.info
+            u, width, free = info["u"], info["width"], info["free"]
+            barrier = torch.where(free, (1.0 / u + 1.0 / (1.0 - u)) / torch.where(
+                free, width, torch.ones_like(width)).square(), torch.zeros_like(u))
+            diagonal = (barrier + ctx.damping).reshape(y_star.shape)
+            inside = free.reshape(y_star.shape)
+        else:
+            diagonal = torch.full_like(y_star, ctx.damping)
+            inside = interior_mask(problem, y_star, grad_y_f.detach())
+        rhs = torch.where(inside, grad_y.to(y_star.dtype), torch.zeros_like(y_star))
+        with torch.enable_grad():
             def hvp(p: Tensor) -> Tensor:
                 (hp,) = torch.autograd.grad(grad_y_f, y_leaf, grad_outputs=p, retain_graph=True)
-                return torch.where(inside, hp + ctx.damping * p, torch.zeros_like(p))
+                return torch.where(inside, hp + diagonal * p, torch.zeros_like(p))
 
             v = batched_cg(hvp, rhs, max_iter=ctx.cg_iter)
             surrogate = (grad_y_f * v.detach()).sum()
             grads = torch.autograd.grad(surrogate, targets, allow_unused=True)
         return (*nones, *_split_grads(x_grad, grads, -1.0))
+
+
+def _polish(problem: Problem, y: Tensor, error: ValueError) -> Tensor:
+    """``y`` re-solved tightly for the active-set derivative of a piecewise-linear energy: by the
+    exact LP/QP where the model supports it, else by the bundle method on a bounded box;
+    re-raises ``error`` if neither applies."""
+    from .exact import check_exact_supported, solve_exact
+
+    try:
+        check_exact_supported(problem)
+    except ValueError:
+        if not problem.bounded:
+            raise error from None
+        from .bundle import solve_bundle
+
+        polish_tol = 1e-10 if y.dtype == torch.float64 else 1e-6
+        return solve_bundle(problem, y, tol=polish_tol, max_iter=500).y.detach()
+    return solve_exact(problem).y.detach()
 
 
 def batched_cg(matvec, rhs: Tensor, *, max_iter: int, rel_tol: float | None = None) -> Tensor:  # noqa: ANN001
