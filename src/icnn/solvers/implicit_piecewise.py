@@ -147,16 +147,21 @@ def active_planes(problem: Problem, y_star: Tensor) -> dict[str, Tensor]:
     G = torch.zeros(batch, k, n, dtype=dtype, device=y.device)
     h = torch.zeros(batch, k, dtype=dtype, device=y.device)
     valid = torch.zeros(batch, k, dtype=torch.bool, device=y.device)
-    # the plane at y* and a few random probes around it
+    # planes at random probes around y*, never at y* itself: y* lies on kinks, where autograd's
+    # relu'(0) = 0 gives a plane with the right slope but not always the theta-derivative of a
+    # piece of f; random points lie inside a piece's region almost surely
     generator = torch.Generator(device=y.device).manual_seed(0)
-    signs = torch.randint(0, 2, (_RANDOM_PROBES, batch, n), generator=generator,
-                          device=y.device).to(dtype) * 2.0 - 1.0
-    first = torch.cat([y[None], y[None] + r[None] * signs]).clamp(lo, hi)
+
+    def jitter(*size: int) -> Tensor:
+        return torch.rand(*size, generator=generator, device=y.device).to(dtype) * 2.0 - 1.0
+
+    probes = 1 + _RANDOM_PROBES
+    first = (y[None] + r[None] * jitter(probes, batch, n)).clamp(lo, hi)
     first = torch.where(free, first, y)
-    examples = torch.arange(batch, device=y.device).repeat(1 + _RANDOM_PROBES)
+    examples = torch.arange(batch, device=y.device).repeat(probes)
     g0, h0 = _planes_at(problem, first.reshape(-1, n), examples, mu)
-    g0, h0 = g0.reshape(1 + _RANDOM_PROBES, batch, n), h0.reshape(1 + _RANDOM_PROBES, batch)
-    for s in range(1 + _RANDOM_PROBES):
+    g0, h0 = g0.reshape(probes, batch, n), h0.reshape(probes, batch)
+    for s in range(probes):
         new = _is_new(G, h, valid, g0[s], h0[s])
         slot = valid.sum(-1)
         rows = new.nonzero().squeeze(1)
@@ -176,7 +181,7 @@ def active_planes(problem: Problem, y_star: Tensor) -> dict[str, Tensor]:
         if not bool(searching.any()):
             break
         rows = searching.nonzero().squeeze(1)
-        step = d[rows] / size[rows, None]
+        step = d[rows] / size[rows, None] + 0.01 * jitter(rows.numel(), n)
         probe = torch.where(free[rows], (y[rows] - r[rows] * step).clamp(lo[rows], hi[rows]),
                             y[rows])
         g_new, h_new = _planes_at(problem, probe, rows, mu)
