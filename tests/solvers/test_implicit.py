@@ -105,14 +105,14 @@ def test_proposition3_gradient_matches_finite_differences_in_x_for_relu_picnn():
     weights = torch.randn(3, 4, dtype=torch.float64)
     (grad,) = torch.autograd.grad((relu_bundle_entropy_argmin(model, x) * weights).sum(), x)
     eps = 1e-6
+    assert grad.abs().max() > 1e-3  # not trivially zero
     for i, j in [(0, 0), (2, 0), (2, 1)]:  # example 2 has three active planes, two repeated
-        if True:
-            shift = torch.zeros_like(x)
-            shift[i, j] = eps
-            with torch.no_grad():
-                plus = (relu_bundle_entropy_argmin(model, x + shift) * weights).sum()
-                minus = (relu_bundle_entropy_argmin(model, x - shift) * weights).sum()
-            assert abs(grad[i, j] - (plus - minus) / (2 * eps)) < 1e-5
+        shift = torch.zeros_like(x)
+        shift[i, j] = eps
+        with torch.no_grad():
+            plus = (relu_bundle_entropy_argmin(model, x + shift) * weights).sum()
+            minus = (relu_bundle_entropy_argmin(model, x - shift) * weights).sum()
+        assert abs(grad[i, j] - (plus - minus) / (2 * eps)) < 1e-5
 
 
 def test_proposition3_gradient_matches_finite_differences_in_parameters():
@@ -137,3 +137,58 @@ def test_proposition3_gradient_matches_finite_differences_in_parameters():
             minus = (solve()[1].y * weights).sum()
             param[index] += 1e-6
         assert abs(param.grad[index] - (plus - minus) / 2e-6) < 1e-5
+
+
+def entropy_argmin(model, iters=40):
+    """Reference ``argmin_{y in [0,1]^n} f(y) - H(y)`` by damped Newton in ``y`` (full Hessian)."""
+    n = model.convex_input_shape[0]
+    y = torch.full((1, n), 0.5, dtype=torch.float64)
+
+    def objective(v):
+        return model(v).sum() + (torch.xlogy(v, v) + torch.xlogy(1 - v, 1 - v)).sum()
+
+    for _ in range(iters):
+        hess = torch.autograd.functional.hessian(objective, y).reshape(n, n)
+        with torch.enable_grad():
+            v = y.clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(objective(v), v)
+        step = torch.linalg.solve(hess, grad.reshape(n)).reshape(1, n)
+        t = 1.0
+        while bool(((y - t * step <= 0) | (y - t * step >= 1)).any()):
+            t *= 0.5
+        y = (y - t * step).detach()
+    return y
+
+
+def test_bundle_entropy_gradient_on_a_smooth_model_includes_the_curvature_of_f():
+    torch.manual_seed(9)
+    model = icnn.FICNN(3, hidden=(6,), activation="softplus", dtype=torch.float64)
+    weights = torch.randn(1, 3, dtype=torch.float64)
+    y = icnn.argmin(model, domain=Box(0.0, 1.0), method="bundle_entropy", tol=1e-12,
+                    max_iter=200, y0=torch.full((1, 3), 0.5, dtype=torch.float64),
+                    differentiable="implicit").y
+    torch.testing.assert_close(y, entropy_argmin(model), atol=1e-6, rtol=0)
+    model.zero_grad()
+    (y * weights).sum().backward()
+    bias = model.passthrough.bias
+    for index in range(3):
+        with torch.no_grad():
+            bias[index] += 1e-6
+            plus = (entropy_argmin(model) * weights).sum()
+            bias[index] -= 2e-6
+            minus = (entropy_argmin(model) * weights).sum()
+            bias[index] += 1e-6
+        numeric = (plus - minus) / 2e-6
+        assert abs(bias.grad[index] - numeric) < 1e-4 * max(1.0, abs(float(numeric)))
+
+
+def test_interior_mask_holds_a_coordinate_near_its_bound_when_the_gradient_pushes_out():
+    model = smooth_picnn()
+    problem = build_problem(model, torch.zeros(1, 2, dtype=torch.float64), Box(0.0, 1.0),
+                            None, None)
+    from icnn.solvers.implicit import interior_mask
+
+    y = torch.tensor([[1e-10, 0.5, 1.0 - 1e-10]], dtype=torch.float64)
+    grad = torch.tensor([[2.0, 1e-3, -1.0]], dtype=torch.float64)
+    assert interior_mask(problem, y).tolist() == [[True, True, True]]  # ulps only: too loose
+    assert interior_mask(problem, y, grad).tolist() == [[False, True, False]]
