@@ -74,3 +74,40 @@ def test_exact_refuses_a_linear_model_on_an_unbounded_domain():
     model = icnn.FICNN(2, hidden=()).double()
     with pytest.raises(ValueError, match="unbounded"):
         argmin(model, method="exact", allow_unbounded=True)
+
+
+def test_exact_prints_nothing_on_stdout(zoo, capfd):
+    model = zoo.relu_ficnn(y_dim=2)
+    argmin(model, domain=Box(-1.0, 1.0), method="exact")
+    out, _ = capfd.readouterr()
+    assert out == ""
+
+
+def test_exact_reports_no_lower_bound_when_highs_stops_early(zoo, monkeypatch):
+    from icnn.solvers import exact
+
+    make = exact._new_highs
+
+    def limited(tol):
+        highs = make(tol)
+        highs.setOptionValue("simplex_iteration_limit", 0)
+        return highs
+
+    monkeypatch.setattr(exact, "_new_highs", limited)
+    result = argmin(zoo.relu_ficnn(y_dim=3), domain=Box(-1.0, 1.0), method="exact")
+    assert not result.converged.any()
+    assert torch.isinf(result.lower_bound).all() and (result.lower_bound < 0).all()
+    assert torch.isinf(result.gap).all()
+
+
+def test_exact_qp_with_strong_convexity_is_at_least_as_good_as_a_tight_local_solve():
+    torch.manual_seed(0)
+    model = icnn.PICNN(2, 3, hidden=(6, 6), strong_convexity=0.3, dtype=torch.float64)
+    x = torch.randn(3, 2, dtype=torch.float64)
+    exact = argmin(model, x, domain=Box(-1.0, 2.0), method="exact")
+    reference = argmin(model, x, domain=Box(-1.0, 2.0), method="lbfgs", tol=1e-15,
+                       max_iter=3000)
+    assert (exact.value <= reference.value + 1e-12).all()
+    # strong convexity: |y - y*|^2 <= 2 (f(y) - f*) / mu; HiGHS's default QP regularisation
+    # (1e-7) left y ~2e-6 away
+    torch.testing.assert_close(exact.y, reference.y, atol=1e-7, rtol=0)
