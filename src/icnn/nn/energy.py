@@ -23,6 +23,11 @@ Curvature classes (of ``f - (mu/2)||y||^2``):
   ELU, squared ReLU, quadratic terms): L-BFGS, and the implicit function theorem.
 - ``"barrier"``: contains a term that is steep or undefined at the faces of a box (an entropy):
   first-order cutting planes are poor there, so ``auto`` never sends it to the bundle method.
+
+A sum of a piecewise-linear energy and a smooth or barrier term (an entropy on a ReLU network)
+is ``"smooth"`` or ``"barrier"`` with ``kinks=True``: its Hessian misses the kinks, so neither the
+implicit function theorem nor the piecewise-linear active-set derivative applies, and
+``differentiable="implicit"`` refuses it.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class EnergyTraits:
         constraint: how non-negative weights are kept: ``"softplus"``, ``"exp"``, ``"project"``
             (explicit ``project_()`` calls), ``"none"`` (no constrained weights) or ``"mixed"``.
         issues: why the energy is not convex (empty when ``convex``).
+        kinks: True when ``f`` has points of non-differentiability (a piecewise-linear part with
+            more than one piece); default: True exactly for ``"piecewise_linear"`` (an affine
+            term declares ``kinks=False``).
     """
 
     convex: bool
@@ -60,6 +68,7 @@ class EnergyTraits:
     curvature: str = SMOOTH
     constraint: str = "none"
     issues: tuple[str, ...] = field(default=())
+    kinks: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.convex, bool):
@@ -81,6 +90,10 @@ class EnergyTraits:
             raise ValueError(f"EnergyTraits: a convex energy has no issues, got {self.issues}")
         if not self.convex and not self.issues:
             object.__setattr__(self, "issues", ("declared not convex",))
+        if self.kinks is None:
+            object.__setattr__(self, "kinks", self.curvature == PIECEWISE_LINEAR)
+        if not isinstance(self.kinks, bool):
+            raise TypeError(f"EnergyTraits.kinks must be a bool, got {self.kinks!r}")
 
     @property
     def piecewise_linear(self) -> bool:
@@ -89,13 +102,13 @@ class EnergyTraits:
 
     def plus(self, other: EnergyTraits) -> EnergyTraits:
         """The traits of the sum of two energies: convex if both are, moduli add, the rougher
-        curvature wins (piecewise-linear < smooth < barrier)."""
+        curvature wins (piecewise-linear < smooth < barrier), kinks of either part remain."""
         curvature = max(self.curvature, other.curvature, key=_CURVATURE_RANK.__getitem__)
         convex = self.convex and other.convex
         return EnergyTraits(
             convex=convex, strong_convexity=self.strong_convexity + other.strong_convexity,
             curvature=curvature, constraint=_combine_constraints(self.constraint, other.constraint),
-            issues=() if convex else self.issues + other.issues,
+            issues=() if convex else self.issues + other.issues, kinks=self.kinks or other.kinks,
         )
 
     def scaled(self, factor: float) -> EnergyTraits:
@@ -104,7 +117,7 @@ class EnergyTraits:
             raise ValueError(f"an energy may be scaled only by a finite factor > 0, got {factor}")
         return EnergyTraits(convex=self.convex, strong_convexity=self.strong_convexity * factor,
                             curvature=self.curvature, constraint=self.constraint,
-                            issues=self.issues)
+                            issues=self.issues, kinks=self.kinks)
 
 
 def _combine_constraints(a: str, b: str) -> str:
@@ -125,8 +138,9 @@ def sum_traits(parts: list[EnergyTraits]) -> EnergyTraits:
     return total
 
 
-LINEAR_TERM = EnergyTraits(convex=True, curvature=PIECEWISE_LINEAR)
-"""Traits of a term affine in ``y`` (a margin ``-Δ(y_true, y)``, a linear cost)."""
+LINEAR_TERM = EnergyTraits(convex=True, curvature=PIECEWISE_LINEAR, kinks=False)
+"""Traits of a term affine in ``y`` (a margin ``-Δ(y_true, y)``, a linear cost): piecewise
+linear with a single piece, so it adds no kinks to a smooth energy."""
 
 
 @runtime_checkable

@@ -32,6 +32,10 @@ from ..nn.energy import PIECEWISE_LINEAR
 from .problem import Problem
 from .result import ArgminResult
 
+_QP_REGULARIZATION = 1e-13
+_QP_RETRY_REGULARIZATION = 1e-7  # HiGHS's default
+_QP_RETRY_FEASIBILITY = 1e-4
+
 _PIECEWISE_HINT = ("exact inference needs piecewise-linear activations (relu, leaky_relu, "
                    "identity, abs); use method='pgd', 'lbfgs' or 'bundle' for smooth ones")
 
@@ -172,7 +176,7 @@ def _new_highs(tol: float):
     highs = _quietly(highspy.Highs)
     highs.setOptionValue("output_flag", False)
     # the QP solver's default proximal regularisation (1e-7) moves y by ~1e-6: not exact
-    highs.setOptionValue("qp_regularization_value", 1e-13)
+    highs.setOptionValue("qp_regularization_value", _QP_REGULARIZATION)
     highs.setOptionValue("primal_feasibility_tolerance", tol)
     highs.setOptionValue("dual_feasibility_tolerance", tol)
     highs.setOptionValue("threads", 1)
@@ -211,6 +215,21 @@ def _solve(highs, lp: dict, y_dim: int, mu: float) -> tuple[np.ndarray, float, b
     highs.passModel(model)
     highs.run()
     status = highs.getModelStatus()
+    if mu > 0.0 and status != highspy.HighsModelStatus.kOptimal:
+        # HiGHS's QP solver can stop slightly infeasible (1e-5) on a nearly degenerate active set
+        # and then reports a solve error; retry with its default regularisation and a looser
+        # feasibility tolerance. The gap is then measured on the model at the returned y.
+        _, tight = highs.getOptionValue("primal_feasibility_tolerance")
+        highs.setOptionValue("qp_regularization_value", _QP_RETRY_REGULARIZATION)
+        highs.setOptionValue("primal_feasibility_tolerance", _QP_RETRY_FEASIBILITY)
+        try:
+            highs.clearModel()
+            highs.passModel(model)
+            highs.run()
+        finally:
+            highs.setOptionValue("qp_regularization_value", _QP_REGULARIZATION)
+            highs.setOptionValue("primal_feasibility_tolerance", tight)
+        status = highs.getModelStatus()
     if status in (highspy.HighsModelStatus.kUnbounded,
                   highspy.HighsModelStatus.kUnboundedOrInfeasible):
         raise ValueError("the minimum is unbounded below on this domain (the LP is unbounded): "

@@ -61,6 +61,14 @@ def attach_implicit_gradient(
     if not traits.convex:
         raise ValueError("differentiable='implicit' needs a model convex in y, but this one is "
                          f"not: {'; '.join(traits.issues)}. Use differentiable='unroll'")
+    if traits.kinks and traits.curvature != PIECEWISE_LINEAR:
+        raise ValueError(
+            f"differentiable='implicit' cannot differentiate the argmin of a {traits.curvature} "
+            "energy with piecewise-linear kinks (e.g. a barrier or quadratic term added to a ReLU "
+            "network): its Hessian misses the kinks and the active-set derivative needs a "
+            "piecewise-linear energy. Use differentiable='unroll' (method='pgd'), or a smooth "
+            "activation (softplus) in the model"
+        )
     n = result.y[0].numel()
     if result.method == "bundle_entropy":
         missing = {"iterates", "lam", "G", "valid", "u", "width", "free"} - set(result.info)
