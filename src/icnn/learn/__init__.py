@@ -1,9 +1,10 @@
 """Learning: max-margin loss, learning through the argmin, the trainer, data-parallel runs."""
 
+from ..solvers.entropy import negative_entropy
 from .argmin_grad import predict, unrolled_gd
 from .distributed import DistContext, init_distributed
 from .losses import max_margin
-from .margin import LossAugmentedEnergy, hamming_margin, negative_entropy
+from .margin import LossAugmentedEnergy, hamming_margin
 from .seeding import seed_everything
 from .trainer import Trainer, TrainerConfig
 

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from ..nn.validation import check_tensor
 from ..solvers.domain import Box
-from .margin import LossAugmentedEnergy, hamming_margin, negative_entropy
+from ..solvers.entropy import box_negative_entropy
+from .margin import LossAugmentedEnergy, hamming_margin
 
 Solver = str | Callable[[nn.Module, Tensor], Tensor]
 
@@ -27,9 +28,12 @@ def max_margin(
                  - s\,\Delta(y_i, y)\big]\Big)_+
 
     with ``Δ`` the linear Hamming margin (:func:`icnn.learn.hamming_margin`) and
-    ``f̃ = f − H`` when ``entropy``. Loss-augmented inference is solved by :func:`icnn.argmin` on a
-    :class:`LossAugmentedEnergy`; by Danskin's theorem the gradient with respect to the weights
-    is ``∇f̃(x_i, y_i) − ∇f̃(x_i, y*)`` at the *detached* minimiser ``y*``, so nothing is
+    ``f̃ = f − H`` when ``entropy``, ``H`` taken on the rescaled box ``u = (y − lo)/(hi − lo)``
+    of ``domain`` exactly as the bundle entropy method takes it
+    (:func:`icnn.solvers.entropy.box_negative_entropy`), so any box gives the same hinge.
+    Loss-augmented inference is solved by :func:`icnn.argmin` on a :class:`LossAugmentedEnergy`;
+    by Danskin's theorem the gradient with respect to the weights is
+    ``∇f̃(x_i, y_i) − ∇f̃(x_i, y*)`` at the *detached* minimiser ``y*``, so nothing is
     differentiated through the solver.
 
     Args:
@@ -42,8 +46,10 @@ def max_margin(
             minimises ``energy(context, y)`` over ``domain``.
         domain: feasible set, default ``icnn.Box(0, 1)``.
         entropy: use ``f̃ = f − H``; defaults to True exactly for ``solver="bundle_entropy"``
-            (which adds ``−H`` to the inner problem itself).
-        solver_options: extra keyword arguments for :func:`icnn.argmin` (``tol``, ``max_iter``).
+            (which adds ``−H`` to the inner problem itself, so there ``False`` is refused). Needs a
+            bounded ``domain`` and ``y_true`` inside it.
+        solver_options: extra keyword arguments for :func:`icnn.argmin` (``tol``, ``max_iter``);
+            no ``fixed`` with the entropy (the solver would leave those coordinates out of it).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-example, ``(batch,)``).
 
     Returns:
@@ -59,19 +65,37 @@ def max_margin(
     if entropy is None:
         entropy = solver == "bundle_entropy"
     domain = Box(0.0, 1.0) if domain is None else domain
-
     solver_adds_entropy = solver == "bundle_entropy"
-    energy = LossAugmentedEnergy(model, margin, entropy=entropy and not solver_adds_entropy)
+    options = dict(solver_options or {})
+    if solver_adds_entropy and not entropy:
+        raise ValueError("solver='bundle_entropy' minimises f − Δ − H, not f − Δ: its minimiser "
+                         "is not the one the hinge without the entropy needs. Pass entropy=True "
+                         "(or leave it None) with bundle_entropy, or choose another solver for "
+                         "entropy=False")
+    if entropy:
+        lo, hi = domain.bounds(y_true.shape[0], tuple(shape), y_true.dtype, y_true.device)
+        outside = (y_true < lo) | (y_true > hi)
+        if bool(outside.any()):
+            raise ValueError(f"entropy=True needs y_true inside the domain (−H is +inf "
+                             f"elsewhere), got {int(outside.sum())} entries outside [lo, hi]")
+        box_negative_entropy(y_true, lo, hi)  # refuses an unbounded domain
+        if "fixed" in options:
+            raise ValueError("entropy=True takes no solver_options['fixed']: the solver would "
+                             "leave fixed coordinates out of the entropy the hinge adds")
+
+    energy = LossAugmentedEnergy(model, margin, entropy=entropy and not solver_adds_entropy,
+                                 domain=domain)
     context = energy.context(x, y_true)
     with torch.no_grad():
-        y_star = _solve(energy, context, solver, domain, solver_options or {})
+        y_star = _solve(energy, context, solver, domain, options)
     y_star = y_star.detach()
 
     true_energy = _energy(model, x, y_true)
     star_energy = _energy(model, x, y_star)
     if entropy:
-        true_energy = true_energy + negative_entropy(y_true)
-        star_energy = star_energy + negative_entropy(y_star)
+        # the same function, on the same box, as the solver minimised
+        true_energy = true_energy + box_negative_entropy(y_true, lo, hi)
+        star_energy = star_energy + box_negative_entropy(y_star, lo, hi)
     augmented_min = star_energy - energy.margin * hamming_margin(y_true, y_star)
     losses = torch.relu(true_energy - augmented_min)
     if reduction == "none":

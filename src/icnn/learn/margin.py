@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.energy import BARRIER, LINEAR_TERM, EnergyTraits, energy_traits
-
-_ENTROPY_EPS = 1e-12
+from ..solvers.domain import Box
+from ..solvers.entropy import box_negative_entropy
 
 
 def hamming_margin(y_true: Tensor, y: Tensor) -> Tensor:
@@ -28,18 +28,13 @@ def hamming_margin(y_true: Tensor, y: Tensor) -> Tensor:
     return (y_true * (1 - y) + (1 - y_true) * y).sum(dim=1)
 
 
-def negative_entropy(y: Tensor) -> Tensor:
-    r"""``−H(y) = Σ_j y_j log y_j + (1 − y_j) log(1 − y_j)`` per example, ``(batch,)``.
-
-    Convex on ``[0, 1]^n`` with ``0 log 0 = 0``, so it is 0 at binary ``y``.
-    """
-    y = y.flatten(1)
-    return (torch.xlogy(y, y) + torch.xlogy(1 - y, 1 - y)).sum(dim=1)
-
-
 class LossAugmentedEnergy(nn.Module):
-    r"""``g(c, y) = f(x, y) − s·Δ(y_true, y) [− H(y)]``, convex in ``y``: the objective of
+    r"""``g(c, y) = f(x, y) − s·Δ(y_true, y) [− H(u)]``, convex in ``y``: the objective of
     loss-augmented inference, in the form :func:`icnn.argmin` takes (Section 5.1).
+
+    The entropy is the one the bundle entropy method uses, on the rescaled box
+    ``u = (y − lo)/(hi − lo)`` of ``domain`` (:func:`icnn.solvers.entropy.box_negative_entropy`),
+    so that whichever solver minimises ``g`` minimises the same function.
 
     The ground truth travels inside the context: ``c = [flatten(x), flatten(y_true)]``, so the
     wrapper is batch-agnostic and a solver may evaluate any subset of the batch. Build the
@@ -49,15 +44,19 @@ class LossAugmentedEnergy(nn.Module):
         model: energy convex in ``y`` (an icnn model, or any module exposing
             ``convex_input_shape`` and ``context_shape``).
         margin: scale ``s >= 0`` of ``Δ``.
-        entropy: add ``−H(y)`` (the paper's ``f̃ = f − H``). Leave False when the solver is
+        entropy: add ``−H(u)`` (the paper's ``f̃ = f − H``). Leave False when the solver is
             ``"bundle_entropy"``, which adds ``−H`` itself.
+        domain: the box of the entropy (default ``icnn.Box(0, 1)``); needs finite bounds wherever
+            ``lo < hi`` and bounds of the per-example shape (the wrapper is batch-agnostic).
+            Unused without ``entropy``.
 
     Shape:
         ``c: (batch, context_dim)``, ``y: (batch, *convex_input_shape)`` -> ``(batch,)``, with
         ``context_dim = prod(model.context_shape or ()) + prod(convex_input_shape)``.
     """
 
-    def __init__(self, model: nn.Module, margin: float = 1.0, *, entropy: bool = False) -> None:
+    def __init__(self, model: nn.Module, margin: float = 1.0, *, entropy: bool = False,
+                 domain: Box | None = None) -> None:
         super().__init__()
         try:
             energy_traits(model)
@@ -74,6 +73,12 @@ class LossAugmentedEnergy(nn.Module):
         self.model_context_shape = None if base_context is None else tuple(base_context)
         self.x_size = 0 if base_context is None else math.prod(base_context)
         self.context_shape = (self.x_size + math.prod(self.convex_input_shape),)
+        self.domain = Box(0.0, 1.0) if domain is None else domain
+        if self.entropy:
+            lo, hi = _example_bounds(self.domain, self.convex_input_shape)
+            box_negative_entropy(((lo + hi) / 2)[None], lo, hi)  # refuses unbounded free sides
+            self.register_buffer("entropy_lo", lo, persistent=False)
+            self.register_buffer("entropy_hi", hi, persistent=False)
 
     @property
     def has_context(self) -> bool:
@@ -108,8 +113,26 @@ class LossAugmentedEnergy(nn.Module):
         energy = self.model(y) if x is None else self.model(x, y)
         value = energy - self.margin * hamming_margin(y_true, y)
         if self.entropy:
-            value = value + negative_entropy(y)
+            value = value + box_negative_entropy(y.flatten(1), self.entropy_lo.to(y.dtype),
+                                                 self.entropy_hi.to(y.dtype))
         return value
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, entropy={self.entropy}"
+
+
+def _example_bounds(domain: Box, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """The box's ``lo, hi`` flattened to ``(prod(shape),)`` in float64; refuses bounds that differ
+    between examples (a batch-agnostic wrapper cannot tell which example it is given)."""
+    out = []
+    for name, bound in (("lo", domain.lo), ("hi", domain.hi)):
+        t = torch.as_tensor(bound, dtype=torch.float64)
+        while t.ndim > len(shape) and t.shape[0] == 1:
+            t = t[0]
+        try:
+            out.append(torch.broadcast_to(t, shape).flatten().clone())
+        except RuntimeError as error:
+            raise ValueError(f"the entropy's box needs bounds of the per-example shape {shape} "
+                             f"(or broadcastable to it), got {name} of shape "
+                             f"{tuple(torch.as_tensor(bound).shape)}") from error
+    return out[0], out[1]

@@ -11,9 +11,11 @@ convex, ``-n log 2`` at the centre and 0 at the vertices (``0 log 0 = 0``). On a
 ``-H`` and the solver that minimises ``f - H`` speak of the same function.
 
 Outside ``[0, 1]`` the value is ``+inf`` (the convex function's extension), never NaN. At the
-faces the derivative ``log u - log(1 - u)`` is infinite; there the gradient is that of the
-nearest representable interior point, ``∓log(1/tiny)``, which points inward, so projected
-solvers that step onto a face leave it again instead of reading a NaN.
+faces the derivative ``log u - log(1 - u)`` is infinite; there the gradient is its value at
+``u = eps`` (machine epsilon, the nearest interior point a step of unit scale resolves),
+``∓log(1/eps)`` (about 36 in float64, 16 in float32). It points inward, so projected solvers that
+step onto a face leave it again instead of reading a NaN; a steeper face slope (``log(1/tiny)``,
+708) made projected L-BFGS stall at the face, 0.04 above the minimum on ``Box(-1, 2)``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def entropy_terms(u: Tensor) -> Tensor:
     safe = torch.where(inside, u, torch.full_like(u, 0.5))
     interior = safe * torch.log(safe) + (1.0 - safe) * torch.log1p(-safe)
     # value 0 on the faces; the detached difference only carries the inward slope
-    steep = -math.log(torch.finfo(u.dtype).tiny)
+    steep = -math.log(torch.finfo(u.dtype).eps)
     face_slope = torch.where(u <= 0, torch.full_like(u, -steep), torch.full_like(u, steep))
     on_face = face_slope * (u - u.detach())
     outside = (u < 0) | (u > 1)
