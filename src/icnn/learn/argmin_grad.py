@@ -3,6 +3,8 @@ that carry gradients to ``θ``, by unrolling or implicitly."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,42 +44,90 @@ def predict(
 
 
 def unrolled_gd(
-    model: nn.Module, x: Tensor | None, y0: Tensor, *, steps: int = 30, lr: float = 0.01,
-    momentum: float = 0.9, domain: Box | None = None, create_graph: bool = True,
+    model: nn.Module | Callable[..., Tensor], x: Tensor | None, y0: Tensor, *, steps: int = 30,
+    lr: float = 0.01, momentum: float = 0.9, domain: Box | None = None,
+    fixed: tuple[Tensor, Tensor] | None = None, create_graph: bool = True,
 ) -> Tensor:
-    r"""``steps`` of heavy-ball gradient descent on ``y``, kept in the autograd graph.
+    r"""``steps`` of projected heavy-ball gradient descent on ``y``, kept in the autograd graph.
 
     .. math:: v_{t+1} = \mu v_t + \nabla_y f(x, y_t), \qquad y_{t+1} = P(y_t - \alpha v_{t+1})
 
-    This is the paper's "back-optimisation" prediction (reference notes §3.4; the synthetic
-    experiment uses 30 steps, ``α = 0.01``, ``μ = 0.9``, ``y_0 = 0.5``). With ``create_graph``
-    the result is differentiable in the weights (and in ``x``).
+    with ``P`` the projection onto ``domain`` that also pins the ``fixed`` coordinates, and
+    ``y_0 = P(y0)``. This is the paper's "back-optimisation" prediction (reference notes §3.4;
+    the authors' ``icnn.back.py``): the synthetic experiment uses 30 steps, ``α = 0.01``,
+    ``μ = 0.9``, ``y_0 = 0.5``; image completion five steps over ``[0, 1]`` with the observed
+    pixels pinned. It needs no convexity (the non-convex ablations use it too). With
+    ``create_graph`` the result is differentiable in the weights, in ``x`` and in ``y0``;
+    without, it carries no graph. (:func:`icnn.solvers.unroll.solve_unrolled`, behind
+    ``argmin(differentiable="unroll")``, is a different algorithm: accelerated projected
+    gradient with a backtracked step.)
 
     Args:
-        model: energy convex in ``y``; x: ``(batch, *context_shape)`` or None.
-        y0: ``(batch, *convex_input_shape)`` start point.
+        model: the energy, ``model(x, y)`` (or ``model(y)`` when ``x`` is None) returning
+            ``(batch,)``: a module or any callable.
+        x: ``(batch, *context_shape)`` or None.
+        y0: ``(batch, *convex_input_shape)`` start point, floating point.
+        steps: number of steps, ``>= 0``.
+        lr, momentum: ``α > 0`` and ``μ`` in ``[0, 1)``.
         domain: optional box; iterates are projected (clamped) onto it.
+        fixed: optional ``(mask, values)``, both broadcastable to ``y0``: where ``mask`` (bool)
+            is True, ``y`` stays at ``values``.
+        create_graph: keep every step in the graph (training); otherwise ``y`` is detached after
+            each step.
 
     Returns:
         ``(batch, *convex_input_shape)``.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    _check_descent_inputs(y0, steps, lr, momentum, fixed)
     lo = hi = None
     if domain is not None:
         lo, hi = domain.bounds(y0.shape[0], tuple(y0.shape[1:]), y0.dtype, y0.device)
-    y = y0 if create_graph else y0.detach()
+
+    def project(y: Tensor) -> Tensor:
+        if lo is not None:
+            y = torch.maximum(torch.minimum(y, hi), lo)
+        return y if fixed is None else torch.where(fixed[0], fixed[1].to(y.dtype), y)
+
+    y = project(y0 if create_graph else y0.detach())
     velocity = torch.zeros_like(y0)
     with torch.enable_grad():
-        if not y.requires_grad:
-            y = y.clone().requires_grad_(True)
-        for _ in range(steps):
+        for step in range(steps):
+            if not y.requires_grad:
+                y = y.detach().requires_grad_(True)
             energy = model(y) if x is None else model(x, y)
+            if step == 0 and tuple(energy.shape) != (y0.shape[0],):
+                raise ValueError(f"expected the energy to return shape ({y0.shape[0]},), one "
+                                 f"value per example, got {tuple(energy.shape)}")
             (grad,) = torch.autograd.grad(energy.sum(), y, create_graph=create_graph)
             velocity = momentum * velocity + grad
-            y = y - lr * velocity
-            if lo is not None:
-                y = torch.maximum(torch.minimum(y, hi), lo)
+            y = project(y - lr * velocity)
             if not create_graph:
-                y = y.detach().requires_grad_(True)
+                y, velocity = y.detach(), velocity.detach()
     return y if create_graph else y.detach()
+
+
+def _check_descent_inputs(y0: Tensor, steps: int, lr: float, momentum: float,
+                          fixed: tuple[Tensor, Tensor] | None) -> None:
+    if not isinstance(y0, Tensor) or not y0.is_floating_point() or y0.ndim < 2:
+        raise ValueError(f"expected y0 a floating-point tensor of shape (batch, *shape), got "
+                         f"{getattr(y0, 'dtype', type(y0).__name__)} "
+                         f"{tuple(getattr(y0, 'shape', ()))}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"expected lr a finite number > 0, got {lr!r}")
+    if not (isinstance(momentum, int | float) and 0 <= momentum < 1):
+        raise ValueError(f"expected momentum in [0, 1), got {momentum!r}")
+    if fixed is not None:
+        mask, values = fixed
+        if mask.dtype != torch.bool:
+            raise TypeError(f"expected a bool fixed mask, got dtype {mask.dtype}")
+        for name, t in (("mask", mask), ("values", values)):
+            try:
+                torch.broadcast_shapes(t.shape, y0.shape)
+            except RuntimeError as error:
+                raise ValueError(f"expected fixed {name} broadcastable to y0's shape "
+                                 f"{tuple(y0.shape)}, got {tuple(t.shape)}") from error
+            if torch.broadcast_shapes(t.shape, y0.shape) != y0.shape:
+                raise ValueError(f"expected fixed {name} broadcastable to y0's shape "
+                                 f"{tuple(y0.shape)}, got {tuple(t.shape)}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from icnn.learn import unrolled_gd
 from icnn.nn.conv import ConvPICNN
+from icnn.solvers.domain import Box
 from icnn.tasks.completion.energy import CompletionEnergy
-from icnn.tasks.completion.inference import InferenceConfig, complete, unrolled_momentum_gd
+from icnn.tasks.completion.inference import InferenceConfig, complete
 
 SMALL = {"channels": (3, 4), "kernel_sizes": (3, 3), "strides": (2, 1), "dense": (6,)}
 
@@ -18,8 +20,8 @@ def test_unrolled_gd_reaches_the_box_constrained_minimiser_of_a_quadratic():
     def energy(y):
         return 0.5 * (y - target).square().sum(-1)
 
-    y = unrolled_momentum_gd(energy, torch.full((1, 4), 0.5), steps=200, lr=0.1, momentum=0.5,
-                             create_graph=False)
+    y = unrolled_gd(energy, None, torch.full((1, 4), 0.5), steps=200, lr=0.1, momentum=0.5,
+                    domain=Box(0.0, 1.0), create_graph=False)
     torch.testing.assert_close(y, target.clamp(0, 1), atol=1e-5, rtol=0)
 
 
@@ -31,8 +33,8 @@ def test_unrolled_gd_keeps_fixed_coordinates_and_differentiates_the_others():
     def energy(y):
         return (weight * y).sum(-1) + y.square().sum(-1)
 
-    y = unrolled_momentum_gd(energy, torch.full((1, 3), 0.5), steps=5, lr=0.1, momentum=0.9,
-                             fixed=(mask, values))
+    y = unrolled_gd(energy, None, torch.full((1, 3), 0.5), steps=5, lr=0.1, momentum=0.9,
+                    domain=Box(0.0, 1.0), fixed=(mask, values))
     assert torch.equal(y[0, 0].detach(), values[0, 0])
     y.sum().backward()
     assert weight.grad is not None and float(weight.grad[1].abs()) > 0
@@ -92,3 +94,29 @@ def test_bundle_entropy_refuses_the_nonconvex_ablation():
     with pytest.raises(ValueError, match="convex"):
         complete(energy, energy.features(x), torch.rand(2, 1, 6, 4),
                  InferenceConfig(method="bundle_entropy"))
+
+
+def reference_heavy_ball(energy, y0, steps, lr, momentum, mask, values):
+    """The authors' projected heavy-ball loop written out plainly, as completion ran it."""
+    y = torch.where(mask, values, y0.clamp(0.0, 1.0))
+    velocity = torch.zeros_like(y)
+    for _ in range(steps):
+        y = y.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy(y).sum(), y)
+        velocity = momentum * velocity + grad
+        y = torch.where(mask, values, (y - lr * velocity).clamp(0.0, 1.0))
+    return y.detach()
+
+
+@pytest.mark.parametrize("differentiable", [False, True])
+def test_gd_completion_is_the_heavy_ball_loop_on_a_fixed_seed(masked_problem, differentiable):
+    energy, x, truth, observed = masked_problem
+    features = energy.features(x)
+    y0 = torch.full_like(truth, 0.5)
+    config = InferenceConfig(method="gd", steps=5, lr=0.05)
+    y_hat = complete(energy, features, y0, config, fixed=(observed, truth),
+                     differentiable=differentiable)
+    expected = reference_heavy_ball(lambda y: energy.energy(features.detach(), y), y0, 5, 0.05,
+                                    0.9, observed, truth)
+    torch.testing.assert_close(y_hat.detach(), expected, rtol=0, atol=1e-6)
+    assert y_hat.requires_grad == differentiable

@@ -13,11 +13,11 @@ The CLI is ``icnn completion`` (:mod:`.command`); in Python::
 
 from .data import CompletionData, CompletionSplit, make_completion_data, parse_mask
 from .energy import CompletionEnergy
-from .inference import InferenceConfig, complete, unrolled_momentum_gd
+from .inference import InferenceConfig, complete
 from .train import CompletionConfig, CompletionResult, paper_mse, train_completion
 
 __all__ = [
     "CompletionConfig", "CompletionData", "CompletionEnergy", "CompletionResult",
     "CompletionSplit", "InferenceConfig", "complete", "make_completion_data", "paper_mse",
-    "parse_mask", "train_completion", "unrolled_momentum_gd",
+    "parse_mask", "train_completion",
 ]
