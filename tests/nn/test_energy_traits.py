@@ -73,7 +73,11 @@ def test_plus_combines_convexity_modulus_and_curvature():
     b = EnergyTraits(convex=False, curvature="barrier", issues=("broken",))
     total = a.plus(b)
     assert total == EnergyTraits(convex=False, strong_convexity=0.5, curvature="barrier",
-                                 constraint="softplus", issues=("broken",))
+                                 constraint="softplus", issues=("broken",), kinks=True)
+    assert not EnergyTraits(convex=True, curvature="smooth").kinks
+    # an affine term adds no kinks to a smooth energy, a ReLU network does
+    smooth = EnergyTraits(convex=True, curvature="smooth")
+    assert not smooth.plus(LINEAR_TERM).kinks and smooth.plus(a).kinks
     assert a.plus(LINEAR_TERM).curvature == "piecewise_linear"
     assert a.plus(EnergyTraits(convex=True, constraint="project")).constraint == "mixed"
     assert sum_traits([a, a]).strong_convexity == 1.0

@@ -124,6 +124,27 @@ def call(energy, x, box, fixed, method, differentiable, dtype, **extra):
                   max_iter=max_iter, differentiable=differentiable, **extra)
 
 
+class WithEntropy(torch.nn.Module):
+    """``f(x, y) + sum_j u_j log u_j + (1 - u_j) log(1 - u_j)``, ``u = (y - lo) / (hi - lo)``:
+    the bundle entropy method's objective, written independently of the library's."""
+
+    def __init__(self, energy, box: Box, fixed) -> None:
+        super().__init__()
+        self.energy, self.lo, self.hi = energy, float(box.lo), float(box.hi)
+        self.free = None if fixed is None else ~fixed[0].flatten()
+        self.convex_input_shape, self.context_shape = energy.convex_input_shape, energy.context_shape
+
+    def energy_traits(self) -> icnn.EnergyTraits:
+        return self.energy.energy_traits().plus(icnn.EnergyTraits(convex=True, curvature="barrier"))
+
+    def forward(self, *args):
+        y = args[-1]
+        u = ((y - self.lo) / (self.hi - self.lo)).flatten(1)
+        if self.free is not None:  # fixed coordinates carry no entropy
+            u = u[:, self.free]
+        return self.energy(*args) + (u * u.log() + (1 - u) * (1 - u).log()).sum(1)
+
+
 def reference(energy, x, box, fixed, entropy: bool):
     """The best of tight float64 solves by methods independent of the cell's where possible:
     HiGHS for dense piecewise-linear energies, else the better of a tight bundle (bounded
@@ -137,7 +158,13 @@ def reference(energy, x, box, fixed, entropy: bool):
     if entropy:
         result = argmin(energy, x, domain=box, fixed=fixed, method="bundle_entropy", tol=1e-12,
                         max_iter=300)
-        return result.y, result.objective
+        if traits.curvature == "piecewise_linear":
+            return result.y, result.objective
+        # for a smooth f the method's y (its last subproblem's solution) is within ~1e-6 of
+        # argmin f - H: polish it by L-BFGS on f - H written out here
+        polished = argmin(WithEntropy(energy, box, fixed), x, domain=box, fixed=fixed, method="lbfgs",
+                          y0=result.y, tol=1e-15, max_iter=300)
+        return polished.y, polished.value
     if traits.curvature == "piecewise_linear" and hasattr(energy, "affine_layers"):
         result = argmin(energy, x, domain=box, fixed=fixed, method="exact")
         return result.y, result.value

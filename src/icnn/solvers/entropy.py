@@ -26,6 +26,13 @@ import torch
 from torch import Tensor
 
 
+def interior_entropy_terms(u: Tensor) -> Tensor:
+    """``u log u + (1 − u) log(1 − u)`` elementwise for ``u`` strictly inside ``(0, 1)``: the
+    formula itself, without the face and outside handling of :func:`entropy_terms` (a caller
+    that clamps ``u`` inside, like the RL action barrier, keeps the plain autograd graph)."""
+    return u * torch.log(u) + (1.0 - u) * torch.log1p(-u)
+
+
 def entropy_terms(u: Tensor) -> Tensor:
     """``u log u + (1 − u) log(1 − u)`` elementwise, same shape as ``u``.
 
@@ -36,7 +43,7 @@ def entropy_terms(u: Tensor) -> Tensor:
         raise TypeError(f"expected a floating-point u, got dtype {u.dtype}")
     inside = (u > 0) & (u < 1)
     safe = torch.where(inside, u, torch.full_like(u, 0.5))
-    interior = safe * torch.log(safe) + (1.0 - safe) * torch.log1p(-safe)
+    interior = interior_entropy_terms(safe)
     # value 0 on the faces; the detached difference only carries the inward slope
     steep = -math.log(torch.finfo(u.dtype).eps)
     face_slope = torch.where(u <= 0, torch.full_like(u, -steep), torch.full_like(u, steep))

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from icnn.nn.energy import BARRIER, EnergyTraits
-from icnn.solvers.entropy import entropy_terms
+from icnn.solvers.entropy import interior_entropy_terms
 from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm, Term
 
 # Below EDGE (above 1 − EDGE) the barrier continues along its tangent: finite, C¹ and still
@@ -39,7 +39,7 @@ def action_negative_entropy(action: Tensor) -> Tensor:
     p = (action + 1.0) / 2.0
     c = p.clamp(EDGE, 1.0 - EDGE)
     slope = torch.log(c) - torch.log1p(-c)  # d/dp of p log p + (1 − p) log(1 − p)
-    return (entropy_terms(c) + slope * (p - c)).sum(-1)
+    return (interior_entropy_terms(c) + slope * (p - c)).sum(-1)
 
 
 class EntropyRegularizedEnergy(EnergyPlusTerm):
