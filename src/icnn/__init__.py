@@ -2,14 +2,23 @@
 
 Three names get you going: a model (:class:`FICNN`, :class:`PICNN`, :class:`ConvFICNN`,
 :class:`ConvPICNN`), :func:`argmin` to optimise over its convex input, and a loss from
-:mod:`icnn.losses`.
+:mod:`icnn.losses`. Any module that declares :class:`ConvexEnergy` (its shapes and its
+:class:`EnergyTraits`) is accepted by the solvers too.
 """
 
 from .checkpoint import CheckpointError, load, save
 from .learn import losses
 from .nn import (
-    FICNN, PICNN, ConvexActivation, ConvexEnergy, ConvexModel, ConvFICNN, ConvPICNN, EnergyTraits,
-    energy_traits, validation,
+    FICNN,
+    PICNN,
+    ConvexActivation,
+    ConvexEnergy,
+    ConvexModel,
+    ConvFICNN,
+    ConvPICNN,
+    EnergyTraits,
+    energy_traits,
+    validation,
 )
 from .nn.check import ConvexityReport, check_convexity
 from .solvers import ArgminResult, Box, argmin
@@ -18,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FICNN", "PICNN", "ConvFICNN", "ConvPICNN", "CheckpointError", "ConvexActivation",
-    "ConvexEnergy", "ConvexModel", "ConvexityReport", "EnergyTraits", "energy_traits", "ArgminResult", "Box", "argmin", "check_convexity", "losses",
-    "load", "save", "validation", "__version__",
+    "ConvexEnergy", "ConvexModel", "ConvexityReport", "EnergyTraits", "energy_traits",
+    "ArgminResult", "Box", "argmin", "check_convexity", "losses", "load", "save", "validation",
+    "__version__",
 ]

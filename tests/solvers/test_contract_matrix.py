@@ -145,6 +145,27 @@ class WithEntropy(torch.nn.Module):
         return self.energy(*args) + (u * u.log() + (1 - u) * (1 - u).log()).sum(1)
 
 
+def newton_polish(objective, x, y, fixed, steps: int = 6):
+    """A few Newton steps on ``objective`` from ``y`` over the free coordinates (tiny problems:
+    the Hessian of the batch sum is formed densely). Returns ``(y, objective(y))``."""
+    shape = y.shape
+    free = torch.ones(shape, dtype=torch.bool) if fixed is None else ~fixed[0].expand(shape)
+    free = free.flatten()
+
+    def total(flat):
+        y_ = flat.reshape(shape)
+        return (objective(y_) if x is None else objective(x, y_)).sum()
+
+    flat = y.detach().flatten().clone()
+    for _ in range(steps):
+        grad = torch.autograd.functional.jacobian(total, flat)[free]
+        hess = torch.autograd.functional.hessian(total, flat)[free][:, free]
+        flat[free] = flat[free] - torch.linalg.solve(hess, grad)
+    y = flat.reshape(shape)
+    with torch.no_grad():
+        return y, objective(y) if x is None else objective(x, y)
+
+
 def reference(energy, x, box, fixed, entropy: bool):
     """The best of tight float64 solves by methods independent of the cell's where possible:
     HiGHS for dense piecewise-linear energies, else the better of a tight bundle (bounded
@@ -162,9 +183,7 @@ def reference(energy, x, box, fixed, entropy: bool):
             return result.y, result.objective
         # for a smooth f the method's y (its last subproblem's solution) is within ~1e-6 of
         # argmin f - H: polish it by L-BFGS on f - H written out here
-        polished = argmin(WithEntropy(energy, box, fixed), x, domain=box, fixed=fixed, method="lbfgs",
-                          y0=result.y, tol=1e-15, max_iter=300)
-        return polished.y, polished.value
+        return newton_polish(WithEntropy(energy, box, fixed), x, result.y, fixed)
     if traits.curvature == "piecewise_linear" and hasattr(energy, "affine_layers"):
         result = argmin(energy, x, domain=box, fixed=fixed, method="exact")
         return result.y, result.value

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..nn.validation import check_tensor
+from ..nn.input_checks import check_tensor
 from ..solvers.domain import Box
 from ..solvers.entropy import box_negative_entropy
 from .margin import LossAugmentedEnergy, hamming_margin

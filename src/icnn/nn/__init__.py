@@ -7,9 +7,9 @@ from .constraints import project_constrained_
 from .conv import ConvFICNN, ConvPICNN
 from .energy import ConvexEnergy, EnergyTraits, energy_traits
 from .ficnn import FICNN
+from .input_checks import validation
 from .layers import NonNegativeConv2d, NonNegativeLinear
 from .picnn import PICNN
-from .validation import validation
 from .weight_decay import constrained_weight_penalty, decay_groups, raw_constrained_parameters
 
 __all__ = [

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from .activations import ConvexActivation
 from .energy import PIECEWISE_LINEAR, SMOOTH, EnergyTraits
+from .input_checks import check_tensor, validation_enabled
 from .layers import CONSTRAINED_LAYERS
-from .validation import check_tensor, validation_enabled
 
 
 class ConvexModel(nn.Module):

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .energy import energy_traits
-from .validation import validation
+from .input_checks import validation
 
 
 @dataclass

@@ -86,7 +86,7 @@ def attach_implicit_gradient(
 
 
 def _model_at(problem: Problem, x: Tensor | None, y: Tensor) -> Tensor:
-    from ..nn.validation import validation
+    from ..nn.input_checks import validation
 
     with validation(False):
         return problem.model(y) if x is None else problem.model(x, y)

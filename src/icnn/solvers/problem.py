@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.energy import EnergyTraits, energy_traits
-from ..nn.validation import check_tensor, validation
+from ..nn.input_checks import check_tensor, validation
 from .domain import Box, unbounded
 
 

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import icnn
-from icnn.nn.validation import validation
+from icnn.nn.input_checks import validation
 from icnn.nn.weight_decay import constrained_weight_penalty, decay_groups
 from icnn.tasks.rl.agent import greedy_batch
 from icnn.tasks.rl.buffer import Batch

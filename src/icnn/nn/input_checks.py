@@ -1,4 +1,9 @@
-"""Input checks at the door of every model: shapes, dtypes and finite values."""
+"""Input checks at the door of every model: shapes, dtypes and finite values.
+
+The switch :func:`validation` (exported as ``icnn.validation`` and ``icnn.nn.validation``) turns
+them off inside solver loops; this module is ``icnn.nn.input_checks`` so the function does not
+hide it.
+"""
 
 from __future__ import annotations
 
