@@ -22,7 +22,8 @@ Curvature classes (of ``f - (mu/2)||y||^2``):
 - ``"smooth"``: twice differentiable almost everywhere with an informative Hessian (softplus,
   ELU, squared ReLU, quadratic terms): L-BFGS, and the implicit function theorem.
 - ``"barrier"``: contains a term that is steep or undefined at the faces of a box (an entropy):
-  first-order cutting planes are poor there, so ``auto`` never sends it to the bundle method.
+  first-order cutting planes are poor there, so ``auto`` never sends it to the bundle method,
+  and ``argmin`` needs a bounded domain for it (its strong convexity is declared on the box).
 
 A sum of a piecewise-linear energy and a smooth or barrier term (an entropy on a ReLU network)
 is ``"smooth"`` or ``"barrier"`` with ``kinks=True``: its Hessian misses the kinks, so neither the

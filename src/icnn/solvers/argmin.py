@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..nn.energy import ConvexEnergy
+from ..nn.energy import BARRIER, ConvexEnergy
 from .auto import choose_method
 from .conditioning import conditioned_energy
 from .domain import Box
@@ -85,6 +85,11 @@ def argmin(
             "not exist (a ReLU ICNN can decrease forever along a ray): pass domain=icnn.Box(lo, "
             "hi), build the model with strong_convexity > 0, or pass allow_unbounded=True to run "
             "anyway (converged then reports a stationarity test, not a certificate)"
+        )
+    if traits.curvature == BARRIER and not problem.bounded:
+        raise ValueError(
+            "this energy contains a barrier (an entropy) that lives on a box, and its declared "
+            "strong convexity holds there only: pass domain=icnn.Box(lo, hi) with finite bounds"
         )
     if not traits.convex:
         _check_nonconvex_call(method, differentiable, traits.issues)
