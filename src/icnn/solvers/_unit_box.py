@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .certificate import rounding_allowance
 from .problem import Problem
 
 
@@ -69,6 +70,22 @@ class UnitBox:
         y = (lo + width * u).reshape(-1, *self.shape)
         value, grad = problem.value_and_grad(y, index=index)
         return value, grad.reshape(u.shape) * width, y
+
+    def plane_offset(self, value: Tensor, grad: Tensor, u: Tensor, index: Tensor | None = None
+                     ) -> Tensor:
+        """``h = f - grad^T u`` ``(b,)`` of the plane ``grad^T u + h`` through ``(u, f)``, lowered
+        by the :func:`~icnn.solvers.certificate.rounding_allowance` of ``f``'s precision.
+
+        ``grad`` is in ``u``; ``|y| <= |lo| + width u`` gives the allowance's ``|grad_y y|`` as
+        ``|grad_u| (u + |lo| / width)`` (``grad_u`` is 0 off the free coordinates).
+        """
+        h = value - (grad * u).sum(-1)
+        if value.dtype == torch.float64:
+            return h
+        lo = self.lo if index is None else self.lo[index]
+        width = self.width if index is None else self.width[index]
+        reach = u + lo.abs() / torch.where(width > 0, width, torch.ones_like(width))
+        return (h.double() - rounding_allowance(value, grad, reach)).to(h.dtype)
 
 
 def choose_slot(valid: Tensor, lam: Tensor, first: int = 0) -> Tensor:

@@ -17,7 +17,8 @@ Newton with the ``k x k`` Hessian ``tau G_A G_A^T`` (``A``: coordinates not clip
 Certificate: for *any* simplex ``lam``, weak duality gives the exact lower bound
 ``h^T lam + sum_j min(0, (G^T lam)_j) <= min_{box} m <= min_{box} f``; the best of these over the
 iterations is ``lower_bound``, and ``gap = f(best) - lower_bound``. An example stops once
-``gap <= tol * max(1, |f(best)|)``.
+``gap <= tol * max(1, |f(best)|)``. In float32 every plane is lowered by the rounding error of
+the value it goes through (:func:`icnn.solvers.certificate.rounding_allowance`).
 
 Serious step when ``f(u^{k+1}) <= f(\hat u) - 0.1 (f(\hat u) - m(u^{k+1}))``; then ``tau`` doubles
 if the model predicted the decrease well. After a null step whose value exceeds the centre's,
@@ -121,7 +122,8 @@ def solve_bundle(
     h = torch.zeros(batch, k, dtype=dtype, device=device)
     valid = torch.zeros(batch, k, dtype=torch.bool, device=device)
     lam = torch.zeros(batch, k, dtype=dtype, device=device)
-    G[:, 1], h[:, 1], valid[:, 1], lam[:, 1] = grad, centre_value - (grad * centre).sum(-1), True, 1
+    G[:, 1], h[:, 1] = grad, box.plane_offset(centre_value, grad, centre)
+    valid[:, 1], lam[:, 1] = True, 1
     tiny = torch.finfo(dtype).tiny ** 0.5
     tau = 0.5 / grad.abs().amax(-1).clamp_min(tiny)
     tau_min, tau_max = tau / 1000.0, tau * 1e6
@@ -179,7 +181,7 @@ def solve_bundle(
         lam_r[:, 0] = torch.where(full, torch.ones_like(full, dtype=dtype), lam_r[:, 0])
         slot = choose_slot(valid_r, lam_r, first=1)
         G_r[arange, slot] = grad
-        h_r[arange, slot] = value - (grad * u).sum(-1)
+        h_r[arange, slot] = box.plane_offset(value, grad, u, index=rows)
         valid_r[arange, slot] = True
         lam_r[arange, slot] = 0.0
         G[rows, :used], h[rows, :used], valid[rows, :used] = G_r, h_r, valid_r

@@ -18,10 +18,11 @@ solved by batched projected Newton (:mod:`._simplex_newton`); the primal solutio
 ``u = 1 / (1 + exp(G^T lam))``. Planes with ``lam <= 1e-8`` are pruned.
 
 Certificate: the dual value at any simplex ``lam`` is a lower bound on ``min_u f - H`` (the planes
-under-estimate ``f``); ``gap = (f - H)(u) - lower_bound`` at the returned point, and an example
-stops once ``gap <= tol * max(1, |f - H|)``. The returned ``y`` is the solution of the last
-subproblem, as in the paper, so that :func:`icnn.solvers.implicit.attach_implicit_gradient` can
-differentiate it (Proposition 3).
+under-estimate ``f``; in float32 each is lowered by the rounding error of its value,
+:func:`icnn.solvers.certificate.rounding_allowance`); ``gap = (f - H)(u) - lower_bound`` at the
+returned point, and an example stops once ``gap <= tol * max(1, |f - H|)``. The returned ``y``
+is the solution of the last subproblem, as in the paper, so that
+:func:`icnn.solvers.implicit.attach_implicit_gradient` can differentiate it (Proposition 3).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def solve_bundle_entropy(
         iterations = iteration + 1
         slot = choose_slot(valid, lam)
         G = put(G, slot, grad, running)
-        h = put(h, slot, value - (grad * u).sum(-1), running)
+        h = put(h, slot, box.plane_offset(value, grad, u), running)
         points = put(points, slot, u, running)
         valid = put(valid, slot, torch.ones_like(running), running)
         lam = put(lam, slot, torch.zeros_like(value), running)
