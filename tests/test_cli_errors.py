@@ -67,3 +67,17 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr("icnn.tasks.infer_command.run", broken)
     with pytest.raises(KeyError):
         cli.main(["infer", "--checkpoint", "c", "--out", "o"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["rl", "--env", "Foo-v9", "--steps", "10"], "gymnasium environment id"),
+    (["rl", "--device", "cuda:7", "--steps", "10"], "device"),
+    (["rl", "--reward-scale", "nan", "--steps", "10"], "reward_scale"),
+])
+def test_rl_user_errors_are_one_line(argv, words, capsys, tmp_path):
+    from icnn import cli
+
+    assert cli.main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("icnn rl: error:") and words in err[0]
+    assert not (tmp_path / "run" / "metrics.json").exists()

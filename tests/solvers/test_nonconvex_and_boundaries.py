@@ -117,3 +117,57 @@ def test_auto_with_a_pgd_option_runs_pgd():
     assert argmin(model, domain=Box(0, 1), memory=3, max_iter=5).method == "lbfgs"
     with pytest.raises(ValueError, match="no single method takes"):
         argmin(model, domain=Box(0, 1), memory=3, lipschitz=2.0)
+
+
+class InfOutside(torch.nn.Module):
+    """``||y - 3||^2`` where every coordinate is below 1, ``+inf`` elsewhere (a barrier's outside)."""
+
+    convex_input_shape, context_shape = (2,), None
+
+    def energy_traits(self):
+        return icnn.EnergyTraits(convex=True, curvature="smooth", strong_convexity=2.0)
+
+    def forward(self, y):
+        value = (y - 3).square().sum(-1)
+        return torch.where((y < 1).all(-1), value, torch.full_like(value, math.inf))
+
+
+@pytest.mark.parametrize("method", ["pgd", "lbfgs", "bundle"])
+def test_an_infinite_value_is_never_converged(method):
+    result = argmin(InfOutside(), y0=torch.full((1, 2), 2.0), domain=Box(-5.0, 5.0),
+                    method=method)
+    assert not bool(result.converged.any())
+    if result.lower_bound is not None:
+        assert not bool((result.lower_bound == math.inf).any())
+
+
+@pytest.mark.parametrize("method", ["pgd", "lbfgs"])
+def test_a_vanishing_strong_convexity_never_overflows_into_a_certificate(method):
+    torch.manual_seed(0)
+    model = icnn.FICNN(3, hidden=(8,), strong_convexity=1e-200).double()
+    result = argmin(model, method=method)
+    assert not bool(result.converged.any())
+    assert bool((result.lower_bound <= result.value).all())
+
+
+def test_a_nan_energy_is_refused_not_returned():
+    model = icnn.FICNN(3, hidden=(8,), strong_convexity=1e300)  # inf in float32: inf * 0 is NaN
+    with pytest.raises(ValueError, match="NaN at the solver's point"):
+        argmin(model, method="lbfgs")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_models_are_refused_at_the_door(dtype):
+    with pytest.raises(ValueError, match="float32 or float64 model"):
+        argmin(icnn.FICNN(3, hidden=(8,)).to(dtype), domain=Box(0.0, 1.0))
+
+
+def test_finite_bounds_whose_width_overflows_are_refused():
+    with pytest.raises(ValueError, match="width overflows"):
+        argmin(icnn.FICNN(4, hidden=(8,)), domain=Box(-3e38, 3e38), method="bundle")
+
+
+@pytest.mark.parametrize("tol", [math.inf, math.nan, -1e-3])
+def test_tol_must_be_finite_and_non_negative(tol):
+    with pytest.raises(ValueError, match="tol must be a finite number"):
+        argmin(icnn.FICNN(3, hidden=(4,)), domain=Box(0.0, 1.0), tol=tol)

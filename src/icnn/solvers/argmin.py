@@ -104,8 +104,8 @@ def argmin(
 
         steps = _check_max_iter(max_iter if max_iter is not None else DEFAULT_MAX_ITER["unroll"])
         fast = replace(problem, energy=conditioned_energy(model, x, differentiable=True))
-        return _without_certificate_unless_convex(solve_unrolled(fast, y0, steps=steps, tol=tol),
-                                                  traits.convex)
+        return _honest(_without_certificate_unless_convex(
+            solve_unrolled(fast, y0, steps=steps, tol=tol), traits.convex))
     if method == "auto":
         method = _auto_method(problem, options)
     max_iter = _check_max_iter(max_iter if max_iter is not None else DEFAULT_MAX_ITER[method])
@@ -113,7 +113,7 @@ def argmin(
         fast = replace(problem, energy=conditioned_energy(model, x))
     result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options)
     result.y = result.y.detach()
-    result = _without_certificate_unless_convex(result, traits.convex)
+    result = _honest(_without_certificate_unless_convex(result, traits.convex))
     if differentiable == "implicit":
         from .implicit import attach_implicit_gradient
 
@@ -154,6 +154,40 @@ def _check_nonconvex_call(method: str, differentiable: str | None, issues: tuple
                          f"certificates rely on it), but this one is not: {why}. Local methods "
                          "run without a certificate: pass method='pgd' or 'lbfgs', or "
                          "differentiable='unroll'")
+
+
+def _honest(result: ArgminResult) -> ArgminResult:
+    """The invariants every answer keeps, whatever the method did.
+
+    * a NaN value is never an answer: :class:`ValueError` (the model or its parameters are
+      not finite there);
+    * ``converged`` needs a finite value (and objective);
+    * a lower bound is finite or ``-inf`` and never above the objective reached (beyond
+      rounding): an overflowed or inconsistent bound becomes ``-inf``, its gap ``inf`` and the
+      example is not converged.
+    """
+    value = result.value.detach()
+    nan = torch.isnan(value)
+    if bool(nan.any()):
+        raise ValueError(
+            f"the energy is NaN at the solver's point for {int(nan.sum())} of {value.shape[0]} "
+            "examples: the model's parameters or terms are not finite there (e.g. an "
+            "overflowing strong_convexity or weight); check the model with icnn.check_convexity"
+        )
+    objective = value if result.objective is None else result.objective.detach()
+    finite = torch.isfinite(value) & torch.isfinite(objective)
+    converged = result.converged & finite
+    if result.lower_bound is not None:
+        bound = result.lower_bound.detach()
+        rounding = 8 * torch.finfo(bound.dtype).eps * objective.abs().clamp_min(1.0)
+        false = torch.isnan(bound) | (bound == torch.inf) | (bound > objective + rounding)
+        if bool(false.any()):
+            result.lower_bound = torch.where(false, torch.full_like(bound, -torch.inf), bound)
+            gap = objective - result.lower_bound
+            result.gap = gap
+            converged = converged & ~false
+    result.converged = converged
+    return result
 
 
 def _without_certificate_unless_convex(result: ArgminResult, convex: bool) -> ArgminResult:
@@ -220,8 +254,9 @@ def _centre(problem: Problem) -> Tensor:
 
 
 def _check_tol(tol: float) -> float:
-    if isinstance(tol, bool) or not isinstance(tol, int | float) or math.isnan(tol) or tol < 0:
-        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not math.isfinite(tol) \
+            or tol < 0:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     return float(tol)
 
 

@@ -99,9 +99,10 @@ class CutAggregator:
         """Add the cut at ``y`` (rows ``index``) and return the updated bounds of those rows."""
         rows = slice(None) if index is None else index
         n = self.lo.shape[1]
+        y = y.reshape(y.shape[0], n)
+        grad = grad.reshape(grad.shape[0], n)
         value = value.double() - rounding_allowance(value, grad, y)
-        y = y.reshape(y.shape[0], n).double()
-        g = grad.reshape(grad.shape[0], n).double()
+        y, g = y.double(), grad.double()
         first = ~self.seen[rows]
         beta = torch.where(first[None, :], torch.ones_like(self.decays), self.decays)  # (A, b)
         keep = 1.0 - beta

@@ -101,6 +101,9 @@ def build_problem(
     traits = energy_traits(model)
     params = next(model.parameters(), None)
     dtype = params.dtype if params is not None else torch.get_default_dtype()
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"expected a float32 or float64 model (the solvers' linear algebra and "
+                         f"certificates need them), got {dtype}; convert with model.float()")
     device = params.device if params is not None else torch.device("cpu")
     shape = tuple(model.convex_input_shape)
     context = model.context_shape
@@ -125,6 +128,11 @@ def build_problem(
     if not isinstance(domain, Box):
         raise ValueError(f"domain must be None or icnn.Box, got {type(domain).__name__}")
     lo, hi = domain.bounds(batch, shape, dtype, device)
+    both = torch.isfinite(lo) & torch.isfinite(hi)
+    if bool((both & ~torch.isfinite(hi - lo)).any()):
+        raise ValueError(f"Box bounds are finite but their width overflows {dtype} (|hi - lo| > "
+                         f"{torch.finfo(dtype).max:.3g}): use smaller bounds, infinite ones, or "
+                         "float64")
     free = torch.ones(batch, *shape, dtype=torch.bool, device=device)
     if fixed is not None:
         if not (isinstance(fixed, tuple | list) and len(fixed) == 2):

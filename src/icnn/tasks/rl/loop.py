@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -92,6 +93,37 @@ class RunConfig:
             raise ValueError(f"expected test_every >= 1 or None, got {self.test_every}")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise ValueError(f"expected max_episode_steps >= 1 or None, got {self.max_episode_steps}")
+        if not (math.isfinite(self.reward_scale) and self.reward_scale > 0):
+            raise ValueError(f"expected a finite reward_scale > 0, got {self.reward_scale}")
+        check_device(self.device)
+
+
+def check_device(device: str) -> torch.device:
+    """``device`` as a torch device that exists here; a ValueError saying what is available."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"expected a torch device such as 'cpu' or 'cuda:0', got {device!r}"
+                         ) from error
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (parsed.index or 0) >= count:
+            raise ValueError(f"expected a CUDA device this machine has ({count} found), got "
+                             f"{device!r}")
+    elif parsed.type != "cpu":
+        raise ValueError(f"expected device 'cpu' or 'cuda[:k]', got {device!r}")
+    return parsed
+
+
+def make_env(env_id: str, **kwargs: Any):
+    """``gym.make(env_id)``; an id gymnasium does not know is a ValueError (a user error)."""
+    import gymnasium as gym
+
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.Error as error:
+        raise ValueError(f"expected a gymnasium environment id such as 'Pendulum-v1', got "
+                         f"{env_id!r}: {error}") from error
 
 
 @dataclass
@@ -187,7 +219,6 @@ def eval_env_seed(seed: int, episode: int) -> int:
 
 def train(config: RunConfig) -> RunResult:
     """Train ``config.agent`` on ``config.env`` and write metrics, curve and checkpoint."""
-    import gymnasium as gym
     from tqdm.auto import tqdm
 
     config.validate()
@@ -195,8 +226,8 @@ def train(config: RunConfig) -> RunResult:
     torch.set_num_threads(config.threads)
     try:
         seed_everything(config.seed)
-        env = gym.make(config.env, max_episode_steps=config.max_episode_steps)
-        test_envs = [gym.make(config.env) for _ in range(config.test_episodes)]
+        env = make_env(config.env, max_episode_steps=config.max_episode_steps)
+        test_envs = [make_env(config.env) for _ in range(config.test_episodes)]
         obs_dim, act_dim, low, high = check_spaces(env)
         agent = make_agent(
             config.agent, obs_dim, act_dim, config.agent_options, seed=config.seed,
