@@ -71,21 +71,18 @@ class UnitBox:
         value, grad = problem.value_and_grad(y, index=index)
         return value, grad.reshape(u.shape) * width, y
 
-    def plane_offset(self, value: Tensor, grad: Tensor, u: Tensor, index: Tensor | None = None
-                     ) -> Tensor:
-        """``h = f - grad^T u`` ``(b,)`` of the plane ``grad^T u + h`` through ``(u, f)``, lowered
-        by the :func:`~icnn.solvers.certificate.rounding_allowance` of ``f``'s precision.
+    def plane_allowance(self, value: Tensor, grad: Tensor, u: Tensor,
+                        index: Tensor | None = None) -> Tensor:
+        """``(b,)`` float64: the :func:`~icnn.solvers.certificate.rounding_allowance` of the
+        plane ``grad^T u + (f - grad^T u)`` through ``(u, f)`` (0 in float64).
 
         ``grad`` is in ``u``; ``|y| <= |lo| + width u`` gives the allowance's ``|grad_y y|`` as
         ``|grad_u| (u + |lo| / width)`` (``grad_u`` is 0 off the free coordinates).
         """
-        h = value - (grad * u).sum(-1)
-        if value.dtype == torch.float64:
-            return h
         lo = self.lo if index is None else self.lo[index]
         width = self.width if index is None else self.width[index]
         reach = u + lo.abs() / torch.where(width > 0, width, torch.ones_like(width))
-        return (h.double() - rounding_allowance(value, grad, reach)).to(h.dtype)
+        return rounding_allowance(value, grad, reach)
 
 
 def choose_slot(valid: Tensor, lam: Tensor, first: int = 0) -> Tensor:

@@ -17,8 +17,9 @@ Newton with the ``k x k`` Hessian ``tau G_A G_A^T`` (``A``: coordinates not clip
 Certificate: for *any* simplex ``lam``, weak duality gives the exact lower bound
 ``h^T lam + sum_j min(0, (G^T lam)_j) <= min_{box} m <= min_{box} f``; the best of these over the
 iterations is ``lower_bound``, and ``gap = f(best) - lower_bound``. An example stops once
-``gap <= tol * max(1, |f(best)|)``. In float32 every plane is lowered by the rounding error of
-the value it goes through (:func:`icnn.solvers.certificate.rounding_allowance`).
+``gap <= tol * max(1, |f(best)|)``. In float32 the reported bound is lowered by the largest
+rounding error of the values its planes go through
+(:func:`icnn.solvers.certificate.rounding_allowance`), and ``converged`` is judged against it.
 
 Serious step when ``f(u^{k+1}) <= f(\hat u) - 0.1 (f(\hat u) - m(u^{k+1}))``; then ``tau`` doubles
 if the model predicted the decrease well. After a null step whose value exceeds the centre's,
@@ -122,8 +123,9 @@ def solve_bundle(
     h = torch.zeros(batch, k, dtype=dtype, device=device)
     valid = torch.zeros(batch, k, dtype=torch.bool, device=device)
     lam = torch.zeros(batch, k, dtype=dtype, device=device)
-    G[:, 1], h[:, 1] = grad, box.plane_offset(centre_value, grad, centre)
+    G[:, 1], h[:, 1] = grad, centre_value - (grad * centre).sum(-1)
     valid[:, 1], lam[:, 1] = True, 1
+    allowance = box.plane_allowance(centre_value, grad, centre)
     tiny = torch.finfo(dtype).tiny ** 0.5
     tau = 0.5 / grad.abs().amax(-1).clamp_min(tiny)
     tau_min, tau_max = tau / 1000.0, tau * 1e6
@@ -181,12 +183,15 @@ def solve_bundle(
         lam_r[:, 0] = torch.where(full, torch.ones_like(full, dtype=dtype), lam_r[:, 0])
         slot = choose_slot(valid_r, lam_r, first=1)
         G_r[arange, slot] = grad
-        h_r[arange, slot] = box.plane_offset(value, grad, u, index=rows)
+        h_r[arange, slot] = value - (grad * u).sum(-1)
+        allowance[rows] = torch.maximum(allowance[rows],
+                                        box.plane_allowance(value, grad, u, index=rows))
         valid_r[arange, slot] = True
         lam_r[arange, slot] = 0.0
         G[rows, :used], h[rows, :used], valid[rows, :used] = G_r, h_r, valid_r
         lam[rows, :used] = lam_r
         running[rows] = ~_passed(best_value_r, lower[rows], tol)
+    lower = (lower.double() - allowance).to(dtype)  # reported: rounding of the planes removed
     converged = _passed(best_value, lower, tol)
     return ArgminResult(
         y=box.to_y(best_u).detach(), value=best_value.detach(), iterations=iterations,

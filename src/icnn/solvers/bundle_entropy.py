@@ -18,8 +18,9 @@ solved by batched projected Newton (:mod:`._simplex_newton`); the primal solutio
 ``u = 1 / (1 + exp(G^T lam))``. Planes with ``lam <= 1e-8`` are pruned.
 
 Certificate: the dual value at any simplex ``lam`` is a lower bound on ``min_u f - H`` (the planes
-under-estimate ``f``; in float32 each is lowered by the rounding error of its value,
-:func:`icnn.solvers.certificate.rounding_allowance`); ``gap = (f - H)(u) - lower_bound`` at the
+under-estimate ``f``; in float32 the reported bound is lowered by the largest rounding error of
+its planes' values, :func:`icnn.solvers.certificate.rounding_allowance`, and ``converged`` is
+judged against it); ``gap = (f - H)(u) - lower_bound`` at the
 returned point, and an example stops once ``gap <= tol * max(1, |f - H|)``. The returned ``y``
 is the solution of the last subproblem, as in the paper, so that
 :func:`icnn.solvers.implicit.attach_implicit_gradient` can differentiate it (Proposition 3).
@@ -116,6 +117,7 @@ def solve_bundle_entropy(
     lam = torch.zeros(batch, k, dtype=dtype, device=device)
     lower = torch.full((batch,), -torch.inf, dtype=dtype, device=device)
     running = torch.ones(batch, dtype=torch.bool, device=device)
+    allowance = torch.zeros(batch, dtype=torch.float64, device=device)
     value, grad, _ = box.evaluate(problem, u)
     objective = value + negative_entropy(u, free)
     iterations = 0
@@ -127,7 +129,9 @@ def solve_bundle_entropy(
         iterations = iteration + 1
         slot = choose_slot(valid, lam)
         G = put(G, slot, grad, running)
-        h = put(h, slot, box.plane_offset(value, grad, u), running)
+        h = put(h, slot, value - (grad * u).sum(-1), running)
+        allowance = torch.where(running, torch.maximum(
+            allowance, box.plane_allowance(value, grad, u)), allowance)
         points = put(points, slot, u, running)
         valid = put(valid, slot, torch.ones_like(running), running)
         lam = put(lam, slot, torch.zeros_like(value), running)
@@ -149,6 +153,7 @@ def solve_bundle_entropy(
         value = torch.where(running, new_value, value)
         grad = torch.where(running[:, None], new_grad, grad)
         objective = value + negative_entropy(u, free)
+    lower = (lower.double() - allowance).to(dtype)  # reported: rounding of the planes removed
     converged = _passed(objective, lower, tol)
     y = box.to_y(u)
     scale_y = box.width[:, None, :]

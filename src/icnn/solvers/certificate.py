@@ -30,8 +30,11 @@ built from. A float32 model computes ``f(y)`` with an error of a few ``eps * (|f
 y_j|)`` (its intermediate sums are that large), so a plane through the float32 value, and any
 bound built from it, may sit that far above the true minimum: a lower bound above the minimum,
 a negative gap and a false ``converged`` (tests/solvers/test_float32_certificates.py). Computing
-the planes in float64 does not help; every plane built from a value of a lower precision is
-lowered by :func:`rounding_allowance` instead. float64 planes are left as computed (their
+the planes in float64 does not help. The planes the solvers iterate with stay as computed (so
+their iterates, and every result computed with them, are unchanged), and the largest
+:func:`rounding_allowance` of the planes behind an example's bound is subtracted from the bound
+that is *reported*: a bound is a convex combination (or a box minimum) of planes, so lowering
+every plane by at most ``A`` lowers it by at most ``A``. float64 allowances are 0 (their
 rounding, ``1e-16`` relative, is below any tolerance a solver is asked for).
 """
 
@@ -94,6 +97,14 @@ class CutAggregator:
         self.weights = zeros(batch, MEMORY, dtype=torch.float64)
         self.count = torch.zeros(batch, dtype=torch.long, device=lo.device)
         self.bound = torch.full((batch,), -torch.inf, dtype=torch.float64, device=lo.device)
+        # the largest rounding allowance of the cuts added per example (0 in float64)
+        self.allowance = torch.zeros(batch, dtype=torch.float64, device=lo.device)
+
+    @property
+    def certified_bound(self) -> Tensor:
+        """``(batch,)`` the bound lowered by the rounding allowance of its planes: the one to
+        report (``bound`` itself drives the stopping test)."""
+        return self.bound - self.allowance
 
     def add(self, y: Tensor, value: Tensor, grad: Tensor, index: Tensor | None = None) -> Tensor:
         """Add the cut at ``y`` (rows ``index``) and return the updated bounds of those rows."""
@@ -101,7 +112,9 @@ class CutAggregator:
         n = self.lo.shape[1]
         y = y.reshape(y.shape[0], n)
         grad = grad.reshape(grad.shape[0], n)
-        value = value.double() - rounding_allowance(value, grad, y)
+        self.allowance[rows] = torch.maximum(self.allowance[rows],
+                                             rounding_allowance(value, grad, y))
+        value = value.double()
         y, g = y.double(), grad.double()
         first = ~self.seen[rows]
         beta = torch.where(first[None, :], torch.ones_like(self.decays), self.decays)  # (A, b)

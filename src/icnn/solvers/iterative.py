@@ -110,10 +110,19 @@ class Stopping:
             return gap <= self.tol * self.scale(best.double())
         return mapping_norm <= self.tol * self.scale(best)
 
+    def confirmed(self, best: Tensor) -> Tensor:
+        """``(batch,)`` whether the whole batch's stopping test still passes against the
+        reported bound (lowered by its planes' rounding allowance); True where uncertified."""
+        if not self.certified:
+            return torch.ones_like(best, dtype=torch.bool)
+        gap = best.double() - self.cuts.certified_bound
+        return gap <= self.tol * self.scale(best.double())
+
     def gap(self, best: Tensor) -> Tensor | None:
+        """The reported gap: against the bound lowered by its planes' rounding allowance."""
         if not self.certified:
             return None
-        return (best.double() - self.cuts.bound).clamp_min(0.0).to(best.dtype)
+        return (best.double() - self.cuts.certified_bound).clamp_min(0.0).to(best.dtype)
 
     def lower_bound(self, dtype: torch.dtype) -> Tensor | None:
-        return self.cuts.bound.to(dtype) if self.certified else None
+        return self.cuts.certified_bound.to(dtype) if self.certified else None

@@ -124,7 +124,7 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))
     return ArgminResult(
-        y=y, value=value, iterations=iteration, converged=done, method="lbfgs",
+        y=y, value=value, iterations=iteration, converged=done & stop.confirmed(value), method="lbfgs",
         gap=stop.gap(value), lower_bound=stop.lower_bound(value.dtype), objective=value,
         info={"evaluations": evaluations, "stalled": stalled & ~done},
     )

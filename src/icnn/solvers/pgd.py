@@ -109,7 +109,7 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))
     return ArgminResult(
-        y=y, value=value, iterations=iteration, converged=done, method="pgd",
+        y=y, value=value, iterations=iteration, converged=done & stop.confirmed(value), method="pgd",
         gap=stop.gap(value), lower_bound=stop.lower_bound(value.dtype), objective=value,
         info={"evaluations": evaluations, "lipschitz": accepted},
     )

@@ -67,7 +67,7 @@ def solve_unrolled(problem: Problem, y0: Tensor | None, *, steps: int, tol: floa
         y_prev, y = y, torch.where(increased.view(shape), y, step)
         value = torch.where(increased, value, value_new)
         theta = torch.where(increased, torch.ones_like(theta), theta_next)
-    converged = stop.passed(value, mapping, rows)
+    converged = stop.passed(value, mapping, rows) & stop.confirmed(value.detach())
     return ArgminResult(
         y=y, value=value, iterations=steps, converged=converged, method="unroll",
         gap=stop.gap(value), lower_bound=stop.lower_bound(value.dtype), objective=value,
