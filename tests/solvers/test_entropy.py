@@ -125,3 +125,12 @@ def test_bundle_entropy_minimises_f_minus_the_box_entropy_this_module_computes()
     expected = model(x, result.y) + box_negative_entropy(result.y, lo, hi)
     torch.testing.assert_close(result.objective, expected.detach(), rtol=0, atol=1e-12)
     assert bundle_entropy.negative_entropy is negative_entropy  # one implementation
+
+
+def test_the_rl_form_of_the_interior_agrees_with_entropy_terms_to_a_few_ulps():
+    from icnn.solvers.entropy import entropy_terms, interior_entropy_terms
+
+    for dtype in (torch.float32, torch.float64):
+        u = torch.linspace(1e-6, 1 - 1e-6, 10001, dtype=dtype)
+        a, b = interior_entropy_terms(u), entropy_terms(u)
+        assert float((a - b).abs().max()) <= 8 * torch.finfo(dtype).eps * float(b.abs().max())

@@ -27,9 +27,15 @@ from torch import Tensor
 
 
 def interior_entropy_terms(u: Tensor) -> Tensor:
-    """``u log u + (1 − u) log(1 − u)`` elementwise for ``u`` strictly inside ``(0, 1)``: the
-    formula itself, without the face and outside handling of :func:`entropy_terms` (a caller
-    that clamps ``u`` inside, like the RL action barrier, keeps the plain autograd graph)."""
+    """``u log u + (1 − u) log(1 − u)`` elementwise for ``u`` strictly inside ``(0, 1)``, without
+    the face and outside handling of :func:`entropy_terms`, for a caller that clamps ``u``
+    inside (the RL action barrier).
+
+    It is the same function as :func:`entropy_terms` inside, written with ``log1p`` (the
+    ICNN-Q results were produced with it): the two differ by at most a few ulps, which keeps
+    both the RL table and the bundle-entropy results reproducible to the bit
+    (tests/solvers/test_entropy.py checks the agreement).
+    """
     return u * torch.log(u) + (1.0 - u) * torch.log1p(-u)
 
 
@@ -43,7 +49,8 @@ def entropy_terms(u: Tensor) -> Tensor:
         raise TypeError(f"expected a floating-point u, got dtype {u.dtype}")
     inside = (u > 0) & (u < 1)
     safe = torch.where(inside, u, torch.full_like(u, 0.5))
-    interior = interior_entropy_terms(safe)
+    # xlogy, as the bundle entropy method and the max-margin loss always computed it
+    interior = torch.xlogy(safe, safe) + torch.xlogy(1.0 - safe, 1.0 - safe)
     # value 0 on the faces; the detached difference only carries the inward slope
     steep = -math.log(torch.finfo(u.dtype).eps)
     face_slope = torch.where(u <= 0, torch.full_like(u, -steep), torch.full_like(u, steep))
