@@ -146,13 +146,20 @@ def _planes_backward(problem: Problem, x: Tensor | None, params: tuple[Tensor, .
     return _split_grads(x_grad, grads, 1.0)
 
 
+def _remember(ctx, problem: Problem, result: ArgminResult, x: Tensor | None,  # noqa: ANN001
+              params: tuple[Tensor, ...]) -> Tensor:
+    """The common forward of the argmin autograd functions: keep what the backward needs and
+    return ``y*`` (the solver's values, a new tensor)."""
+    ctx.problem, ctx.result = problem, result
+    ctx.save_for_backward(*(() if x is None else (x,)), *params)
+    ctx.has_x = x is not None
+    return result.y.detach().clone()
+
+
 class _BundleEntropyArgmin(torch.autograd.Function):
     @staticmethod
     def forward(ctx, problem, result, x, *params):  # noqa: ANN001
-        ctx.problem, ctx.result = problem, result
-        ctx.save_for_backward(*(() if x is None else (x,)), *params)
-        ctx.has_x = x is not None
-        return result.y.detach().clone()
+        return _remember(ctx, problem, result, x, params)
 
     @staticmethod
     def backward(ctx, grad_y):  # noqa: ANN001
@@ -203,10 +210,7 @@ class _PiecewiseArgmin(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, problem, result, x, *params):  # noqa: ANN001
-        ctx.problem, ctx.result = problem, result
-        ctx.save_for_backward(*(() if x is None else (x,)), *params)
-        ctx.has_x = x is not None
-        return result.y.detach().clone()
+        return _remember(ctx, problem, result, x, params)
 
     @staticmethod
     def backward(ctx, grad_y):  # noqa: ANN001
@@ -262,10 +266,8 @@ class _ImplicitArgmin(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, problem, result, damping, cg_iter, x, *params):  # noqa: ANN001
-        ctx.problem, ctx.result, ctx.damping, ctx.cg_iter = problem, result, damping, cg_iter
-        ctx.save_for_backward(*(() if x is None else (x,)), *params)
-        ctx.has_x = x is not None
-        return result.y.detach().clone()
+        ctx.damping, ctx.cg_iter = damping, cg_iter
+        return _remember(ctx, problem, result, x, params)
 
     @staticmethod
     def backward(ctx, grad_y):  # noqa: ANN001
