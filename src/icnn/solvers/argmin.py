@@ -67,9 +67,17 @@ def argmin(
         ``gap``/``lower_bound`` where the method certifies one, and ``method`` (resolved).
 
     Raises:
-        ValueError: bad shapes, dtypes or non-finite inputs, ``lo > hi``, an unknown method, a
-            method that cannot handle the model or domain, or an unbounded domain without strong
-            convexity (unless ``allow_unbounded``).
+        ValueError: bad shapes, dtypes (float32/float64 only) or non-finite inputs, ``lo > hi``
+            or bounds whose width overflows, an empty batch, an unknown method or option, a
+            method that cannot handle the model or domain, an unbounded domain without strong
+            convexity (unless ``allow_unbounded``) or with a barrier energy, a model that is not
+            convex now with a certifying method or ``implicit``, an implicit gradient no rule
+            covers (see :mod:`icnn.solvers.implicit`), or an energy that is NaN at the answer.
+        TypeError: a model that does not implement :class:`icnn.ConvexEnergy`.
+
+    Every answer keeps three invariants: ``value`` is the model at ``y``; ``converged`` is True
+    only with a finite value (and, where certified, a gap within ``tol``); a reported
+    ``lower_bound`` is finite or ``-inf`` and never above the objective reached.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
