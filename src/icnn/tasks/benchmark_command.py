@@ -7,13 +7,13 @@ import runpy
 import sys
 from pathlib import Path
 
-HELP = "run a benchmark from benchmarks/ (overhead, init_comparison, inference)"
+HELP = "run a benchmark from benchmarks/ (overhead, init_comparison, inference, latency)"
 DESCRIPTION = (
     "Run a benchmark script from the source checkout's benchmarks/ folder. Each prints ratios "
     "against a named baseline measured in the same run. Flags after NAME go to the script "
     "(e.g. `icnn benchmark overhead -- --repeats 50`)."
 )
-NAMES = ("overhead", "init_comparison", "inference")
+NAMES = ("overhead", "init_comparison", "inference", "latency")
 
 
 def benchmarks_dir() -> Path:
