@@ -262,18 +262,21 @@ def check_directional_derivative(energy, x, box, fixed, method, differentiable, 
     rows = BATCH if x is not None else 1
     w = torch.randn((rows, *energy.convex_input_shape), generator=gen, dtype=torch.float64)
 
-    def along_gradient(method: str) -> float:
+    def along_gradient(method: str) -> float | None:
+        """The directional derivative, or None where the derivative is refused at run time."""
         try:
             y = call(energy, x_leaf, box, fixed, method, differentiable, torch.float64).y
             grads = torch.autograd.grad((y * w).sum(), params + (
                 [x_leaf] if x is not None else []), allow_unused=True)
         except ValueError as error:
-            # the piecewise-linear derivative refuses, clearly, when it cannot find the active
-            # pieces (a model without an exact LP, solved loosely): a refusal, not a wrong answer
-            if "could not identify the pieces" in str(error) and \
-                    not hasattr(energy, "affine_layers"):
-                pytest.skip(f"refused at run time: {str(error)[:80]}")
-            raise
+            # the piecewise-linear derivative refuses when it cannot find the active pieces of a
+            # model without an exact LP to polish with: a documented refusal that must name
+            # what works, not a wrong answer (6-7 conv/loss-augmented ReLU cells)
+            message = str(error)
+            if "could not identify the pieces" not in message or hasattr(energy, "affine_layers"):
+                raise
+            assert "method='bundle_entropy'" in message and "differentiable='unroll'" in message
+            return None
         return sum(float((g * d).sum()) for g, d in zip(grads, directions + [x_dir],
                                                           strict=False)
                    if g is not None and d is not None)
@@ -294,12 +297,16 @@ def check_directional_derivative(energy, x, box, fixed, method, differentiable, 
                     p.sub_(t * d)
 
     analytic = along_gradient(method)
+    if analytic is None:
+        return
     traits = energy.energy_traits()
     if differentiable == "implicit" and traits.curvature == "piecewise_linear" and \
             not hasattr(energy, "affine_layers") and not entropy:
         # no exact reference (HiGHS) for this energy and a tight bundle solve is not accurate
         # enough for finite differences of y*: compare with the derivative at another method's
         numeric = along_gradient("bundle" if box is not None else "pgd")
+        if numeric is None:  # the other method's derivative was refused: nothing to compare
+            return
         assert analytic == pytest.approx(numeric, rel=1e-3, abs=1e-6)
         return
     # two step sizes: a small one for exact references near a kink of y*(theta), a larger one
