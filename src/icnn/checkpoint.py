@@ -38,6 +38,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from . import nn as icnn_nn
+from .nn.base import ConvexModel
 from .nn.check import structural_issues
 
 FORMAT_VERSION = "1"
@@ -386,6 +387,25 @@ def compare_shapes(path: str | os.PathLike, expected: Mapping[str, tuple[int, ..
                                   f"(from {source}), got {tuple(stored[name])} in the file")
 
 
+def read_checked_tensors(path: str | os.PathLike, stored: Mapping[str, tuple[str, Any]],
+                         build: Callable[[], Any], what: str,
+                         device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The file's tensors, read only once the shapes ``build()`` implies (computed without
+    storage, :func:`expected_shapes`) equal the ``stored`` ones (``name -> (dtype, shape)``
+    from :func:`read_safetensors_header`).
+
+    Raises:
+        CheckpointError: the header does not build ``what``, names or shapes differ, or the
+            tensors are corrupt or not finite.
+    """
+    try:
+        expected = expected_shapes(build)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: the header does not build {what}: {error}") from error
+    compare_shapes(path, expected, {name: shape for name, (_, shape) in stored.items()})
+    return read_tensors(path, device)
+
+
 def read_tensors(path: str | os.PathLike, device: str | torch.device = "cpu"
                  ) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file whose header was checked; all floats must be finite."""
@@ -446,12 +466,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
         name, found = next(iter(wrong_dtype.items()))
         raise CheckpointError(f"{path}: expected every tensor in {header['dtype']} (the header "
                               f"dtype), got {found} for {name!r}")
-    try:
-        expected = expected_shapes(lambda: cls(**config))
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: config does not build a {cls.__name__}: {error}") from error
-    compare_shapes(path, expected, {name: shape for name, (_, shape) in stored.items()})
-    tensors = read_tensors(path, device)
+    tensors = read_checked_tensors(path, stored, lambda: cls(**config), f"a {cls.__name__}",
+                                   device)
     try:
         model = cls(**config).to(device=device, dtype=dtype)
     except (TypeError, ValueError) as error:
@@ -460,9 +476,9 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
         model.load_state_dict(tensors, strict=True)
     except (RuntimeError, ValueError) as error:
         raise CheckpointError(f"{path}: weights do not fit the model: {error}") from error
-    issues = structural_issues(model)
-    if allow_nonconvex and getattr(model, "is_convex", True) is False:
-        issues = [issue for issue in issues if "convex=False" not in issue]
+    # the ablation's own declaration is the one issue allow_nonconvex lets through: the base
+    # class's checks (constrained weights, activations) still apply to it
+    issues = ConvexModel.structural_issues(model) if allow_nonconvex else structural_issues(model)
     if issues:
         raise CheckpointError(f"{path}: refusing a non-convex checkpoint: {'; '.join(issues)}")
     return model

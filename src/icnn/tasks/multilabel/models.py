@@ -133,11 +133,9 @@ def load_feedforward(path: str | os.PathLike) -> FeedForward:
         CheckpointError,
         check_config_values,
         check_types,
-        compare_shapes,
         decode_json_object,
-        expected_shapes,
+        read_checked_tensors,
         read_safetensors_header,
-        read_tensors,
     )
 
     stored, _ = read_safetensors_header(path)
@@ -148,12 +146,7 @@ def load_feedforward(path: str | os.PathLike) -> FeedForward:
         raise CheckpointError(f"{path}: expected a FeedForward config with keys {sorted(allowed)} "
                               f"(x_dim and n_labels required), got {sorted(config)}")
     check_types(path, "config", config, typing.get_type_hints(FeedForward.__init__))
-    try:
-        expected = expected_shapes(lambda: FeedForward(**config))
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: config does not build a FeedForward: {error}") from error
-    compare_shapes(path, expected, {name: shape for name, (_, shape) in stored.items()})
-    tensors = read_tensors(path)
+    tensors = read_checked_tensors(path, stored, lambda: FeedForward(**config), "a FeedForward")
     model = FeedForward(**config)
     try:
         model.load_state_dict(tensors, strict=True)

@@ -213,11 +213,9 @@ def load_agent(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
         check_config_values,
         check_device,
         check_types,
-        compare_shapes,
         decode_json_object,
-        expected_shapes,
+        read_checked_tensors,
         read_safetensors_header,
-        read_tensors,
     )
 
     device = check_device(device)
@@ -251,13 +249,8 @@ def load_agent(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     def build(on: str | torch.device) -> Agent:
         return cls(dims["obs_dim"], dims["act_dim"], config, device=on)
 
-    try:
-        expected = expected_shapes(lambda: build("meta").networks())
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: the header does not build a {header['agent']} agent: "
-                              f"{error}") from error
-    compare_shapes(path, expected, {name: shape for name, (_, shape) in stored.items()})
-    tensors = read_tensors(path, device)
+    tensors = read_checked_tensors(path, stored, lambda: build("meta").networks(),
+                                   f"a {header['agent']} agent", device)
     agent = build(device)
     for net_name, network in agent.networks().items():
         prefix = f"{net_name}."
