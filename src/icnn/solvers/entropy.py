@@ -39,6 +39,13 @@ def interior_entropy_terms(u: Tensor) -> Tensor:
     return u * torch.log(u) + (1.0 - u) * torch.log1p(-u)
 
 
+def entropy_hessian_inverse(u: Tensor) -> Tensor:
+    """``u (1 − u)``, the inverse of the diagonal Hessian ``1/u + 1/(1 − u)`` of ``−H`` in ``u``
+    (0 at the faces, where the Hessian is infinite); the implicit gradients of the bundle
+    entropy method use it."""
+    return u * (1.0 - u)
+
+
 def entropy_terms(u: Tensor) -> Tensor:
     """``u log u + (1 − u) log(1 − u)`` elementwise, same shape as ``u``.
 

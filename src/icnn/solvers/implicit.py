@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from ..nn.energy import PIECEWISE_LINEAR
+from .entropy import entropy_hessian_inverse
 from .implicit_piecewise import active_planes, kkt_adjoint
 from .problem import Problem
 from .result import ArgminResult
@@ -175,7 +176,7 @@ class _BundleEntropyArgmin(torch.autograd.Function):
         dtype = u.dtype
         d = -(grad_y.reshape(batch, -1).to(dtype) * width)
         # inverse Hessian in u of -H(u) + (mu/2)||lo + width u||^2 (the quadratic part of f)
-        entropy_inverse = u * (1.0 - u)
+        entropy_inverse = entropy_hessian_inverse(u)
         mu = problem.traits.strong_convexity
         inv_h = entropy_inverse / (1.0 + mu * width.square() * entropy_inverse)
         inv_h = torch.where(free, inv_h, torch.zeros_like(u))
@@ -288,8 +289,8 @@ class _ImplicitArgmin(torch.autograd.Function):
         if result.method == "bundle_entropy":
             info = result.info
             u, width, free = info["u"], info["width"], info["free"]
-            barrier = torch.where(free, (1.0 / u + 1.0 / (1.0 - u)) / torch.where(
-                free, width, torch.ones_like(width)).square(), torch.zeros_like(u))
+            barrier = torch.where(free, 1.0 / (entropy_hessian_inverse(u) * torch.where(
+                free, width, torch.ones_like(width)).square()), torch.zeros_like(u))
             diagonal = (barrier + ctx.damping).reshape(y_star.shape)
             inside = free.reshape(y_star.shape)
         else:
