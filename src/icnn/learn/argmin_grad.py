@@ -124,10 +124,9 @@ def _check_descent_inputs(y0: Tensor, steps: int, lr: float, momentum: float,
             raise TypeError(f"expected a bool fixed mask, got dtype {mask.dtype}")
         for name, t in (("mask", mask), ("values", values)):
             try:
-                torch.broadcast_shapes(t.shape, y0.shape)
-            except RuntimeError as error:
-                raise ValueError(f"expected fixed {name} broadcastable to y0's shape "
-                                 f"{tuple(y0.shape)}, got {tuple(t.shape)}") from error
-            if torch.broadcast_shapes(t.shape, y0.shape) != y0.shape:
+                fits = torch.broadcast_shapes(t.shape, y0.shape) == y0.shape
+            except RuntimeError:
+                fits = False
+            if not fits:
                 raise ValueError(f"expected fixed {name} broadcastable to y0's shape "
                                  f"{tuple(y0.shape)}, got {tuple(t.shape)}")

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..nn.input_checks import check_tensor
 from ..solvers.domain import Box
-from ..solvers.entropy import box_negative_entropy
+from ..solvers.entropy import box_negative_entropy, check_entropy_box
 from .margin import LossAugmentedEnergy, hamming_margin
 
 Solver = str | Callable[[nn.Module, Tensor], Tensor]
@@ -78,7 +78,7 @@ def max_margin(
         if bool(outside.any()):
             raise ValueError(f"entropy=True needs y_true inside the domain (−H is +inf "
                              f"elsewhere), got {int(outside.sum())} entries outside [lo, hi]")
-        box_negative_entropy(y_true, lo, hi)  # refuses an unbounded domain
+        check_entropy_box(lo, hi)
         if "fixed" in options:
             raise ValueError("entropy=True takes no solver_options['fixed']: the solver would "
                              "leave fixed coordinates out of the entropy the hinge adds")

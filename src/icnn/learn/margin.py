@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..nn.energy import BARRIER, LINEAR_TERM, EnergyTraits, energy_traits
 from ..solvers.domain import Box
-from ..solvers.entropy import box_negative_entropy
+from ..solvers.entropy import box_negative_entropy, check_entropy_box
 
 
 def hamming_margin(y_true: Tensor, y: Tensor) -> Tensor:
@@ -76,7 +76,7 @@ class LossAugmentedEnergy(nn.Module):
         self.domain = Box(0.0, 1.0) if domain is None else domain
         if self.entropy:
             lo, hi = _example_bounds(self.domain, self.convex_input_shape)
-            box_negative_entropy(((lo + hi) / 2)[None], lo, hi)  # refuses unbounded free sides
+            check_entropy_box(lo, hi)
             self.register_buffer("entropy_lo", lo, persistent=False)
             self.register_buffer("entropy_hi", hi, persistent=False)
 

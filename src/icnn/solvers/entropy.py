@@ -93,6 +93,20 @@ def negative_entropy(u: Tensor, free: Tensor | None = None) -> Tensor:
     return torch.where(free, terms, torch.zeros_like(terms)).sum(-1)
 
 
+def check_entropy_box(lo: Tensor, hi: Tensor, active: Tensor | None = None) -> None:
+    """Refuse a box on which ``−H`` is undefined: a coordinate with ``lo < hi`` (and ``active``,
+    if given) and an infinite bound.
+
+    Raises:
+        ValueError: naming how many coordinates have an infinite bound.
+    """
+    wide = hi > lo if active is None else active
+    unbounded = wide & ~(torch.isfinite(lo) & torch.isfinite(hi))
+    if bool(unbounded.any()):
+        raise ValueError(f"the entropy needs a bounded box: expected finite lo and hi on every "
+                         f"free coordinate, got {int(unbounded.sum())} with an infinite bound")
+
+
 def box_negative_entropy(y: Tensor, lo: Tensor | float, hi: Tensor | float,
                          free: Tensor | None = None) -> Tensor:
     r"""``−H(u)`` on the box ``[lo, hi]``: ``u = (y − lo) / (hi − lo)`` on the coordinates with
@@ -125,10 +139,7 @@ def box_negative_entropy(y: Tensor, lo: Tensor | float, hi: Tensor | float,
             raise ValueError(f"expected a bool free mask of shape {tuple(y.shape)}, got "
                              f"{free.dtype} {tuple(free.shape)}")
         active = active & free
-    unbounded = active & ~(torch.isfinite(lo_t) & torch.isfinite(hi_t))
-    if bool(unbounded.any()):
-        raise ValueError(f"the entropy needs a bounded box: expected finite lo and hi on every "
-                         f"free coordinate, got {int(unbounded.sum())} with an infinite bound")
+    check_entropy_box(lo_t, hi_t, active)
     safe_width = torch.where(active, width, torch.ones_like(width))
     u_raw = (y - torch.where(active, lo_t, torch.zeros_like(lo_t))) / safe_width
     within = (y >= lo_t) & (y <= hi_t)
