@@ -149,10 +149,16 @@ class ConvFICNN(ConvexModel):
 
     Args:
         y_shape: ``(C, H, W)`` of the convex input.
-        channels, kernel_sizes, strides: one entry per conv stage (defaults: the paper's
-            DQN-like ``32@8x8/4, 64@4x4/2, 64@3x3/1``).
+        channels: output channels, one entry per conv stage (default: the paper's DQN-like
+            ``32@8x8/4, 64@4x4/2, 64@3x3/1``).
+        kernel_sizes: kernel size of each conv stage.
+        strides: stride of each conv stage.
         dense: widths of the dense hidden layers (may be empty); the width-1 output is appended.
-        activation, first_activation, constraint, strong_convexity, init: as :class:`icnn.FICNN`.
+        activation: as :class:`icnn.FICNN`.
+        first_activation: as :class:`icnn.FICNN`.
+        constraint: as :class:`icnn.FICNN`.
+        strong_convexity: as :class:`icnn.FICNN`.
+        init: as :class:`icnn.FICNN`.
 
     Shape:
         Input ``y: (batch, C, H, W)`` -> Output ``(batch,)``.
@@ -278,12 +284,20 @@ class ConvPICNN(ConvexModel):
     ``W^(z) >= 0``.
 
     Args:
-        x_shape, y_shape: ``(C, H, W)`` of the context and of the convex input (same ``H, W``).
-        channels, kernel_sizes, strides, dense: as :class:`ConvFICNN`.
-        x_channels, x_dense: widths of the x-path stages and dense layers; default to
-            ``channels`` and ``dense``.
-        activation, first_activation, x_activation, constraint, strong_convexity, init: as
-            :class:`icnn.PICNN`.
+        x_shape: ``(C, H, W)`` of the context.
+        y_shape: ``(C, H, W)`` of the convex input (same ``H, W`` as ``x_shape``).
+        channels: as :class:`ConvFICNN`.
+        kernel_sizes: as :class:`ConvFICNN`.
+        strides: as :class:`ConvFICNN`.
+        dense: as :class:`ConvFICNN`.
+        x_channels: widths of the x-path stages; default to ``channels``.
+        x_dense: widths of the x-path dense layers; default to ``dense``.
+        activation: as :class:`icnn.PICNN`.
+        first_activation: as :class:`icnn.PICNN`.
+        x_activation: as :class:`icnn.PICNN`.
+        constraint: as :class:`icnn.PICNN`.
+        strong_convexity: as :class:`icnn.PICNN`.
+        init: as :class:`icnn.PICNN`.
         convex: ``False`` is an **ablation** (the paper's "ICNN - Nonconvex" row): the ``W^(z)``
             become ordinary unconstrained ``nn.Conv2d`` / ``nn.Linear`` maps, so the network is
             the same shape but **not convex in y**; ``constraint`` is then unused and

@@ -33,13 +33,16 @@ class PICNN(ConvexModel):
     (``W^(zu)``, ``W^(yu)``, ``W^(u)``) are computed by one fused matrix product per layer.
 
     Args:
-        x_dim, y_dim: sizes of the context ``x`` and of the convex input ``y``.
+        x_dim: size of the context ``x``.
+        y_dim: size of the convex input ``y``.
         hidden: widths of the y-path hidden layers; the output layer (width 1) is appended.
         x_hidden: widths of the x-path layers ``u_1..u_{k-1}``; defaults to ``hidden``.
         activation: y-path activation ``g_i`` (convex, non-decreasing).
         first_activation: activation of y-layer 0 (may be convex only); defaults to ``activation``.
         x_activation: x-path activation ``g~_i`` (any ``torch.nn`` activation name, e.g. "relu").
-        constraint, strong_convexity, init: as :class:`icnn.FICNN`.
+        constraint: as :class:`icnn.FICNN`.
+        strong_convexity: as :class:`icnn.FICNN`.
+        init: as :class:`icnn.FICNN`.
 
     Shape:
         Input ``x: (batch, x_dim)``, ``y: (batch, y_dim)`` -> Output ``(batch,)``.

@@ -14,8 +14,9 @@ class Box:
     """The box ``{y : lo <= y <= hi}``.
 
     Args:
-        lo, hi: scalars or tensors broadcastable to ``y``'s per-example shape (or to the full
-            ``(batch, *shape)``). Infinite bounds are allowed (``Box(0, math.inf)``).
+        lo: lower bound, a scalar or a tensor broadcastable to ``y``'s per-example shape (or to
+            the full ``(batch, *shape)``). Infinite bounds are allowed (``Box(0, math.inf)``).
+        hi: upper bound, same forms as ``lo``.
 
     Example:
         ``icnn.Box(0.0, 1.0)`` is ``[0, 1]^n``, the domain of multi-label prediction.
