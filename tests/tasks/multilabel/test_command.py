@@ -23,7 +23,8 @@ from icnn.tasks.multilabel.inference import label_scores
 from icnn.tasks.multilabel.metrics import multilabel_scores
 
 KEYS = {"macro_f1", "micro_f1", "example_f1", "hamming", "threshold", "wall_time_s", "seed",
-        "config"}
+        "config", "baselines", "best_on_validation", "model_beats_baselines_on_validation",
+        "best_baseline", "selected", "verdict"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -96,6 +97,16 @@ def test_smoke_run_writes_metrics_and_beats_the_best_constant_predictor(data_dir
     config = command.config_from_args(args)
     train, _, test = load_data(config)
     assert metrics["example_f1"] > best_constant_example_f1(train.labels, test.labels)
+    # the baselines of the same run, tuned on validation; a warm start adds its ff
+    expected = {"logreg", "chain", "knn"} | ({"ff"} if model == "picnn" else set())
+    assert set(metrics["baselines"]) == expected
+    for result in metrics["baselines"].values():
+        assert result["example_f1"] > best_constant_example_f1(train.labels, test.labels) - 0.05
+        assert {"val_score", "threshold", "hyper", "macro_f1"} <= set(result)
+    best = max(metrics["baselines"], key=lambda n: metrics["baselines"][n]["val_score"])
+    assert metrics["best_baseline"] == best
+    assert metrics["model_beats_baselines_on_validation"] == (
+        metrics["val_score"] >= metrics["baselines"][best]["val_score"])
     # the checkpoint reproduces the reported test scores
     path = out / "model.safetensors"
     restored = load_feedforward(path) if model == "ff" else icnn.load(path)

@@ -25,6 +25,7 @@ def _optional_int(text: str) -> int | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``icnn multilabel``; they map one to one onto ``MultilabelConfig``."""
+    from .baselines import BASELINES
     from .config import DIFFERENTIABLE, LOSSES, SOLVERS, TRAININGS, MultilabelConfig
     from .metrics import METRICS
     from .models import MODELS
@@ -86,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="picnn warm start: keep the baseline's x-path fixed (computed once; faster)")
     add("--max-train", type=_optional_int, default=d.max_train,
         help="use only the first N training examples (default: all)")
+    add("--baselines", nargs="*", choices=BASELINES, default=d.baselines,
+        help="baselines measured in the same run, tuned on validation (default: all; "
+             "none: no value); logreg and chain need scikit-learn")
     add("--seed", type=int, default=d.seed, help="seed of the split, init and batch order")
     add("--threads", type=int, default=d.threads, help="torch CPU threads (0: torch default)")
     add("--no-progress", dest="progress", action="store_false", help="hide progress bars")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .baselines import BASELINES
 from .metrics import METRICS
 from .models import MODELS
 
@@ -54,6 +55,10 @@ class MultilabelConfig:
         z_lr: warm start: Adam learning rate of the convex y-path hidden layer (the part the
             baseline lacks); None: ``lr`` like the rest.
         max_train: use only the first ``max_train`` training examples (None: all).
+        baselines: baselines measured in the same run, each tuned on the validation split
+            (:mod:`.baselines`: ``logreg``, ``chain``, ``knn``); empty: none. The run's model is
+            compared with them (and a warm-started PICNN with its feed-forward start) on
+            validation, and ``metrics.json`` says which was best.
         seed: seeds the split, the initialisation and the mini-batch order.
         threads: torch CPU threads (0: leave torch's default).
         progress: show progress bars.
@@ -90,6 +95,7 @@ class MultilabelConfig:
     freeze_x_path: bool = False
     z_lr: float | None = None
     max_train: int | None = None
+    baselines: tuple[str, ...] = BASELINES
     seed: int = 0
     threads: int = 0
     progress: bool = True
@@ -100,6 +106,11 @@ class MultilabelConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"expected {name} in {allowed}, got {getattr(self, name)!r}")
+        self.baselines = tuple(self.baselines)
+        unknown = [name for name in self.baselines if name not in BASELINES]
+        if unknown or len(set(self.baselines)) != len(self.baselines):
+            raise ValueError(f"expected distinct baselines from {BASELINES}, got "
+                             f"{list(self.baselines)}")
         if self.solver is not None and self.solver not in SOLVERS:
             raise ValueError(f"expected solver in {SOLVERS} or None, got {self.solver!r}")
         positive = ("epochs", "batch_size", "hidden", "y_hidden", "solver_iters", "ff_epochs")

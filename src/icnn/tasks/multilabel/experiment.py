@@ -23,14 +23,16 @@ from icnn.data import (
     train_validation_split,
 )
 
+from .baselines import BaselineResult, run_baselines
 from .config import MultilabelConfig
 from .inference import label_scores
-from .metrics import best_threshold, multilabel_scores
+from .metrics import LOWER_IS_BETTER, best_threshold, multilabel_scores
 from .models import FeedForward, count_parameters, load_feedforward, save_feedforward
-from .training import fit
+from .training import fit, starting_baseline
 
-__all__ = ["CHECKPOINT", "load_data", "load_feedforward", "resolve_label_count", "run_experiment",
-           "save_model", "standardize"]
+__all__ = ["CHECKPOINT", "compare_on_validation", "load_data", "load_feedforward",
+           "resolve_label_count", "run_experiment", "save_model", "score_feedforward",
+           "standardize"]
 
 CHECKPOINT = "model.safetensors"
 
@@ -89,14 +91,67 @@ def save_model(model: nn.Module, path: Path, metadata: dict[str, Any]) -> Path:
     return icnn.save(model, path, metadata=metadata)
 
 
+def score_feedforward(ff: FeedForward, validation: MultilabelData, test: MultilabelData,
+                      metric: str) -> BaselineResult:
+    """The feed-forward net as a baseline row: threshold on validation, scores on test."""
+    started = time.perf_counter()
+    choice = best_threshold(label_scores(ff, validation.features), validation.labels, metric)
+    predictions = label_scores(ff, test.features) >= choice.threshold
+    return BaselineResult("ff", {"hidden": ff.config["hidden"]}, choice.threshold, choice.score,
+                          multilabel_scores(test.labels, predictions),
+                          time.perf_counter() - started)
+
+
+def compare_on_validation(model_name: str, model_val_score: float, model_test: dict[str, float],
+                          baselines: dict[str, BaselineResult], metric: str) -> dict[str, Any]:
+    """Which of the run's model and the measured baselines scores best on validation.
+
+    Returns:
+        ``{"best_on_validation": name, "model_beats_baselines_on_validation": bool,
+        "best_baseline": name or None, "best_baseline_val_score": float or None,
+        "selected": {"name", "val_score", test scores}, "verdict": one sentence}``. The model
+        wins ties; ``selected`` is the validation-chosen predictor's test scores (the one to
+        ship), which is a baseline's when the model lost on validation.
+    """
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    rows = {name: (result.val_score, result.test) for name, result in baselines.items()}
+    best_baseline = max(rows, key=lambda name: sign * rows[name][0], default=None)
+    beats = best_baseline is None or sign * model_val_score >= sign * rows[best_baseline][0]
+    chosen = model_name if beats else best_baseline
+    val_score, test = (model_val_score, model_test) if beats else rows[best_baseline]
+    if best_baseline is None:
+        verdict = "no baseline measured"
+    elif beats:
+        verdict = (f"{model_name} is at least as good as every measured baseline on validation "
+                   f"({metric} {model_val_score:.4f} vs best baseline {best_baseline} "
+                   f"{rows[best_baseline][0]:.4f})")
+    else:
+        verdict = (f"{model_name} is worse than baseline {best_baseline} on validation ({metric} "
+                   f"{model_val_score:.4f} < {rows[best_baseline][0]:.4f}): use {best_baseline}; "
+                   f"'selected' holds its test scores")
+    return {
+        "best_on_validation": chosen,
+        "model_beats_baselines_on_validation": beats,
+        "best_baseline": best_baseline,
+        "best_baseline_val_score": None if best_baseline is None else rows[best_baseline][0],
+        "selected": {"name": chosen, "val_score": val_score, **test},
+        "verdict": verdict,
+    }
+
+
 def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
                    ) -> dict[str, Any]:
     """Train and evaluate ``config``; write ``metrics.json``, the checkpoint and ``history.json``.
 
+    The baselines of ``config.baselines`` (and, for a warm-started PICNN, the feed-forward net it
+    starts from, as ``"ff"``) are measured on the same split, tuned on validation only.
+
     Returns:
         the dictionary written to ``metrics.json``: test ``macro_f1``, ``micro_f1``,
         ``example_f1``, ``hamming``; the validation ``threshold`` and its ``val_score``;
-        ``best_epoch``, ``epochs_run``, ``wall_time_s``, ``seed``, sizes and ``config``.
+        ``best_epoch``, ``epochs_run``, ``wall_time_s``, ``seed``, sizes and ``config``;
+        ``baselines`` (per baseline: test scores, ``val_score``, ``threshold``, ``hyper``) and
+        the validation comparison of :func:`compare_on_validation`.
     """
     started = time.perf_counter()
     previous_threads = torch.get_num_threads()
@@ -106,7 +161,12 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         train, validation, test = load_data(config)
         log(f"data: {train.n_examples} train / {validation.n_examples} validation / "
             f"{test.n_examples} test, {train.n_features} features, {train.n_labels} labels")
-        model, history, best_epoch = fit(config, train, validation, log)
+        baselines: dict[str, BaselineResult] = {}
+        ff = None
+        if config.warm_start:
+            ff = starting_baseline(config, train, validation, log)
+            baselines["ff"] = score_feedforward(ff, validation, test, config.threshold_metric)
+        model, history, best_epoch = fit(config, train, validation, log, baseline=ff)
         solver, iters = config.inference_solver, config.solver_iters
         val_scores = label_scores(model, validation.features, solver=solver, iterations=iters)
         choice = best_threshold(val_scores, validation.labels, config.threshold_metric)
@@ -114,9 +174,13 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         test_scores = label_scores(model, test.features, solver=solver, iterations=iters)
         inference_s = time.perf_counter() - inference_started
         scores = multilabel_scores(test.labels, test_scores >= choice.threshold)
+        model_done = time.perf_counter()
+        baselines.update(run_baselines(config.baselines, train, validation, test,
+                                       config.threshold_metric, config.seed, log))
     finally:
         torch.set_num_threads(previous_threads)
-    wall = time.perf_counter() - started
+    # the model's own time (the baselines report theirs as fit_s)
+    wall = model_done - started
     metrics: dict[str, Any] = {
         **scores,
         "threshold": choice.threshold,
@@ -135,6 +199,9 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         "n_parameters": count_parameters(model),
         "inference": "sigmoid" if config.model == "ff" else f"argmin:{solver}x{iters}",
         "config": dataclasses.asdict(config),
+        "baselines": {name: result.as_dict() for name, result in baselines.items()},
+        **compare_on_validation(config.model, choice.score, scores, baselines,
+                                config.threshold_metric),
     }
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,4 +210,5 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     log("test: " + "  ".join(f"{k} {scores[k]:.4f}" for k in scores)
         + f"  (threshold {choice.threshold:.2f}, {wall:.1f} s)")
+    log(f"validation: {metrics['verdict']}")
     return metrics

@@ -192,24 +192,36 @@ def convex_path_groups(picnn: nn.Module, z_lr: float) -> list[dict]:
     return [{"params": rest}, {"params": convex, "lr": z_lr}]
 
 
+def starting_baseline(config: MultilabelConfig, train: MultilabelData,
+                      validation: MultilabelData, log: Callable[[str], None] | None = None
+                      ) -> FeedForward:
+    """The feed-forward net a warm-started PICNN starts from: ``config.ff_checkpoint``, or one
+    trained here on the same split (:func:`baseline_config`)."""
+    if config.ff_checkpoint is not None:
+        return load_baseline(config, train.n_features, train.n_labels)
+    if log is not None:
+        log("warm start: training the feed-forward baseline first")
+    ff, _, _ = fit(baseline_config(config), train, validation, log)
+    return ff
+
+
 def fit(config: MultilabelConfig, train: MultilabelData, validation: MultilabelData,
-        log: Callable[[str], None] | None = None) -> tuple[nn.Module, list[dict[str, float]], int]:
+        log: Callable[[str], None] | None = None, baseline: FeedForward | None = None
+        ) -> tuple[nn.Module, list[dict[str, float]], int]:
     """Train the configured model; return it (best validation epoch), the history, that epoch.
 
     Seeds torch before building the model, so a run is reproducible from ``config.seed``. With
     a warm start the history begins with the epoch-0 record of the starting point, and the
     returned epoch may be 0 (the baseline-equivalent energy was best on validation).
+    ``baseline``: the warm start's feed-forward net when the caller already has it
+    (:func:`starting_baseline`); None obtains it here.
     """
     from icnn.learn import Trainer, TrainerConfig, seed_everything
 
     initial = None
     if config.warm_start:
-        if config.ff_checkpoint is not None:
-            ff = load_baseline(config, train.n_features, train.n_labels)
-        else:
-            if log is not None:
-                log("warm start: training the feed-forward baseline first")
-            ff, _, _ = fit(baseline_config(config), train, validation, log)
+        ff = baseline if baseline is not None else starting_baseline(config, train, validation,
+                                                                     log)
         seed_everything(config.seed)
         model = picnn_from_feedforward(ff.eval(), config.y_hidden, config.z_scale,
                                        config.strong_convexity)
