@@ -21,6 +21,7 @@ from .nn import (
     validation,
 )
 from .nn.check import ConvexityReport, check_convexity
+from .potentials import ConjugateResult, conjugate, gradient_map
 from .solvers import ArgminResult, Box, argmin
 
 __version__ = "0.1.0"
@@ -29,5 +30,5 @@ __all__ = [
     "FICNN", "PICNN", "ConvFICNN", "ConvPICNN", "CheckpointError", "ConvexActivation",
     "ConvexEnergy", "ConvexModel", "ConvexityReport", "EnergyTraits", "energy_traits",
     "ArgminResult", "Box", "argmin", "check_convexity", "losses", "load", "save", "validation",
-    "__version__",
+    "ConjugateResult", "conjugate", "gradient_map", "__version__",
 ]
