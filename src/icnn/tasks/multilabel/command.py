@@ -85,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="picnn warm start: learning rate of the convex y-path hidden layer (default: --lr)")
     add("--freeze-x-path", action="store_true",
         help="picnn warm start: keep the baseline's x-path fixed (computed once; faster)")
+    add("--entropy-weight", type=float, default=d.entropy_weight,
+        help="picnn: weight w of the entropy in bundle-entropy inference (argmin f - w H)")
     add("--max-train", type=_optional_int, default=d.max_train,
         help="use only the first N training examples (default: all)")
     add("--baselines", nargs="*", choices=BASELINES, default=d.baselines,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .baselines import BASELINES
+from .entropy_weight import check_entropy_weight
 from .metrics import METRICS
 from .models import MODELS
 
@@ -54,6 +55,9 @@ class MultilabelConfig:
             it once per run (fine-tune only the energy head; much cheaper per step).
         z_lr: warm start: Adam learning rate of the convex y-path hidden layer (the part the
             baseline lacks); None: ``lr`` like the rest.
+        entropy_weight: PICNN: weight ``w`` of the entropy in bundle-entropy inference and
+            training (``argmin f - w H``, :mod:`.entropy_weight`); the warm start keeps epoch 0
+            equal to the baseline, and the saved PICNN has ``1 / w`` folded in.
         max_train: use only the first ``max_train`` training examples (None: all).
         baselines: baselines measured in the same run, each tuned on the validation split
             (:mod:`.baselines`: ``logreg``, ``chain``, ``knn``); empty: none. The run's model is
@@ -94,6 +98,7 @@ class MultilabelConfig:
     z_scale: float = 0.01
     freeze_x_path: bool = False
     z_lr: float | None = None
+    entropy_weight: float = 1.0
     max_train: int | None = None
     baselines: tuple[str, ...] = BASELINES
     seed: int = 0
@@ -111,6 +116,10 @@ class MultilabelConfig:
         if unknown or len(set(self.baselines)) != len(self.baselines):
             raise ValueError(f"expected distinct baselines from {BASELINES}, got "
                              f"{list(self.baselines)}")
+        check_entropy_weight(self.entropy_weight)
+        if self.entropy_weight != 1.0 and self.strong_convexity != 0.0:
+            raise ValueError(f"expected strong_convexity 0 with an entropy_weight other than 1, "
+                             f"got {self.strong_convexity} with {self.entropy_weight}")
         if self.solver is not None and self.solver not in SOLVERS:
             raise ValueError(f"expected solver in {SOLVERS} or None, got {self.solver!r}")
         positive = ("epochs", "batch_size", "hidden", "y_hidden", "solver_iters", "ff_epochs")

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from icnn.data import MultilabelData
 
 from .config import MultilabelConfig
+from .entropy_weight import EntropyWeighted, fold_entropy_weight
 from .frozen_context import PrecomputedContext, precompute_context
 from .inference import label_scores, picnn_prediction
 from .metrics import best_threshold
@@ -224,7 +225,7 @@ def fit(config: MultilabelConfig, train: MultilabelData, validation: MultilabelD
                                                                      log)
         seed_everything(config.seed)
         model = picnn_from_feedforward(ff.eval(), config.y_hidden, config.z_scale,
-                                       config.strong_convexity)
+                                       config.strong_convexity, config.entropy_weight)
     else:
         seed_everything(config.seed)
         model = build_model(config, train.n_features, train.n_labels)
@@ -233,6 +234,9 @@ def fit(config: MultilabelConfig, train: MultilabelData, validation: MultilabelD
         trained, hidden_from = PrecomputedContext(model), train.n_features
         features = precompute_context(model, train.features)
         val_features = precompute_context(model, validation.features)
+    weighted = config.model == "picnn" and config.entropy_weight != 1.0
+    if weighted:
+        trained = EntropyWeighted(trained, config.entropy_weight)
     parameters = None
     if config.warm_start and config.z_lr is not None:
         parameters = convex_path_groups(model, config.z_lr)
@@ -249,6 +253,8 @@ def fit(config: MultilabelConfig, train: MultilabelData, validation: MultilabelD
     )
     history = trainer.fit((features, train.labels))
     hook.restore(trained)
+    if weighted:
+        fold_entropy_weight(model, config.entropy_weight)
     model.requires_grad_(True)
     model.eval()
     if initial is not None:

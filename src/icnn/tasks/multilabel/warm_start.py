@@ -39,7 +39,7 @@ def folded_output_layer(ff: FeedForward) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def picnn_from_feedforward(ff: FeedForward, y_hidden: int = 200, z_scale: float = 0.01,
-                           strong_convexity: float = 0.0) -> nn.Module:
+                           strong_convexity: float = 0.0, linear_scale: float = 1.0) -> nn.Module:
     """A PICNN ``f(x, y)`` equal to ``-phi(x)^T y + O(z_scale)`` for the baseline ``ff``.
 
     Args:
@@ -48,6 +48,8 @@ def picnn_from_feedforward(ff: FeedForward, y_hidden: int = 200, z_scale: float 
         z_scale: scale of that layer's initial pre-activations (``>= 0``; 0: exactly the
             baseline's energy).
         strong_convexity: ``mu`` of the PICNN (0 keeps the exact equivalence).
+        linear_scale: ``c > 0`` in the linear term ``-c phi(x)^T y``: the entropy weight ``w``
+            of :mod:`.entropy_weight` (``argmin f - w H`` is then ``sigmoid(phi(x))``).
 
     Returns:
         :class:`icnn.PICNN` with ``x_hidden = (ff hidden,)`` and ``hidden = (y_hidden,)``, drawn
@@ -55,6 +57,8 @@ def picnn_from_feedforward(ff: FeedForward, y_hidden: int = 200, z_scale: float 
     """
     if z_scale < 0:
         raise ValueError(f"expected z_scale >= 0, got {z_scale}")
+    if not linear_scale > 0:
+        raise ValueError(f"expected linear_scale > 0, got {linear_scale}")
     x_dim, n_labels, hidden = (ff.config[k] for k in ("x_dim", "n_labels", "hidden"))
     picnn = build_picnn(x_dim, n_labels, hidden=(y_hidden,), x_hidden=(hidden,),
                         strong_convexity=strong_convexity)
@@ -70,7 +74,7 @@ def picnn_from_feedforward(ff: FeedForward, y_hidden: int = 200, z_scale: float 
     gate_b.copy_(bias)
     lin_w.zero_()
     lin_b.zero_()
-    picnn.y_layers[1].weight.fill_(-1.0)
+    picnn.y_layers[1].weight.fill_(-linear_scale)
     # z_1 = ReLU(W^(y)_0 (y o gate_0) + W^(u)_0 x + b_0): scaling its pre-activation scales z_1
     picnn.y_layers[0].weight.mul_(z_scale)
     _, first_lin_w = picnn.u_maps[0].weight.split(picnn.split_sizes[0])
