@@ -14,8 +14,15 @@ from .activations import ConvexActivation, make_activation
 from .affine import AffineLayer
 from .base import ConvexModel, check_positive_int, check_sizes, check_strong_convexity
 from .constraints import check_constraint
-from .init import check_init, init_free_, init_nonnegative_, redraw_default_nonnegative_
-from .layers import NonNegativeLinear
+from .energy import EnergyTraits
+from .init import (
+    check_init,
+    init_free_,
+    init_nonnegative_,
+    init_quadratic_,
+    redraw_default_nonnegative_,
+)
+from .layers import NonNegativeLinear, PSDQuadratic, check_quadratic_rank
 
 
 class FICNN(ConvexModel):
@@ -37,6 +44,13 @@ class FICNN(ConvexModel):
         constraint: ``"softplus"`` (default), ``"exp"`` or ``"project"``.
         strong_convexity: ``mu >= 0`` of the added ``(mu/2)||y||^2``.
         init: ``"icnn"`` (Hoedt & Klambauer, 2023) or ``"default"`` (PyTorch's).
+        quadratic_rank: ``R >= 0``; with ``R > 0`` every unit's passthrough also gets a convex
+            quadratic ``y^T (A_o A_o^T + diag(d_o)) y`` of rank ``R`` plus diagonal
+            (:class:`icnn.nn.layers.PSDQuadratic`, the DenseICNN of Korotin et al. 2021); the
+            model is then smooth, not piecewise linear, and the output unit's diagonal adds
+            ``2 min d`` to its declared strong convexity. Needs a non-decreasing
+            ``first_activation``. Default 0: no quadratic terms (the paper's model).
+        device, dtype: factory arguments of the parameters.
 
     Shape:
         Input ``y: (batch, y_dim)`` -> Output ``(batch,)``.
@@ -45,7 +59,8 @@ class FICNN(ConvexModel):
     def __init__(
         self, y_dim: int, hidden: Sequence[int] = (64, 64), activation: Any = "relu", *,
         first_activation: Any = None, constraint: str = "softplus",
-        strong_convexity: float = 0.0, init: str = "icnn", device=None, dtype=None,
+        strong_convexity: float = 0.0, init: str = "icnn", quadratic_rank: int = 0, device=None,
+        dtype=None,
     ) -> None:
         super().__init__()
         y_dim = check_positive_int("y_dim", y_dim)
@@ -59,6 +74,9 @@ class FICNN(ConvexModel):
             "first_activation": first_act.to_config(), "constraint": check_constraint(constraint),
             "strong_convexity": check_strong_convexity(strong_convexity), "init": check_init(init),
         }
+        quadratic_rank = check_quadratic_rank(quadratic_rank, first_act, n_layers=len(hidden) + 1)
+        if quadratic_rank:
+            self.config["quadratic_rank"] = quadratic_rank
         self.convex_input_shape = (y_dim,)
         self.sizes = (*hidden, 1)
         factory = {"device": device, "dtype": dtype}
@@ -73,10 +91,17 @@ class FICNN(ConvexModel):
             + [make_activation(hidden_act) for _ in range(n_layers - 2)]
             + ([ConvexActivation("identity")] if n_layers > 1 else [])
         )
+        self.quadratic = PSDQuadratic(y_dim, sum(self.sizes), quadratic_rank,
+                                      constraint=constraint, **factory) if quadratic_rank else None
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        self._reset_network()
+        if self.quadratic is not None:
+            init_quadratic_(self.quadratic)
+
+    def _reset_network(self) -> None:
         if self.config["init"] == "default":
             self.passthrough.reset_parameters()
             for layer in self.z_layers:
@@ -102,9 +127,13 @@ class FICNN(ConvexModel):
         # the modules' forward directly: no nn.Module call machinery per evaluation
         activations = [activation.forward for activation in self.activations]
         sizes = self.sizes
+        quadratic = None if self.quadratic is None else self.quadratic.bind()
 
         def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
-            passthrough = F.linear(y, weight, bias).split(sizes, dim=-1)
+            passthrough = F.linear(y, weight, bias)
+            if quadratic is not None:
+                passthrough = passthrough + quadratic(y)
+            passthrough = passthrough.split(sizes, dim=-1)
             z = activations[0](passthrough[0])
             for z_weight, activation, skip in zip(z_weights, activations[1:], passthrough[1:],
                                                   strict=True):
@@ -113,8 +142,21 @@ class FICNN(ConvexModel):
 
         return energy
 
+    def energy_traits(self) -> EnergyTraits:
+        """As :meth:`ConvexModel.energy_traits`, with the quadratic terms' curvature and
+        strong convexity (see :meth:`icnn.nn.layers.PSDQuadratic.traits`) when present."""
+        traits = super().energy_traits()
+        return traits if self.quadratic is None else self.quadratic.traits(traits, -1)
+
     def affine_layers(self, x: Tensor | None = None) -> list[AffineLayer]:
-        """The y-path as affine maps (see :class:`icnn.nn.affine.AffineLayer`), batch dim 1."""
+        """The y-path as affine maps (see :class:`icnn.nn.affine.AffineLayer`), batch dim 1.
+
+        Raises:
+            ValueError: the model has quadratic terms (it is not piecewise affine).
+        """
+        if self.quadratic is not None:
+            raise ValueError("a model with quadratic_rank > 0 has no affine layers (its units "
+                             "are quadratic in y)")
         weights = self.passthrough.weight.split(self.sizes)
         biases = self.passthrough.bias.split(self.sizes)
         layers = []

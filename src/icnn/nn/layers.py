@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from .constraints import check_constraint, constrain_nonnegative_, project_, raw_weight
+from .energy import PIECEWISE_LINEAR, SMOOTH, EnergyTraits
 
 
 def nonnegativity_issue(layer: nn.Module) -> str | None:
@@ -96,3 +98,92 @@ class NonNegativeConv2d(nn.Conv2d):
 
 
 CONSTRAINED_LAYERS = (NonNegativeLinear, NonNegativeConv2d)
+
+
+def check_quadratic_rank(rank: object, first_activation: nn.Module, n_layers: int) -> int:
+    """Validate ``quadratic_rank`` (an int ``>= 0``); quadratic terms inside layer 0 need a
+    non-decreasing first activation (``abs(q(y))`` is not convex).
+
+    Raises:
+        ValueError: a rank that is not an int ``>= 0``, or a non-monotone first activation.
+    """
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+        raise ValueError(f"expected quadratic_rank an int >= 0, got {rank!r}")
+    if rank and n_layers > 1 and not first_activation.nondecreasing:
+        raise ValueError(f"expected a non-decreasing first_activation with quadratic_rank > 0 "
+                         f"(a convex quadratic inside {first_activation.name} is not convex), "
+                         f"got {first_activation.name}")
+    return rank
+
+
+class PSDQuadratic(nn.Module):
+    r"""Per-unit convex quadratics of the input, low-rank plus diagonal:
+
+    .. math:: q_o(y) = \sum_{r=1}^{R} (a_{r,o}^T y)^2 + \sum_j d_{o,j}\, y_j^2,
+              \qquad d \ge 0,
+
+    i.e. ``q_o(y) = y^T (A_o A_o^T + diag(d_o)) y`` with a positive semi-definite matrix per unit:
+    the quadratic skip terms of the DenseICNN of Korotin et al. (2021), with a diagonal added.
+    Convex by construction: the factors ``a`` are free, ``d`` is kept non-negative by
+    ``constraint`` (a :class:`NonNegativeLinear` on ``y^2``, so the model's checks and
+    ``project_()`` see it).
+
+    Args:
+        in_features: size of ``y``.
+        out_features: number of units ``o``.
+        rank: ``R >= 1``, the rank of each unit's low-rank part.
+        constraint: ``"softplus"``, ``"exp"`` or ``"project"`` for ``d``.
+        device, dtype: factory arguments.
+
+    Shape:
+        Input ``(N, in_features)`` -> Output ``(N, out_features)``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, *,
+                 constraint: str = "softplus", device=None, dtype=None) -> None:
+        super().__init__()
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"expected rank a positive int, got {rank!r}")
+        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        self.factors = nn.Parameter(torch.empty(rank * out_features, in_features, device=device,
+                                                dtype=dtype))
+        self.diagonal = NonNegativeLinear(in_features, out_features, constraint=constraint,
+                                          device=device, dtype=dtype)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.bind()(y)
+
+    def bind(self) -> Callable[[Tensor], Tensor]:
+        """``q(y)`` with the constrained diagonal read once (for solver loops)."""
+        factors, diagonal = self.factors, self.diagonal.weight
+        rank, units = self.rank, self.out_features
+
+        def quadratic(y: Tensor) -> Tensor:
+            projected = nn.functional.linear(y, factors)  # (N, R * out)
+            low_rank = projected.reshape(y.shape[0], rank, units).square().sum(1)
+            return low_rank + nn.functional.linear(y.square(), diagonal)
+
+        return quadratic
+
+    def traits(self, base: EnergyTraits, output_unit: int) -> EnergyTraits:
+        """The traits of a model with these terms, from those it declares without them.
+
+        The quadratics make it smooth, not piecewise linear (it keeps ``base``'s kinks), and
+        the unit ``output_unit``, which enters the output with weight 1, adds strong convexity
+        ``2 min_j d_{o,j}`` (its Hessian is ``2 (A_o A_o^T + diag(d_o))``).
+        """
+        diagonal = self.diagonal.weight.detach()[output_unit]
+        extra = 2.0 * float(diagonal.min()) if bool(torch.isfinite(diagonal).all()) else 0.0
+        curvature = SMOOTH if base.curvature == PIECEWISE_LINEAR else base.curvature
+        return EnergyTraits(convex=base.convex,
+                            strong_convexity=base.strong_convexity + max(extra, 0.0),
+                            curvature=curvature, constraint=base.constraint, issues=base.issues,
+                            kinks=base.kinks)
+
+    def unit_matrix(self, unit: int) -> Tensor:
+        """``A_o A_o^T + diag(d_o)`` ``(in, in)`` of one unit, so ``q_o(y) = y^T M y``."""
+        factors = self.factors.reshape(self.rank, self.out_features, self.in_features)[:, unit]
+        return factors.T @ factors + torch.diag(self.diagonal.weight[unit])
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"

@@ -14,8 +14,15 @@ from .activations import ConvexActivation, make_activation
 from .affine import AffineLayer
 from .base import ConvexModel, check_positive_int, check_sizes, check_strong_convexity
 from .constraints import check_constraint
-from .init import check_init, init_free_, init_nonnegative_, redraw_default_nonnegative_
-from .layers import NonNegativeLinear
+from .energy import EnergyTraits
+from .init import (
+    check_init,
+    init_free_,
+    init_nonnegative_,
+    init_quadratic_,
+    redraw_default_nonnegative_,
+)
+from .layers import NonNegativeLinear, PSDQuadratic, check_quadratic_rank
 
 
 class PICNN(ConvexModel):
@@ -43,6 +50,8 @@ class PICNN(ConvexModel):
         constraint: as :class:`icnn.FICNN`.
         strong_convexity: as :class:`icnn.FICNN`.
         init: as :class:`icnn.FICNN`.
+        quadratic_rank: as :class:`icnn.FICNN`: per-unit PSD quadratics of ``y`` (low rank plus
+            diagonal, not gated by ``x``) added to every layer's pre-activation; default 0.
 
     Shape:
         Input ``x: (batch, x_dim)``, ``y: (batch, y_dim)`` -> Output ``(batch,)``.
@@ -52,7 +61,8 @@ class PICNN(ConvexModel):
         self, x_dim: int, y_dim: int, hidden: Sequence[int] = (64, 64),
         x_hidden: Sequence[int] | None = None, activation: Any = "relu", *,
         first_activation: Any = None, x_activation: str = "relu", constraint: str = "softplus",
-        strong_convexity: float = 0.0, init: str = "icnn", device=None, dtype=None,
+        strong_convexity: float = 0.0, init: str = "icnn", quadratic_rank: int = 0, device=None,
+        dtype=None,
     ) -> None:
         super().__init__()
         x_dim = check_positive_int("x_dim", x_dim)
@@ -76,6 +86,9 @@ class PICNN(ConvexModel):
             "constraint": check_constraint(constraint),
             "strong_convexity": check_strong_convexity(strong_convexity), "init": check_init(init),
         }
+        quadratic_rank = check_quadratic_rank(quadratic_rank, first_act, n_layers=len(hidden) + 1)
+        if quadratic_rank:
+            self.config["quadratic_rank"] = quadratic_rank
         self.convex_input_shape = (y_dim,)
         self.context_shape = (x_dim,)
         self.sizes = (*hidden, 1)
@@ -107,10 +120,17 @@ class PICNN(ConvexModel):
             + [make_activation(hidden_act) for _ in range(n_layers - 2)]
             + ([ConvexActivation("identity")] if n_layers > 1 else [])
         )
+        self.quadratic = PSDQuadratic(y_dim, sum(self.sizes), quadratic_rank,
+                                      constraint=constraint, **factory) if quadratic_rank else None
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        self._reset_network()
+        if self.quadratic is not None:
+            init_quadratic_(self.quadratic)
+
+    def _reset_network(self) -> None:
         default = self.config["init"] == "default"
         for layer in (*self.x_layers, *self.u_maps, *self.y_layers):
             if default:
@@ -171,11 +191,16 @@ class PICNN(ConvexModel):
         z_weights = [layer.weight for layer in self.z_layers]
         # the modules' forward directly: no nn.Module call machinery per evaluation
         activations = [activation.forward for activation in self.activations]
+        quadratic = None if self.quadratic is None else self.quadratic.bind()
+        sizes = self.sizes
 
         def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
             z = None
+            quadratics = None if quadratic is None else quadratic(y).split(sizes, dim=-1)
             for i, activation in enumerate(activations):
                 pre = F.linear(y * _pick(y_gates[i], index), y_weights[i]) + _pick(biases[i], index)
+                if quadratics is not None:
+                    pre = pre + quadratics[i]
                 if i > 0:
                     pre = pre + F.linear(z * _pick(z_gates[i], index), z_weights[i - 1])
                 z = activation(pre)
@@ -183,8 +208,21 @@ class PICNN(ConvexModel):
 
         return energy
 
+    def energy_traits(self) -> EnergyTraits:
+        """As :meth:`ConvexModel.energy_traits`, with the quadratic terms' curvature and
+        strong convexity (see :meth:`icnn.nn.layers.PSDQuadratic.traits`) when present."""
+        traits = super().energy_traits()
+        return traits if self.quadratic is None else self.quadratic.traits(traits, -1)
+
     def affine_layers(self, x: Tensor) -> list[AffineLayer]:
-        """The y-path for the given contexts as affine maps, batch dim ``B = x.shape[0]``."""
+        """The y-path for the given contexts as affine maps, batch dim ``B = x.shape[0]``.
+
+        Raises:
+            ValueError: the model has quadratic terms (it is not piecewise affine).
+        """
+        if self.quadratic is not None:
+            raise ValueError("a model with quadratic_rank > 0 has no affine layers (its units "
+                             "are quadratic in y)")
         self._check_inputs(x, x.new_zeros(x.shape[0], *self.convex_input_shape))
         u = self.context_path(x)
         layers = []
