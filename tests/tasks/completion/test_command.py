@@ -15,7 +15,8 @@ from icnn.tasks.completion.data import concatenate, hold_out, make_completion_da
 from icnn.tasks.completion.energy import CompletionEnergy
 from icnn.tasks.completion.train import CompletionConfig, mean_start, paper_mse, predict
 
-TINY_NET = ["--channels", "4,4", "--kernel-sizes", "3,3", "--strides", "2,1", "--dense", "8"]
+TINY_NET = ["--channels", "4,4", "--kernel-sizes", "3,3", "--strides", "2,1", "--dense", "8",
+            "--no-scale-geometry"]
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def test_completion_command_writes_metrics_and_figure_and_beats_the_mean_image(
         brightness_faces, tmp_path, method):
     out = tmp_path / "run"
     code = main(["completion", "--images", str(brightness_faces), "--train", "16",
+                 "--validation", "0",
                  "--out", str(out), "--method", method, "--epochs", "15", "--batch-size", "8",
                  "--lr", "1e-2", "--inner-steps", "5", "--inner-lr", "0.01",
                  "--energy-scale", "10", "--eval-every", "100", "--show", "4", "--no-progress",
@@ -69,7 +71,12 @@ def test_validation_split_shifts_and_averaging_are_reported(brightness_faces, tm
     start = mean_start(concatenate(data.train, mirrored(data.train)))  # flip: on by default
     completion = predict(energy, data.validation, start, config.inference)
     assert record["val_mse"] == pytest.approx(paper_mse(completion, data.validation), rel=1e-5)
-    assert [c["epoch"] for c in record["curve"] if "val_mse" in c] == [2, 4]
+    # validation every epoch (selection), the test set every --eval-every epochs (curve only)
+    assert [c["epoch"] for c in record["curve"] if "val_mse" in c] == [1, 2, 3, 4]
+    assert [c["epoch"] for c in record["curve"] if "test_mse" in c] == [2, 4]
+    best = min(record["curve"], key=lambda c: c["val_mse"])
+    assert record["selected_epoch"] == best["epoch"] and record["val_mse"] == pytest.approx(
+        best["val_mse"], rel=1e-5)
 
 
 def test_ensemble_predicts_with_the_mean_energy_of_its_members(brightness_faces, tmp_path):
@@ -86,3 +93,48 @@ def test_ensemble_predicts_with_the_mean_energy_of_its_members(brightness_faces,
     assert all((out / "bundle_entropy" / f"member{k}" / "model.safetensors").is_file()
                for k in range(2))
     assert np.isfinite(record["test_mse"]) and record["test_mse"] < metrics["baselines"]["mean_image"]
+
+
+def test_default_run_reports_baselines_and_the_anchored_energy(brightness_faces, tmp_path):
+    out = tmp_path / "run"
+    code = main(["completion", "--images", str(brightness_faces), "--train", "16",
+                 "--validation-fraction", "0.25", "--anchor-weight", "5", "--out", str(out),
+                 "--epochs", "3", "--batch-size", "8", "--lr", "1e-2", "--eval-every", "3",
+                 "--show", "2", "--no-progress", *TINY_NET])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_validation"], metrics["n_test"]) == (12, 4, 8)
+    assert set(metrics["baselines"]) == {"mean_image", "ridge", "kernel_ridge", "cnn"}
+    details = metrics["baseline_details"]
+    assert details["ridge"]["params"]["alpha"] in [g["alpha"] for g in details["ridge"]["grid"]]
+    assert details["cnn"]["params"]["epoch"] in (1, 2, 3)
+    assert metrics["baseline_selection"] == {"n_fit": 12, "n_validation": 4}
+    record = metrics["methods"]["anchored"]
+    assert record["anchor"] in ("mean_image", "ridge", "kernel_ridge")
+    assert record["anchor_val_mse"] == min(details[k]["val_mse"] for k in
+                                           ("mean_image", "ridge", "kernel_ridge"))
+    assert record["config"]["anchor_weight"] == 5.0 and record["config"]["energy_scale"] == 10.0
+    assert record["fallback"] == (not record["energy_val_mse"] < record["anchor_val_mse"])
+    shipped = record["anchor_test_mse"] if record["fallback"] else record["energy_test_mse"]
+    assert metrics["test_mse"]["anchored"] == shipped
+    assert (out / "anchored" / "anchor.safetensors").is_file()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--validation-fraction", "1.5"], "expected a validation fraction in (0, 1), got 1.5"),
+    (["--validation-fraction", "0"], "expected a validation fraction in (0, 1), got 0.0"),
+    (["--train", "2"], "expected enough training images"),
+    (["--protocol", "small-faces"], "expected the 400 Olivetti images"),
+    (["--train", "16", "--validation", "0", "--method", "anchored"],
+     "expected a validation split for the anchored method"),
+    (["--train", "16", "--ensemble", "2"], "expected --ensemble 1 with the anchored method"),
+])
+def test_bad_inputs_are_one_line_errors(brightness_faces, tmp_path, capsys, flags, message):
+    args = ["completion", "--images", str(brightness_faces), "--out", str(tmp_path / "run"),
+            "--epochs", "1", "--no-progress", *TINY_NET]
+    if "--train" not in flags and "--protocol" not in flags:
+        args += ["--train", "16"]
+    code = main(args + flags)
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error

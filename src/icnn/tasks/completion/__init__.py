@@ -9,14 +9,22 @@ The CLI is ``icnn completion`` (:mod:`.command`); in Python::
     data = make_completion_data(load_olivetti(path), n_train=350)   # the paper's protocol
     result = train_completion(data, CompletionConfig(variant="bundle_entropy"))
     result.test_mse                                                  # 0-255 units
+
+``icnn completion`` also fits baselines (mean image, ridge, RBF kernel ridge, the conv net as a
+direct regressor; :mod:`.baselines`) chosen on a validation split, and by default trains the
+energy anchored to the best of them (:mod:`.anchor`), shipping the anchor when validation says
+the energy does not beat it.
 """
 
+from .anchor import AnchoredEnergy
+from .baselines import BaselineResult, fit_baselines, fit_kernel_ridge, fit_ridge
 from .data import CompletionData, CompletionSplit, make_completion_data, parse_mask
 from .energy import CompletionEnergy
 from .inference import InferenceConfig, complete
 from .train import CompletionConfig, CompletionResult, paper_mse, train_completion
 
 __all__ = [
+    "AnchoredEnergy", "BaselineResult", "fit_baselines", "fit_kernel_ridge", "fit_ridge",
     "CompletionConfig", "CompletionData", "CompletionEnergy", "CompletionResult",
     "CompletionSplit", "InferenceConfig", "complete", "make_completion_data", "paper_mse",
     "parse_mask", "train_completion",

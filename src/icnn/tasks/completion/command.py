@@ -20,13 +20,20 @@ DESCRIPTION = (
     "Train a conv PICNN f(x, y) to complete images by y_hat = argmin_y f(x, y) over [0, 1], "
     "differentiating through the inference: 'bundle_entropy' (implicit gradient, Proposition 3), "
     "'gd' (unrolled momentum gradient descent) and 'nonconvex' (the same network without the "
-    "non-negativity constraints, unrolled GD; an ablation). Default task: the paper's, predict "
+    "non-negativity constraints, unrolled GD; an ablation), and 'anchored' (the default: "
+    "(w/2)||y - g(x)||^2 + PICNN, g the ridge / kernel-ridge baseline best on validation, "
+    "unrolled GD from g(x); when it does not beat g on validation, g's predictions are "
+    "returned and metrics.json says so). Baselines (mean image, ridge, RBF kernel ridge, the "
+    "same conv net as a direct MSE regressor) are fit in the same run, chosen on validation. "
+    "Default task: the paper's, predict "
     "the left half (columns 0..W/2-1) from the mirrored right half; images 0..N-1 train, the "
     "rest test; MSE = mean over predicted pixels of (255 (y_hat - y))^2. Writes "
     "DIR/metrics.json and DIR/completions.png."
 )
 
-METHOD_NAMES = ("bundle_entropy", "gd", "nonconvex")  # = train.VARIANTS, kept torch-free here
+METHOD_NAMES = ("bundle_entropy", "gd", "nonconvex", "anchored")  # = train.VARIANTS, torch-free
+BASELINE_NAMES = ("ridge", "kernel_ridge", "cnn")  # = baselines.BASELINES
+PROTOCOL_NAMES = ("paper", "small-faces")  # = protocols.PROTOCOLS
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -43,11 +50,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Olivetti olivettifaces.mat or a .npy (N, H, W) array in [0, 1] "
              "(default: the Olivetti file in the data folder)",
     )
-    parser.add_argument("--train", type=int, default=350,
-                        help="the first N images train, the others test")
+    parser.add_argument("--train", type=int, default=None,
+                        help="the first N images train, the others test (default 350)")
+    parser.add_argument("--protocol", default="paper", choices=PROTOCOL_NAMES,
+                        help="paper: the images as given; small-faces: Olivetti at 24x24, "
+                             "images 0-79 train, 350-399 test (a small set to develop on)")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--method", nargs="+", choices=METHOD_NAMES, default=list(METHOD_NAMES),
-                        help="variants to train, in order")
+    parser.add_argument("--method", nargs="+", choices=METHOD_NAMES, default=["anchored"],
+                        help="variants to train, in order (the paper's table: bundle_entropy gd "
+                             "nonconvex with --validation 0)")
+    parser.add_argument("--baselines", nargs="*", choices=BASELINE_NAMES,
+                        default=list(BASELINE_NAMES),
+                        help="baselines fit besides the mean image, chosen on validation")
+    parser.add_argument("--anchor", default="best",
+                        choices=("best", "mean_image", "ridge", "kernel_ridge"),
+                        help="g of the anchored energy (best: the closed-form baseline best on "
+                             "validation)")
+    parser.add_argument("--anchor-weight", type=float, default=10.0,
+                        help="w of the anchored energy's term (w/2)||y - g(x)||^2")
+    parser.add_argument("--scale-geometry", action=argparse.BooleanOptionalAction, default=True,
+                        help="shrink kernel sizes and strides for images smaller than 64x32")
     parser.add_argument(
         "--mask", default="left-half",
         help="what is missing: left-half (the paper's task), random:F (fraction F of pixels), "
@@ -57,9 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ensemble", type=int, default=1, metavar="K",
                         help="train K members per method (seeds S, S+1, ...) and predict with the "
                              "argmin of their mean energy, still one convex problem")
-    parser.add_argument("--validation", type=int, default=0, metavar="N",
-                        help="hold out the last N training images as a validation set, evaluated "
-                             "with the test set (Olivetti: 50 = the last five training people)")
+    parser.add_argument("--validation", type=int, default=None, metavar="N",
+                        help="hold out the last N training images as the validation set (0: "
+                             "none, the paper's protocol; default: --validation-fraction)")
+    parser.add_argument("--validation-fraction", type=float, default=0.15, metavar="F",
+                        help="fraction of the training images held out for validation: early "
+                             "stopping, the anchor and the baselines' hyper-parameters")
     parser.add_argument("--epochs", type=int, default=30,
                         help="passes over the training images (and their mirrors, see --flip)")
     parser.add_argument("--batch-size", type=int, default=70, help="images per Adam step")
@@ -79,8 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bundle-entropy iterations or unrolled GD steps per prediction")
     parser.add_argument("--inner-lr", type=float, default=0.01, help="step size of the GD steps")
     parser.add_argument("--momentum", type=float, default=0.9, help="momentum of the GD steps")
-    parser.add_argument("--energy-scale", type=float, default=100.0,
-                        help="initial value of the learned positive factor of the energy")
+    parser.add_argument("--energy-scale", type=float, default=None,
+                        help="initial value of the learned positive factor of the energy "
+                             "(default 100; 10 for anchored)")
     parser.add_argument("--constraint", default="project", choices=("project", "softplus", "exp"),
                         help="how W^(z) >= 0 is kept (project: the paper's clipping)")
     parser.add_argument("--channels", type=_ints, default=(32, 64, 64),
@@ -118,11 +144,27 @@ def run(args: argparse.Namespace) -> int:
         from icnn.data import default_data_dir
 
         images = default_data_dir() / "olivetti" / "olivettifaces.mat"
+    kernel_sizes, strides = args.kernel_sizes, args.strides
+    if args.scale_geometry:
+        from icnn.data.images import load_images
+        from icnn.tasks.completion.protocols import SMALL_SIDE, scale_geometry
+
+        if args.protocol == "small-faces":
+            size = (SMALL_SIDE, SMALL_SIDE // 2)
+        else:
+            height, width = load_images(images).shape[1:]
+            size = (height, width // 2) if args.mask == "left-half" else (height, width)
+        if len(kernel_sizes) != len(strides):
+            raise ValueError(f"expected one stride per kernel size, got {len(kernel_sizes)} "
+                             f"kernel sizes and {len(strides)} strides")
+        kernel_sizes, strides = scale_geometry(kernel_sizes, strides, size)
     configs = [
         CompletionConfig(
-            variant=method, channels=args.channels, kernel_sizes=args.kernel_sizes,
-            strides=args.strides, dense=args.dense, constraint=args.constraint,
-            energy_scale=args.energy_scale, inner_steps=args.inner_steps,
+            variant=method, channels=args.channels, kernel_sizes=kernel_sizes,
+            strides=strides, dense=args.dense, constraint=args.constraint,
+            energy_scale=(args.energy_scale if args.energy_scale is not None
+                          else 10.0 if method == "anchored" else 100.0),
+            anchor_weight=args.anchor_weight, inner_steps=args.inner_steps,
             inner_lr=args.inner_lr, momentum=args.momentum, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
             weight_decay=args.weight_decay, flip=args.flip, max_shift=args.max_shift,
@@ -133,7 +175,9 @@ def run(args: argparse.Namespace) -> int:
     ]
     spec = CompletionRun(images=Path(images), n_train=args.train, out=Path(args.out),
                          mask=args.mask, show=args.show, seed=args.seed,
-                         validation=args.validation, ensemble=args.ensemble)
+                         validation=args.validation, ensemble=args.ensemble,
+                         validation_fraction=args.validation_fraction, protocol=args.protocol,
+                         baselines=tuple(args.baselines), anchor=args.anchor)
     summary = run_completion(spec, configs, log=print)
     for method, record in summary["methods"].items():
         if "members" in record:
@@ -141,8 +185,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"{method}: members' test MSE {each}")
             method = f"{method} ensemble of {record['ensemble']}"
         val = "" if record["val_mse"] is None else f", validation {record['val_mse']:.1f}"
+        if record.get("fallback"):
+            val += (f"; the energy ({record['energy_val_mse']:.1f} on validation) did not beat "
+                    f"its anchor {record['anchor']}: its predictions shipped")
         print(f"{method}: test MSE {record['test_mse']:.1f} (train {record['train_mse']:.1f}{val}), "
               f"{record['wall_seconds']:.0f} s")
+    for name, mse in summary["baselines"].items():
+        print(f"baseline {name}: test MSE {mse:.1f}")
     print(f"mean-image baseline: test MSE {summary['baselines']['mean_image']:.1f}; "
           f"wrote {spec.out / 'metrics.json'} and {spec.out / 'completions.png'}")
     return 0

@@ -25,6 +25,7 @@ from ...data.masks import block_mask, random_pixel_mask
 from ...data.olivetti import join_halves, split_halves
 
 LEFT_HALF = "left-half"
+PIXEL_SCALE = 255.0
 MASK_FORMS = ("left-half", "random:FRACTION", "block:TOP,LEFT,HEIGHT,WIDTH", "center:HEIGHT,WIDTH")
 
 
@@ -236,3 +237,15 @@ def parse_mask(spec: str, n_images: int, height: int, width: int, *, seed: int =
     if bool(mask.flatten(1).all(1).any()):
         raise ValueError(f"mask {spec!r} leaves some images with no pixel to predict")
     return mask
+
+
+def paper_mse(prediction: Tensor, split: CompletionSplit) -> float:
+    """``mean over predicted pixels of (255 (ŷ - y))^2``, the paper's unit.
+
+    Args:
+        prediction: ``(n, *y_shape)`` completions in ``[0, 1]``.
+        split: the examples (their ``y`` and which coordinates are predicted).
+    """
+    predicted = split.predicted
+    error = (PIXEL_SCALE * (prediction - split.y)).square()
+    return float(error[predicted].mean())

@@ -11,11 +11,21 @@ from typing import Any
 
 import torch
 
-from ...checkpoint import atomic_write, save
+from ...checkpoint import atomic_write, save, write_tensors
 from ...data.images import load_images
+from .baselines import (
+    BASELINES,
+    BaselineResult,
+    RegressorConfig,
+    best_baseline,
+    cross_fitted,
+    fit_baselines,
+    predict_anchor,
+)
 from .data import CompletionData, CompletionSplit, hold_out, make_completion_data
 from .ensemble import CompletionEnsemble
 from .figure import save_completions_figure
+from .protocols import apply_protocol
 from .train import (
     CompletionConfig,
     CompletionResult,
@@ -25,6 +35,7 @@ from .train import (
     train_completion,
 )
 
+ANCHORS = ("mean_image", "ridge", "kernel_ridge")
 # The paper's Olivetti table (test MSE, 0-255 units; reference notes §4.3).
 PAPER_MSE = {"bundle_entropy": 833.0, "gd": 872.0, "nonconvex": 850.9}
 
@@ -41,20 +52,35 @@ class CompletionRun:
         show: test faces drawn in ``completions.png`` (evenly spaced over the test set).
         seed: seeds the random masks.
         validation: hold out the last this many training images as a validation set
-            (:func:`icnn.tasks.completion.data.hold_out`; 0: train on all ``n_train``).
+            (:func:`icnn.tasks.completion.data.hold_out`; 0: train on all ``n_train``, the
+            paper's protocol; None: ``round(validation_fraction * n_train)``, the default).
+        validation_fraction: in ``(0, 1)``, used when ``validation`` is None; with
+            ``validation = 0`` the baselines still choose their hyper-parameters on this
+            fraction of the training images (held out from their fit only).
+        protocol: ``"paper"`` or ``"small-faces"`` (:mod:`icnn.tasks.completion.protocols`).
+        baselines: baselines fit and scored besides the mean image (``"ridge"``,
+            ``"kernel_ridge"``, ``"cnn"``).
+        anchor_folds: blocks of the out-of-fold anchor values the anchored energy trains on.
+        anchor: the anchored energy's ``g``: ``"best"`` (the closed-form baseline best on
+            validation), ``"mean_image"``, ``"ridge"`` or ``"kernel_ridge"``.
         ensemble: members per variant (seeds ``seed``, ``seed + 1``, ...); above 1 the variant's
             prediction is the argmin of their mean energy
             (:class:`icnn.tasks.completion.ensemble.CompletionEnsemble`).
     """
 
     images: Path
-    n_train: int = 350
+    n_train: int | None = None
     out: Path = Path("runs/completion")
     mask: str = "left-half"
     show: int = 12
     seed: int = 0
-    validation: int = 0
+    validation: int | None = None
     ensemble: int = 1
+    validation_fraction: float = 0.15
+    protocol: str = "paper"
+    baselines: tuple[str, ...] = BASELINES
+    anchor_folds: int = 5
+    anchor: str = "best"
 
 
 def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
@@ -71,11 +97,42 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         raise ValueError("expected at least one method to train")
     if isinstance(spec.ensemble, bool) or not isinstance(spec.ensemble, int) or spec.ensemble < 1:
         raise ValueError(f"expected an ensemble size >= 1, got {spec.ensemble!r}")
+    fraction = spec.validation_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
+            or not 0 < fraction < 1:
+        raise ValueError(f"expected a validation fraction in (0, 1), got {fraction!r}")
+    if spec.validation is not None and (isinstance(spec.validation, bool)
+                                        or not isinstance(spec.validation, int)
+                                        or spec.validation < 0):
+        raise ValueError(f"expected a validation size >= 0 or None, got {spec.validation!r}")
+    if spec.ensemble > 1 and any(c.variant == "anchored" for c in configs):
+        raise ValueError(f"expected --ensemble 1 with the anchored method, got {spec.ensemble}")
     images = load_images(spec.images)
-    data = make_completion_data(images, spec.n_train, spec.mask, seed=spec.seed)
-    if spec.validation:
+    images, n_train = apply_protocol(images, spec.protocol, spec.n_train)
+    data = make_completion_data(images, n_train, spec.mask, seed=spec.seed)
+    n_held = round(fraction * len(data.train))
+    if n_held < 1 or len(data.train) - n_held < 2:
+        raise ValueError(f"expected enough training images for a validation fraction of "
+                         f"{fraction} (at least one held out and two kept), got "
+                         f"{len(data.train)} training images")
+    if spec.validation is None:
+        data = hold_out(data, n_held)
+    elif spec.validation:
         data = hold_out(data, spec.validation)
     spec.out.mkdir(parents=True, exist_ok=True)
+    # baselines are fit on the training part and choose on the validation split; without one
+    # (the paper's protocol) on their own hold-out of the last training images
+    selection = data if data.validation is not None else hold_out(data, n_held)
+    geometry = configs[0]
+    fitted = fit_baselines(
+        selection.train, selection.validation, data.test, spec.baselines,
+        RegressorConfig(channels=geometry.channels, kernel_sizes=geometry.kernel_sizes,
+                        strides=geometry.strides, dense=geometry.dense, epochs=geometry.epochs,
+                        batch_size=geometry.batch_size, lr=geometry.lr, seed=geometry.seed,
+                        flip=geometry.flip))
+    for name, result in fitted.items():
+        log(f"baseline {name}: validation MSE {result.val_mse:.1f}, test MSE "
+            f"{result.test_mse:.1f} ({result.params})")
     baseline = mean_start(data.train).expand_as(data.test.y)
     if data.test.observed is not None:
         baseline = torch.where(data.test.observed, data.test.y, baseline)
@@ -88,14 +145,23 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         "y_shape": list(data.y_shape),
         "metric": "mean over predicted test pixels of (255 * (y_hat - y))**2",
         "test_mse": {}, "methods": {}, "ensemble": spec.ensemble,
-        "baselines": {"mean_image": paper_mse(baseline, data.test)},
+        # test MSE per baseline; mean_image: the mean of every training image (as before)
+        "baselines": {"mean_image": paper_mse(baseline, data.test),
+                      **{name: r.test_mse for name, r in fitted.items() if name != "mean_image"}},
+        "baseline_details": {name: r.record() for name, r in fitted.items()},
+        "baseline_selection": {"n_fit": len(selection.train),
+                               "n_validation": len(selection.validation)},
+        "protocol": spec.protocol,
         "paper_mse": PAPER_MSE if spec.mask == "left-half" else {},
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.machine(),
     }
     completions = {}
     for config in configs:
-        record, test_completion = _train_method(data, config, spec, log)
+        if config.variant == "anchored":
+            record, test_completion = _train_anchored(data, config, spec, fitted, log)
+        else:
+            record, test_completion = _train_method(data, config, spec, log)
         summary["test_mse"][config.variant] = record["test_mse"]
         summary["methods"][config.variant] = record
         completions[config.variant] = data.test.to_images(test_completion)
@@ -150,11 +216,59 @@ def _train_method(data: CompletionData, config: CompletionConfig, spec: Completi
     return record, test_completion
 
 
+def _train_anchored(data: CompletionData, config: CompletionConfig, spec: CompletionRun,
+                    fitted: dict[str, BaselineResult], log: Callable[[str], Any],
+                    ) -> tuple[dict[str, Any], torch.Tensor]:
+    """Train the energy anchored to the closed-form baseline best on validation; ship the
+    anchor's predictions instead when the energy does not beat it on validation.
+
+    Raises:
+        ValueError: no validation split (the anchor and the fallback are chosen on it).
+    """
+    if data.validation is None:
+        raise ValueError("expected a validation split for the anchored method (it chooses its "
+                         "anchor and checks itself on it), got --validation 0")
+    closed = {k: v for k, v in fitted.items() if k in ANCHORS}
+    if spec.anchor != "best" and spec.anchor not in closed:
+        raise ValueError(f"expected --anchor best or a fitted closed-form baseline "
+                         f"{sorted(closed)}, got {spec.anchor!r}")
+    chosen = best_baseline(closed) if spec.anchor == "best" else closed[spec.anchor]
+    log(f"training anchored (anchor {chosen.name}, weight {config.anchor_weight}, seed "
+        f"{config.seed}, {config.epochs} epochs)")
+    values = cross_fitted(chosen, data.train, flip=config.flip, folds=spec.anchor_folds)
+    out_dir = spec.out / config.variant
+    result = train_completion(data, config, out_dir=out_dir, anchor=chosen.anchor,
+                              anchor_train=values)
+    # the PICNN loads with icnn.load; the anchor's tensors (buffers) sit beside it
+    save(result.model.inner.model, out_dir / "model.safetensors",
+         metadata={"energy_scale": result.model.scale, "variant": config.variant,
+                   "seed": config.seed, "anchor": chosen.name,
+                   "anchor_weight": config.anchor_weight, "test_mse": result.test_mse})
+    write_tensors(out_dir / "anchor.safetensors",
+                  {k: v.contiguous() for k, v in chosen.anchor.state_dict().items()},
+                  {"anchor": chosen.name, "params": json.dumps(chosen.params)})
+    record = _result_record(result)
+    assert result.val_mse is not None
+    fallback = not result.val_mse < chosen.val_mse
+    record.update(anchor=chosen.name, anchor_params=chosen.params, anchor_val_mse=chosen.val_mse,
+                  anchor_test_mse=chosen.test_mse, energy_val_mse=result.val_mse,
+                  energy_test_mse=result.test_mse, fallback=fallback,
+                  shipped="anchor" if fallback else "energy",
+                  selected_epoch=result.selected_epoch)
+    if not fallback:
+        return record, result.test_completion
+    log(f"anchored energy: validation MSE {result.val_mse:.1f} does not beat its anchor "
+        f"{chosen.name} ({chosen.val_mse:.1f}); shipping the anchor's predictions")
+    record.update(test_mse=chosen.test_mse, val_mse=chosen.val_mse, train_mse=chosen.train_mse)
+    return record, predict_anchor(chosen.anchor, data.test)
+
+
 def _result_record(result: CompletionResult) -> dict[str, Any]:
     return {
         "test_mse": result.test_mse, "train_mse": result.train_mse, "val_mse": result.val_mse,
         "wall_seconds": result.wall_seconds, "seed": result.config["seed"],
         "energy_scale": result.model.scale, "config": result.config,
+        "selected_epoch": result.selected_epoch,
         "curve": [{k: v for k, v in record.items() if k in ("epoch", "train_loss",
                                                              "val_mse", "test_mse")}
                   for record in result.history],

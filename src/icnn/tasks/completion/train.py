@@ -8,7 +8,14 @@ variant            model                                 inference (train + test
 ``bundle_entropy``  ConvPICNN, convex in y                bundle entropy, implicit
 ``gd``              ConvPICNN, convex in y                unrolled momentum GD
 ``nonconvex``       ConvPICNN(convex=False) (ablation)    unrolled momentum GD
+``anchored``        (w/2)||y - g(x)||^2 + ConvPICNN       unrolled momentum GD from g(x)
 =================  ====================================  ========================
+
+``anchored`` (:class:`icnn.tasks.completion.anchor.AnchoredEnergy`) needs an anchor ``g``, a
+baseline predictor, and is trained on its out-of-fold values.
+
+With a validation split the weights of the evaluated epoch with the lowest validation MSE are
+kept (selection on validation; the test set is never used to choose).
 
 Loss: the mean squared error of ``ŷ`` on the predicted pixels; reported in the paper's units,
 ``mean (255 (ŷ - y))^2``. Adam, mini-batches drawn by :class:`icnn.learn.Trainer`, start point
@@ -18,6 +25,7 @@ Loss: the mean squared error of ``ŷ`` on the predicted pixels; reported in the 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,13 +37,25 @@ from torch import Tensor
 
 from ...learn.trainer import Trainer, TrainerConfig, seed_everything
 from ...nn.conv import ConvPICNN
-from .data import CompletionData, CompletionSplit, concatenate, mirrored, shifted, subset
+from .anchor import AnchoredEnergy
+from .baselines import Anchor
+from .data import (
+    PIXEL_SCALE,
+    CompletionData,
+    CompletionSplit,
+    concatenate,
+    mirrored,
+    paper_mse,
+    shifted,
+    subset,
+)
 from .energy import CompletionEnergy
 from .ensemble import CompletionEnsemble
 from .inference import InferenceConfig, complete
 
-VARIANTS = ("bundle_entropy", "gd", "nonconvex")
-PIXEL_SCALE = 255.0
+VARIANTS = ("bundle_entropy", "gd", "nonconvex", "anchored")
+__all__ = ["PIXEL_SCALE", "VARIANTS", "CompletionConfig", "CompletionResult", "build_model",
+           "mean_start", "paper_mse", "predict", "train_completion"]
 
 
 @dataclass
@@ -43,7 +63,8 @@ class CompletionConfig:
     """Hyper-parameters of one variant (the CLI maps its flags onto these one to one).
 
     Attributes:
-        variant: ``"bundle_entropy"``, ``"gd"`` or ``"nonconvex"``.
+        variant: ``"bundle_entropy"``, ``"gd"``, ``"nonconvex"`` or ``"anchored"``.
+        anchor_weight: ``w``, the anchored energy's quadratic weight (its strong convexity).
         channels, kernel_sizes, strides, dense: the ConvPICNN's geometry (paper: DQN-like
             ``32@8x8/4, 64@4x4/2, 64@3x3/1``, dense 512).
         constraint: how ``W^(z) >= 0`` is kept (``"project"`` is the paper's clipping).
@@ -68,6 +89,7 @@ class CompletionConfig:
     """
 
     variant: str = "bundle_entropy"
+    anchor_weight: float = 10.0
     channels: tuple[int, ...] = (32, 64, 64)
     kernel_sizes: tuple[int, ...] = (8, 4, 3)
     strides: tuple[int, ...] = (4, 2, 1)
@@ -96,6 +118,10 @@ class CompletionConfig:
         if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) \
                 or self.max_shift < 0:
             raise ValueError(f"max_shift must be an int >= 0, got {self.max_shift!r}")
+        if isinstance(self.anchor_weight, bool) or not isinstance(self.anchor_weight, int | float) \
+                or not math.isfinite(self.anchor_weight) or self.anchor_weight <= 0:
+            raise ValueError(f"anchor_weight must be a finite number > 0, got "
+                             f"{self.anchor_weight!r}")
         self.inference  # noqa: B018 (validates the inference settings now)
 
     @property
@@ -116,7 +142,9 @@ class CompletionResult:
         wall_seconds: training time (evaluations included).
         history: per-epoch records from the trainer (train_loss, and test_mse where evaluated).
         test_completion: ``(n_test, *y_shape)`` final test predictions.
-        y0: ``(1, *y_shape)`` the start point (mean training target).
+        y0: ``(1, *y_shape)`` the start point (mean training target; the anchored energy
+            starts at its anchor instead).
+        selected_epoch: with a validation split, the epoch whose weights were kept.
     """
 
     model: CompletionEnergy
@@ -128,16 +156,29 @@ class CompletionResult:
     y0: Tensor
     val_mse: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    selected_epoch: int | None = None
 
 
-def build_model(data: CompletionData, config: CompletionConfig) -> CompletionEnergy:
-    """The conv PICNN of the paper's completion experiment for this data's shapes, scaled."""
+def build_model(data: CompletionData, config: CompletionConfig, anchor: Anchor | None = None,
+                ) -> CompletionEnergy | AnchoredEnergy:
+    """The conv PICNN of the paper's completion experiment for this data's shapes, scaled;
+    for ``"anchored"`` wrapped with its anchor term.
+
+    Raises:
+        ValueError: ``"anchored"`` without an anchor, or an anchor for another variant.
+    """
+    if (config.variant == "anchored") != (anchor is not None):
+        raise ValueError(f"expected an anchor exactly for the 'anchored' variant, got variant "
+                         f"{config.variant!r} with anchor {type(anchor).__name__}")
     model = ConvPICNN(
         data.x_shape, data.y_shape, channels=config.channels, kernel_sizes=config.kernel_sizes,
         strides=config.strides, dense=config.dense, constraint=config.constraint,
         convex=config.variant != "nonconvex",
     )
-    return CompletionEnergy(model, config.energy_scale)
+    energy = CompletionEnergy(model, config.energy_scale)
+    if anchor is None:
+        return energy
+    return AnchoredEnergy(energy, anchor, config.anchor_weight)
 
 
 def mean_start(split: CompletionSplit) -> Tensor:
@@ -145,15 +186,8 @@ def mean_start(split: CompletionSplit) -> Tensor:
     return split.y.mean(0, keepdim=True)
 
 
-def paper_mse(prediction: Tensor, split: CompletionSplit) -> float:
-    """``mean over predicted pixels of (255 (ŷ - y))^2``, the paper's unit."""
-    predicted = split.predicted
-    error = (PIXEL_SCALE * (prediction - split.y)).square()
-    return float(error[predicted].mean())
-
-
 @torch.no_grad()
-def predict(model: CompletionEnergy | CompletionEnsemble, split: CompletionSplit, y0: Tensor,
+def predict(model: CompletionEnergy | CompletionEnsemble | AnchoredEnergy, split: CompletionSplit, y0: Tensor,
             inference: InferenceConfig, batch_size: int = 50) -> Tensor:
     """Completions ``(n, *y_shape)`` of every example of ``split`` (no graph)."""
     outputs = []
@@ -165,50 +199,82 @@ def predict(model: CompletionEnergy | CompletionEnsemble, split: CompletionSplit
 
 
 def train_completion(data: CompletionData, config: CompletionConfig,
-                     out_dir: str | Path | None = None) -> CompletionResult:
+                     out_dir: str | Path | None = None, *, anchor: Anchor | None = None,
+                     anchor_train: Tensor | None = None) -> CompletionResult:
     """Train one variant on ``data.train`` and evaluate it on ``data.test``.
+
+    With ``data.validation``, the validation MSE is computed after every epoch and the weights
+    of the best epoch are kept (the test MSE only every ``eval_every`` epochs, for the curve).
 
     Args:
         data: completion pairs (see :func:`icnn.tasks.completion.data.make_completion_data`).
         config: the variant and its hyper-parameters.
         out_dir: where the trainer writes its per-epoch ``metrics.json`` / ``metrics.csv`` and
             checkpoints (None: nothing written).
+        anchor: ``g`` of the ``"anchored"`` variant (None for the others).
+        anchor_train: ``(n, *y_shape)`` anchor values for the training examples (the images,
+            then their mirrors with ``flip``), e.g. out-of-fold
+            (:func:`icnn.tasks.completion.baselines.cross_fitted`); None: ``g(x)``.
+
+    Raises:
+        ValueError: an anchor for another variant, ``anchor_train`` of the wrong shape, or with
+            ``max_shift`` (shifted images have no precomputed anchor values).
     """
     seed_everything(config.seed)
-    model = build_model(data, config)
+    model = build_model(data, config, anchor)
     inference = config.inference
     train = concatenate(data.train, mirrored(data.train)) if config.flip else data.train
     y0 = mean_start(train)
+    if anchor_train is not None:
+        if tuple(anchor_train.shape) != tuple(train.y.shape):
+            raise ValueError(f"expected anchor values for the training examples of shape "
+                             f"{tuple(train.y.shape)}, got {tuple(anchor_train.shape)}")
+        if config.max_shift:
+            raise ValueError("expected max_shift 0 with precomputed anchor values, got "
+                             f"{config.max_shift}")
 
-    def loss_fn(model: CompletionEnergy, batch: tuple[Tensor, ...]) -> Tensor:
+    def loss_fn(model: CompletionEnergy | AnchoredEnergy, batch: tuple[Tensor, ...]) -> Tensor:
         (index,) = batch
         examples = subset(train, index)
         if config.max_shift:
             down, right = torch.randint(-config.max_shift, config.max_shift + 1, (2, len(index)))
             examples = shifted(examples, down, right)
-        prediction = _complete(model, examples, y0, inference, differentiable=True)
+        values = None if anchor_train is None else anchor_train[index]
+        prediction = _complete(model, examples, y0, inference, differentiable=True,
+                               anchor_values=values)
         predicted = examples.predicted
         error = (prediction - examples.y).square() * predicted
         return error.flatten(1).sum(1) / predicted.flatten(1).sum(1)
 
-    def eval_fn(model: CompletionEnergy) -> dict[str, float]:
+    best: dict[str, Any] = {"val_mse": math.inf, "state": None, "epoch": None}
+    calls = [0]
+
+    def eval_fn(model: CompletionEnergy | AnchoredEnergy) -> dict[str, float]:
+        calls[0] += 1
         metrics = {}
         if data.validation is not None:
             completion = predict(model, data.validation, y0, inference, config.eval_batch)
             metrics["val_mse"] = paper_mse(completion, data.validation)
-        completion = predict(model, data.test, y0, inference, config.eval_batch)
-        metrics["test_mse"] = paper_mse(completion, data.test)
+            if metrics["val_mse"] < best["val_mse"]:
+                best.update(val_mse=metrics["val_mse"], epoch=calls[0],
+                            state=copy.deepcopy(model.state_dict()))
+        if data.validation is None or calls[0] % config.eval_every == 0 \
+                or calls[0] == config.epochs:
+            completion = predict(model, data.test, y0, inference, config.eval_batch)
+            metrics["test_mse"] = paper_mse(completion, data.test)
         return metrics
 
     trainer_config = TrainerConfig(
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
         schedule=config.schedule, weight_decay=config.weight_decay, average=config.average,
-        eval_every=config.eval_every, progress=config.progress,
-        checkpoint_every=max(config.epochs, 1),
+        eval_every=1 if data.validation is not None else config.eval_every,
+        progress=config.progress, checkpoint_every=max(config.epochs, 1),
     )
     trainer = Trainer(model, loss_fn, trainer_config, out_dir=out_dir, eval_fn=eval_fn)
     started = time.perf_counter()
     history = trainer.fit((torch.arange(len(train)),))
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     wall = time.perf_counter() - started
     test_completion = predict(model, data.test, y0, inference, config.eval_batch)
     train_completion_ = predict(model, data.train, y0, inference, config.eval_batch)
@@ -220,14 +286,22 @@ def train_completion(data: CompletionData, config: CompletionConfig,
         model=model, test_mse=paper_mse(test_completion, data.test),
         train_mse=paper_mse(train_completion_, data.train), wall_seconds=wall, history=history,
         test_completion=test_completion, y0=y0, config=_jsonable(asdict(config)), val_mse=val_mse,
+        selected_epoch=best["epoch"],
     )
 
 
-def _complete(model: CompletionEnergy | CompletionEnsemble, examples: CompletionSplit, y0: Tensor,
-              inference: InferenceConfig, *, differentiable: bool) -> Tensor:
+def _complete(model: CompletionEnergy | CompletionEnsemble | AnchoredEnergy,
+              examples: CompletionSplit, y0: Tensor, inference: InferenceConfig, *,
+              differentiable: bool, anchor_values: Tensor | None = None) -> Tensor:
     with torch.set_grad_enabled(differentiable):
-        features = model.features(examples.x)
-    start = y0.expand(len(examples), *y0.shape[1:])
+        if isinstance(model, AnchoredEnergy):
+            features = model.features(examples.x, anchor_values)
+        else:
+            features = model.features(examples.x)
+    if isinstance(model, AnchoredEnergy):
+        start = model.start(features)
+    else:
+        start = y0.expand(len(examples), *y0.shape[1:])
     return complete(model, features, start, inference, fixed=examples.fixed(),
                     differentiable=differentiable)
 
