@@ -1,0 +1,238 @@
+"""One trainer for the three neural W2 solvers: :func:`fit_transport`.
+
+The solvers differ only in their per-pair loss (:func:`icnn.ot.mm.mm_loss`,
+:func:`icnn.ot.w2gn.w2gn_loss`, :func:`icnn.ot.amortized.amortized_loss`); mini-batches, Adam,
+the tqdm bar, safetensors checkpoints, exact resume and data-parallel runs under ``torchrun`` are
+:class:`icnn.learn.Trainer`'s. An epoch is one pass over ``max(N, M)`` (source, target) index
+pairs; the source and target samples of a batch are drawn independently of each other.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..learn import Trainer, TrainerConfig
+from ..learn.seeding import seed_everything
+from .amortized import AMORTIZATION, ConjugateStats, amortized_loss, refined_inverse
+from .metrics import GroundTruth, transport_metrics, w2_squared
+from .mm import mm_loss, mm_phase
+from .samples import check_pair, check_samples
+from .transport_model import PotentialConfig, TransportModel
+from .w2gn import w2gn_loss
+
+SOLVERS = ("mm", "w2gn", "amortized")
+STARTS = ("gaussian", "identity", "random")
+
+__all__ = ["SOLVERS", "FitResult", "OTConfig", "fit_transport", "inverse_map"]
+
+
+@dataclass(frozen=True)
+class OTConfig:
+    """Settings of :func:`fit_transport` (the ``icnn ot`` flags map onto these one to one).
+
+    Attributes:
+        solver: ``"mm"``, ``"w2gn"`` or ``"amortized"``.
+        hidden, activation, strong_convexity, quadratic_rank: the networks
+            (:class:`PotentialConfig`).
+        start: ``"gaussian"`` (``∇f`` starts as the Gaussian map between the samples' moments,
+            ``g`` as its inverse; needs ``quadratic_rank > 0``), ``"identity"`` (likewise with
+            the identity) or ``"random"`` (the networks' own initialisation).
+        epochs, batch_size, lr, seed, average, schedule: the :class:`icnn.learn.TrainerConfig`
+            settings of the same names (Adam).
+        cycle: W2GN's cycle weight λ.
+        mm_inner: MM's ``g`` steps per ``f`` step.
+        amortization: ``"regression"`` or ``"objective"`` (amortised solver).
+        conjugate_tol, conjugate_max_iter: the conjugate solver's tolerance and cap (amortised
+            training and every inverse map of an amortised model).
+        eval_points: source samples on which the sample-only W2² estimate is logged each epoch.
+        progress: tqdm bar.
+    """
+
+    solver: str = "w2gn"
+    hidden: tuple[int, ...] = (64, 64, 32)
+    activation: str = "celu"
+    strong_convexity: float = 1e-3
+    quadratic_rank: int = 1
+    start: str = "gaussian"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    average: float | None = None
+    schedule: str = "constant"
+    cycle: float = 1.0
+    mm_inner: int = 4
+    amortization: str = "regression"
+    conjugate_tol: float = 1e-4
+    conjugate_max_iter: int = 100
+    eval_points: int = 2048
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"expected a solver in {SOLVERS}, got {self.solver!r}")
+        if self.start not in STARTS:
+            raise ValueError(f"expected a start in {STARTS}, got {self.start!r}")
+        if self.start != "random" and self.quadratic_rank < 1:
+            raise ValueError(f"expected quadratic_rank >= 1 for start={self.start!r} (the start lives in "
+                             f"the quadratic terms), got {self.quadratic_rank}")
+        if self.amortization not in AMORTIZATION:
+            raise ValueError(f"expected amortization in {AMORTIZATION}, got {self.amortization!r}")
+        if not (math.isfinite(self.cycle) and self.cycle >= 0):
+            raise ValueError(f"expected a finite cycle weight >= 0, got {self.cycle}")
+        if isinstance(self.mm_inner, bool) or not isinstance(self.mm_inner, int) or self.mm_inner < 1:
+            raise ValueError(f"expected mm_inner >= 1 (g steps per f step), got {self.mm_inner!r}")
+        if not (math.isfinite(self.conjugate_tol) and self.conjugate_tol > 0):
+            raise ValueError(f"expected a finite conjugate tolerance > 0, got {self.conjugate_tol}")
+        if isinstance(self.conjugate_max_iter, bool) or not isinstance(self.conjugate_max_iter, int) \
+                or self.conjugate_max_iter < 1:
+            raise ValueError(f"expected conjugate_max_iter >= 1, got {self.conjugate_max_iter!r}")
+        if isinstance(self.eval_points, bool) or not isinstance(self.eval_points, int) \
+                or self.eval_points < 1:
+            raise ValueError(f"expected eval_points >= 1, got {self.eval_points!r}")
+
+    def trainer_config(self) -> TrainerConfig:
+        """The :class:`TrainerConfig` of this run (validates epochs, batch size, lr, seed, ...)."""
+        return TrainerConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                             average=self.average, schedule=self.schedule, progress=self.progress,
+                             optimizer="adam", find_unused_parameters=self.solver == "mm")
+
+    def potential_config(self, dim: int, context_dim: int) -> PotentialConfig:
+        return PotentialConfig(dim=dim, context_dim=context_dim, hidden=tuple(self.hidden),
+                               activation=self.activation, strong_convexity=self.strong_convexity,
+                               quadratic_rank=self.quadratic_rank,
+                               g_kind="mlp" if self.solver == "amortized" else "icnn")
+
+
+@dataclass
+class FitResult:
+    """A trained model, the per-epoch history (train loss, seconds, logged scores) and wall time."""
+
+    model: TransportModel
+    history: list[dict[str, float]]
+    seconds: float
+
+
+def inverse_map(model: TransportModel, config: OTConfig, z: Tensor, x: Tensor | None = None,
+                stats: ConjugateStats | None = None) -> Tensor:
+    """The fitted ``Q → P`` map: ``∇g(z)`` for MM/W2GN, the refined conjugate ``∇f*(z)`` for the
+    amortised solver; ``(batch, D)``, detached."""
+    if model.config.g_kind == "mlp":
+        return refined_inverse(model, z, x, tol=config.conjugate_tol, max_iter=config.conjugate_max_iter,
+                               stats=stats).y.detach()
+    with torch.no_grad():
+        return model.inverse_predict(z, x)
+
+
+class _StepClock:
+    """The index of the current step inside its epoch, read from the trainer's epoch (restored on
+    resume) and the calls seen since that epoch began: MM's alternation survives a resume."""
+
+    def __init__(self) -> None:
+        self.trainer: Trainer | None = None
+        self.epoch, self.step = -1, 0
+
+    def tick(self) -> int:
+        epoch = 0 if self.trainer is None else self.trainer.epoch
+        if epoch != self.epoch:
+            self.epoch, self.step = epoch, 0
+        self.step += 1
+        return self.step - 1
+
+
+def _loss(config: OTConfig, stats: ConjugateStats, clock: _StepClock) -> Callable[..., Tensor]:
+    if config.solver == "mm":
+        return lambda *a: mm_loss(*a, phase=mm_phase(clock.tick(), config.mm_inner))
+    if config.solver == "w2gn":
+        return lambda *a: w2gn_loss(*a, cycle=config.cycle)
+    return lambda *a: amortized_loss(*a, amortization=config.amortization, tol=config.conjugate_tol,
+                                     max_iter=config.conjugate_max_iter, stats=stats)
+
+
+def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_context: Tensor | None = None,
+                  target_context: Tensor | None = None, truth: GroundTruth | None = None,
+                  out_dir: str | Path | None = None, resume: bool = False) -> FitResult:
+    """Fit ``f`` (and ``g``) so that ``∇f`` transports the source samples onto the target samples.
+
+    Args:
+        source: ``(N, D)`` samples of P; target: ``(M, D)`` samples of Q; both on the device and
+            dtype the model is built on.
+        config: :class:`OTConfig`.
+        source_context, target_context: ``(N, C)``, ``(M, C)`` per-sample contexts: a
+            conditional map (PICNN) per context; None for one map.
+        truth: the true map on test points, only to *log* scores each epoch (selects nothing).
+        out_dir: the trainer's folder (``checkpoints/``, its ``metrics.json``); None: no files.
+        resume: continue from ``out_dir/checkpoints`` (ends with the uninterrupted weights).
+
+    Returns:
+        :class:`FitResult` with the final (not the best) weights.
+
+    Raises:
+        ValueError: refused samples (shape, NaN, too few, mismatched dimensions or contexts) or
+            settings; FloatingPointError: the loss diverged.
+    """
+    check_samples(source, "source")
+    check_samples(target, "target")
+    dim = check_pair(source, target, source_context, target_context)
+    context_dim = 0 if source_context is None else int(source_context.shape[1])
+    trainer_config = config.trainer_config()
+    seed_everything(config.seed)
+    model = TransportModel(config.potential_config(dim, context_dim)).to(device=source.device,
+                                                                         dtype=source.dtype)
+    if config.start != "random":
+        gaussian = config.start == "gaussian"
+        model.start_gaussian(source if gaussian else None, target if gaussian else None)
+    n, m = source.shape[0], target.shape[0]
+    length = max(n, m)
+    order = torch.Generator().manual_seed(config.seed + 1)
+    pairs = (torch.arange(length) % n, torch.randperm(length, generator=order) % m)
+    stats = ConjugateStats()
+    clock = _StepClock()
+    per_pair = _loss(config, stats, clock)
+    device = source.device
+
+    def loss_fn(module: TransportModel, batch: tuple[Tensor, ...]) -> Tensor:
+        si, ti = (b.to(device) for b in batch)
+        cx = None if source_context is None else source_context[si]
+        cy = None if target_context is None else target_context[ti]
+        return per_pair(module, source[si], target[ti], cx, cy)
+
+    evaluation = source[: config.eval_points]
+    evaluation_context = None if source_context is None else source_context[: config.eval_points]
+
+    def eval_fn(module: TransportModel) -> dict[str, float]:
+        scores = stats.summary()
+        with torch.no_grad():
+            pushed = module.forward_map(evaluation, evaluation_context)
+        scores["w2_squared_estimate"] = w2_squared(evaluation, pushed)
+        if truth is not None and context_dim == 0:
+            for key, value in transport_metrics(
+                    lambda p: _forward(module, p), lambda p: inverse_map(module, config, p),
+                    truth).items():
+                scores[key] = value
+        return scores
+
+    trainer = Trainer(model, loss_fn, trainer_config, out_dir=out_dir, eval_fn=eval_fn)
+    clock.trainer = trainer
+    started = time.perf_counter()
+    history = trainer.fit(pairs, resume=resume)
+    return FitResult(model, history, time.perf_counter() - started)
+
+
+def _forward(model: TransportModel, points: Tensor) -> Tensor:
+    with torch.no_grad():
+        return model.forward_map(points)
+
+
+def describe(config: OTConfig) -> dict[str, Any]:
+    """The run's settings as plain JSON values."""
+    return {key: (list(value) if isinstance(value, tuple) else value)
+            for key, value in config.__dict__.items()}
