@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "rl": "icnn.tasks.rl.command",
     "figure": "icnn.tasks.synthetic.command",
     "benchmark": "icnn.tasks.benchmark_command",
+    "ot": "icnn.ot.command",
 }
 
 # errors that mean "the input was wrong", not "the code is wrong": reported in one line, exit 2
