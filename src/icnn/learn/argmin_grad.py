@@ -28,9 +28,13 @@ def predict(
     ``bundle_entropy``). At convergence both give the same gradient.
 
     Args:
-        model: energy convex in ``y``; x: ``(batch, *context_shape)`` or None.
+        model: energy convex in ``y``.
+        x: ``(batch, *context_shape)`` or None.
         differentiable: ``"unroll"`` or ``"implicit"``.
-        method, domain, y0, solver_options: as :func:`icnn.argmin`.
+        method: as :func:`icnn.argmin`.
+        domain: as :func:`icnn.argmin`.
+        y0: as :func:`icnn.argmin`.
+        **solver_options: as :func:`icnn.argmin`.
 
     Returns:
         ``(batch, *convex_input_shape)``.
@@ -68,7 +72,8 @@ def unrolled_gd(
         x: ``(batch, *context_shape)`` or None.
         y0: ``(batch, *convex_input_shape)`` start point, floating point.
         steps: number of steps, ``>= 0``.
-        lr, momentum: ``α > 0`` and ``μ`` in ``[0, 1)``.
+        lr: step size ``α > 0``.
+        momentum: ``μ`` in ``[0, 1)``.
         domain: optional box; iterates are projected (clamped) onto it.
         fixed: optional ``(mask, values)``, both broadcastable to ``y0``: where ``mask`` (bool)
             is True, ``y`` stays at ``values``.

@@ -50,7 +50,8 @@ class FICNN(ConvexModel):
             model is then smooth, not piecewise linear, and the output unit's diagonal adds
             ``2 min d`` to its declared strong convexity. Needs a non-decreasing
             ``first_activation``. Default 0: no quadratic terms (the paper's model).
-        device, dtype: factory arguments of the parameters.
+        device (torch.device | str | None): factory argument of the parameters.
+        dtype (torch.dtype | None): factory argument of the parameters.
 
     Shape:
         Input ``y: (batch, y_dim)`` -> Output ``(batch,)``.

@@ -37,7 +37,9 @@ class NonNegativeLinear(nn.Linear):
     r"""``y = W x (+ b)`` with ``W >= 0`` elementwise, kept by ``constraint``.
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        in_features: as :class:`torch.nn.Linear`.
+        out_features: as :class:`torch.nn.Linear`.
+        bias: as :class:`torch.nn.Linear`.
         constraint: ``"softplus"``, ``"exp"`` or ``"project"`` (see :mod:`icnn.nn.constraints`).
 
     Shape:

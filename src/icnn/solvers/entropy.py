@@ -115,7 +115,8 @@ def box_negative_entropy(y: Tensor, lo: Tensor | float, hi: Tensor | float,
 
     Args:
         y: ``(batch, *shape)``.
-        lo, hi: scalars or tensors broadcastable to ``y``; finite wherever ``lo < hi``.
+        lo: scalar or tensor broadcastable to ``y``; finite wherever ``lo < hi``.
+        hi: scalar or tensor broadcastable to ``y``; finite wherever ``lo < hi``.
         free: optional ``(batch, *shape)`` bool, False on fixed coordinates.
 
     Returns:

@@ -333,7 +333,7 @@ def batched_cg(matvec, rhs: Tensor, *, max_iter: int, rel_tol: float | None = No
     model, gives the partial solution rather than a blow-up).
 
     Args:
-        matvec: ``(batch, *shape) -> (batch, *shape)``.
+        matvec (Callable[[Tensor], Tensor]): ``(batch, *shape) -> (batch, *shape)``.
         rhs: ``(batch, *shape)``.
         max_iter: iterations at most.
         rel_tol: stop when ``|r| <= rel_tol |rhs|`` per example (default ``sqrt(eps)`` scaled).
