@@ -6,7 +6,7 @@ TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean bench
+.PHONY: demo test lint setup clean bench docs docs-serve gallery
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,32 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/init_comparison.py
 	$(BIN)/python benchmarks/inference.py
 
+# Documentation site (mkdocs.yml, docs/): the gallery's figures are made here, never committed.
+# ICNN_GALLERY_FAST=1 runs the examples at reduced size (CI); a figure is remade when its script changes.
+DOCS_STAMP := $(VENV)/.docs-installed
+GALLERY_OUT ?= build/gallery
+INIT_FLAGS := $(if $(ICNN_GALLERY_FAST),--seeds 2 --steps 200,--seeds 3 --steps 600)
+FIGURES := $(patsubst examples/%.py,$(GALLERY_OUT)/%.png,$(wildcard examples/*.py)) \
+	$(GALLERY_OUT)/init_comparison.png
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+$(GALLERY_OUT)/%.png: examples/%.py $(STAMP)
+	ICNN_GALLERY_OUT=$(GALLERY_OUT) OMP_NUM_THREADS=1 $(BIN)/python $<
+
+$(GALLERY_OUT)/init_comparison.png: benchmarks/init_comparison.py $(STAMP)
+	@mkdir -p $(GALLERY_OUT)
+	OMP_NUM_THREADS=1 $(BIN)/python $< $(INIT_FLAGS) --threads 1 --plot $@
+
+gallery: $(FIGURES)
+
+docs: $(DOCS_STAMP) gallery
+	ICNN_GALLERY_OUT=$(GALLERY_OUT) NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(DOCS_STAMP) gallery
+	ICNN_GALLERY_OUT=$(GALLERY_OUT) NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site $(GALLERY_OUT)

@@ -93,6 +93,8 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
         ActivationSpec("square", False, lambda t: t.square()),
     )
 }
+"""The activation registry, name -> spec: convex non-decreasing ones (any layer) and convex
+ones allowed only in the first layer (``abs``, ``square``); any other name is refused."""
 
 ActivationLike = "str | Mapping[str, Any] | ConvexActivation"
 

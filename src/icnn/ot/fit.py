@@ -29,6 +29,7 @@ from .transport_model import PotentialConfig, TransportModel
 from .w2gn import w2gn_loss
 
 SOLVERS = ("mm", "w2gn", "amortized")
+"""The neural W2 solvers of :func:`fit_transport` (``OTConfig.solver``)."""
 STARTS = ("gaussian", "identity", "random")
 
 __all__ = ["SOLVERS", "FitResult", "OTConfig", "fit_transport", "inverse_map"]
@@ -163,11 +164,12 @@ def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_co
     """Fit ``f`` (and ``g``) so that ``∇f`` transports the source samples onto the target samples.
 
     Args:
-        source: ``(N, D)`` samples of P; target: ``(M, D)`` samples of Q; both on the device and
-            dtype the model is built on.
+        source: ``(N, D)`` samples of P, on the device and dtype the model is built on.
+        target: ``(M, D)`` samples of Q, on the same device and dtype.
         config: :class:`OTConfig`.
-        source_context, target_context: ``(N, C)``, ``(M, C)`` per-sample contexts: a
-            conditional map (PICNN) per context; None for one map.
+        source_context: ``(N, C)`` per-sample contexts of the source: a conditional map
+            (PICNN) per context; None for one map.
+        target_context: ``(M, C)`` per-sample contexts of the target (None for one map).
         truth: the true map on test points, only to *log* scores each epoch (selects nothing).
         out_dir: the trainer's folder (``checkpoints/``, its ``metrics.json``); None: no files.
         resume: continue from ``out_dir/checkpoints`` (ends with the uninterrupted weights).

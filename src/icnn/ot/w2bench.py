@@ -76,7 +76,8 @@ class Mix3toMix10:
     Args:
         dim: D in (2, 4, 8, 16, 32, 64).
         directory: folder of the files (see :func:`benchmark_path`).
-        dtype, device: where the sampler and ψ compute (the files hold float32).
+        dtype (torch.dtype): where the sampler and ψ compute (the files hold float32).
+        device (torch.device | str): the device the sampler and ψ compute on.
 
     Raises:
         ValueError: unknown dimension, or a file whose metadata disagrees with ``dim``.
