@@ -88,6 +88,7 @@ def test_anchored_run_falls_back_to_its_anchor_and_says_so(symmetric_faces, tmp_
     assert record["anchor_val_mse"] < 1.0   # ridge is nearly exact here
     assert record["fallback"] is True and record["shipped"] == "anchor"
     assert record["energy_val_mse"] >= record["anchor_val_mse"]
+    assert record["val_gain"] <= 2.0 * record["val_gain_stderr"]
     assert metrics["test_mse"]["anchored"] == record["anchor_test_mse"]
     assert metrics["test_mse"]["anchored"] == metrics["baselines"]["ridge"]
     assert (out / "anchored" / "model.safetensors").is_file()

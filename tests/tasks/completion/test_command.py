@@ -114,7 +114,11 @@ def test_default_run_reports_baselines_and_the_anchored_energy(brightness_faces,
     assert record["anchor_val_mse"] == min(details[k]["val_mse"] for k in
                                            ("mean_image", "ridge", "kernel_ridge"))
     assert record["config"]["anchor_weight"] == 5.0 and record["config"]["energy_scale"] == 10.0
-    assert record["fallback"] == (not record["energy_val_mse"] < record["anchor_val_mse"])
+    assert record["fallback_z"] == 2.0 and record["val_gain_stderr"] > 0
+    assert record["fallback"] == (not record["val_gain"] > 2.0 * record["val_gain_stderr"])
+    # the gain is the paired per-image difference: its mean is the difference of the MSEs
+    assert record["val_gain"] == pytest.approx(record["anchor_val_mse"] - record["energy_val_mse"],
+                                               rel=1e-4, abs=1e-3)
     shipped = record["anchor_test_mse"] if record["fallback"] else record["energy_test_mse"]
     assert metrics["test_mse"]["anchored"] == shipped
     assert (out / "anchored" / "anchor.safetensors").is_file()
@@ -128,6 +132,7 @@ def test_default_run_reports_baselines_and_the_anchored_energy(brightness_faces,
     (["--train", "16", "--validation", "0", "--method", "anchored"],
      "expected a validation split for the anchored method"),
     (["--train", "16", "--ensemble", "2"], "expected --ensemble 1 with the anchored method"),
+    (["--train", "16", "--fallback-z", "-1"], "expected a fallback z that is a finite number"),
 ])
 def test_bad_inputs_are_one_line_errors(brightness_faces, tmp_path, capsys, flags, message):
     args = ["completion", "--images", str(brightness_faces), "--out", str(tmp_path / "run"),

@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("best", "mean_image", "ridge", "kernel_ridge"),
                         help="g of the anchored energy (best: the closed-form baseline best on "
                              "validation)")
+    parser.add_argument("--fallback-z", type=float, default=2.0,
+                        help="ship the anchored energy only if its mean per-image validation gain "
+                             "over the anchor exceeds this many standard errors (else the anchor)")
     parser.add_argument("--anchor-weight", type=float, default=10.0,
                         help="w of the anchored energy's term (w/2)||y - g(x)||^2")
     parser.add_argument("--scale-geometry", action=argparse.BooleanOptionalAction, default=True,
@@ -177,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
                          mask=args.mask, show=args.show, seed=args.seed,
                          validation=args.validation, ensemble=args.ensemble,
                          validation_fraction=args.validation_fraction, protocol=args.protocol,
-                         baselines=tuple(args.baselines), anchor=args.anchor)
+                         baselines=tuple(args.baselines), anchor=args.anchor,
+                         fallback_z=args.fallback_z)
     summary = run_completion(spec, configs, log=print)
     for method, record in summary["methods"].items():
         if "members" in record:

@@ -249,3 +249,15 @@ def paper_mse(prediction: Tensor, split: CompletionSplit) -> float:
     predicted = split.predicted
     error = (PIXEL_SCALE * (prediction - split.y)).square()
     return float(error[predicted].mean())
+
+
+def per_example_mse(prediction: Tensor, split: CompletionSplit) -> Tensor:
+    """``(n,)``: each example's mean over its predicted pixels of ``(255 (ŷ - y))^2``.
+
+    Args:
+        prediction: ``(n, *y_shape)`` completions in ``[0, 1]``.
+        split: the examples.
+    """
+    predicted = split.predicted.flatten(1)
+    error = (PIXEL_SCALE * (prediction - split.y)).square().flatten(1) * predicted
+    return error.sum(1) / predicted.sum(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from .baselines import (
     fit_baselines,
     predict_anchor,
 )
-from .data import CompletionData, CompletionSplit, hold_out, make_completion_data
+from .data import CompletionData, CompletionSplit, hold_out, make_completion_data, per_example_mse
 from .ensemble import CompletionEnsemble
 from .figure import save_completions_figure
 from .protocols import apply_protocol
@@ -63,6 +64,8 @@ class CompletionRun:
         anchor_folds: blocks of the out-of-fold anchor values the anchored energy trains on.
         anchor: the anchored energy's ``g``: ``"best"`` (the closed-form baseline best on
             validation), ``"mean_image"``, ``"ridge"`` or ``"kernel_ridge"``.
+        fallback_z: the anchored energy is shipped only when its mean per-image validation
+            gain over the anchor exceeds this many standard errors.
         ensemble: members per variant (seeds ``seed``, ``seed + 1``, ...); above 1 the variant's
             prediction is the argmin of their mean energy
             (:class:`icnn.tasks.completion.ensemble.CompletionEnsemble`).
@@ -81,6 +84,7 @@ class CompletionRun:
     baselines: tuple[str, ...] = BASELINES
     anchor_folds: int = 5
     anchor: str = "best"
+    fallback_z: float = 2.0
 
 
 def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
@@ -105,6 +109,10 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
                                         or not isinstance(spec.validation, int)
                                         or spec.validation < 0):
         raise ValueError(f"expected a validation size >= 0 or None, got {spec.validation!r}")
+    if isinstance(spec.fallback_z, bool) or not isinstance(spec.fallback_z, int | float) \
+            or not math.isfinite(spec.fallback_z) or spec.fallback_z < 0:
+        raise ValueError(f"expected a fallback z that is a finite number >= 0, got "
+                         f"{spec.fallback_z!r}")
     if spec.ensemble > 1 and any(c.variant == "anchored" for c in configs):
         raise ValueError(f"expected --ensemble 1 with the anchored method, got {spec.ensemble}")
     images = load_images(spec.images)
@@ -222,6 +230,10 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     """Train the energy anchored to the closed-form baseline best on validation; ship the
     anchor's predictions instead when the energy does not beat it on validation.
 
+    "Beats" is a paired comparison over the validation images: the mean per-image improvement
+    of the energy over the anchor must exceed ``spec.fallback_z`` standard errors (the energy's
+    validation MSE is the best of its epochs, so a bare "lower" would favour it by chance).
+
     Raises:
         ValueError: no validation split (the anchor and the fallback are chosen on it).
     """
@@ -248,17 +260,25 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
                   {k: v.contiguous() for k, v in chosen.anchor.state_dict().items()},
                   {"anchor": chosen.name, "params": json.dumps(chosen.params)})
     record = _result_record(result)
-    assert result.val_mse is not None
-    fallback = not result.val_mse < chosen.val_mse
+    validation = data.validation
+    energy_val = predict(result.model, validation, result.y0, config.inference,
+                         config.eval_batch)
+    gain = (per_example_mse(predict_anchor(chosen.anchor, validation), validation)
+            - per_example_mse(energy_val, validation))
+    mean_gain = float(gain.mean())
+    stderr = float(gain.std() / len(gain) ** 0.5) if len(gain) > 1 else math.inf
+    fallback = not mean_gain > spec.fallback_z * stderr
     record.update(anchor=chosen.name, anchor_params=chosen.params, anchor_val_mse=chosen.val_mse,
                   anchor_test_mse=chosen.test_mse, energy_val_mse=result.val_mse,
-                  energy_test_mse=result.test_mse, fallback=fallback,
+                  energy_test_mse=result.test_mse, val_gain=mean_gain, val_gain_stderr=stderr,
+                  fallback_z=spec.fallback_z, fallback=fallback,
                   shipped="anchor" if fallback else "energy",
                   selected_epoch=result.selected_epoch)
     if not fallback:
         return record, result.test_completion
-    log(f"anchored energy: validation MSE {result.val_mse:.1f} does not beat its anchor "
-        f"{chosen.name} ({chosen.val_mse:.1f}); shipping the anchor's predictions")
+    log(f"anchored energy: validation MSE {result.val_mse:.1f} vs its anchor {chosen.name} "
+        f"{chosen.val_mse:.1f} (gain {mean_gain:.1f} +- {stderr:.1f} per image, needs > "
+        f"{spec.fallback_z} standard errors); shipping the anchor's predictions")
     record.update(test_mse=chosen.test_mse, val_mse=chosen.val_mse, train_mse=chosen.train_mse)
     return record, predict_anchor(chosen.anchor, data.test)
 
