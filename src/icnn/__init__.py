@@ -32,3 +32,12 @@ __all__ = [
     "ArgminResult", "Box", "argmin", "check_convexity", "losses", "load", "save", "validation",
     "ConjugateResult", "conjugate", "gradient_map", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    """``icnn.ot`` (neural optimal transport) is imported on first use, not with ``icnn``."""
+    if name == "ot":
+        import importlib
+
+        return importlib.import_module(".ot", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
