@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from icnn.tasks.completion.baselines import (
+    RegressorConfig,
     cross_fitted,
+    fit_baselines,
     fit_kernel_ridge,
     fit_ridge,
     kernel_anchor,
@@ -18,7 +20,13 @@ from icnn.tasks.completion.baselines import (
     refit,
     ridge_anchor,
 )
-from icnn.tasks.completion.data import make_completion_data, paper_mse, subset
+from icnn.tasks.completion.data import (
+    concatenate,
+    make_completion_data,
+    mirrored,
+    paper_mse,
+    subset,
+)
 from icnn.tasks.completion.protocols import apply_protocol, scale_geometry
 
 
@@ -103,3 +111,21 @@ def test_small_faces_protocol_and_scaled_geometry():
         apply_protocol(images, "tiny", None)
     assert scale_geometry((8, 4, 3), (4, 2, 1), (64, 32)) == ((8, 4, 3), (4, 2, 1))
     assert scale_geometry((8, 4, 3), (4, 2, 1), (24, 12)) == ((3, 2, 2), (2, 1, 1))
+
+
+def test_blend_is_the_mean_of_ridge_and_kernel_ridge_and_refits_both(data):
+    validation, test = subset(data.test, torch.arange(5)), subset(data.test, torch.arange(5, 10))
+    results = fit_baselines(data.train, validation, test, ("ridge", "kernel_ridge"),
+                            RegressorConfig())
+    assert set(results) == {"mean_image", "ridge", "kernel_ridge", "blend"}
+    expected = (predict_anchor(results["ridge"].anchor, test)
+                + predict_anchor(results["kernel_ridge"].anchor, test)) / 2
+    torch.testing.assert_close(predict_anchor(results["blend"].anchor, test), expected)
+    blend = results["blend"]
+    assert blend.params == {"ridge": results["ridge"].params,
+                            "kernel_ridge": results["kernel_ridge"].params}
+    refit_all = refit(blend, concatenate(data.train, mirrored(data.train)))
+    torch.testing.assert_close(predict_anchor(refit_all, test), expected, atol=1e-5, rtol=1e-5)
+    assert cross_fitted(blend, data.train, folds=4).shape == (40, *data.train.y.shape[1:])
+    with pytest.raises(ValueError, match="expected baselines among"):
+        fit_baselines(data.train, validation, test, ("lasso",), RegressorConfig())

@@ -104,15 +104,15 @@ def test_default_run_reports_baselines_and_the_anchored_energy(brightness_faces,
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["n_train"], metrics["n_validation"], metrics["n_test"]) == (12, 4, 8)
-    assert set(metrics["baselines"]) == {"mean_image", "ridge", "kernel_ridge", "cnn"}
+    assert set(metrics["baselines"]) == {"mean_image", "ridge", "kernel_ridge", "cnn", "blend"}
     details = metrics["baseline_details"]
     assert details["ridge"]["params"]["alpha"] in [g["alpha"] for g in details["ridge"]["grid"]]
     assert details["cnn"]["params"]["epoch"] in (1, 2, 3)
     assert metrics["baseline_selection"] == {"n_fit": 12, "n_validation": 4}
     record = metrics["methods"]["anchored"]
-    assert record["anchor"] in ("mean_image", "ridge", "kernel_ridge")
-    assert record["anchor_val_mse"] == min(details[k]["val_mse"] for k in
-                                           ("mean_image", "ridge", "kernel_ridge"))
+    closed = ("mean_image", "ridge", "kernel_ridge", "blend")
+    assert record["anchor"] in closed
+    assert record["anchor_val_mse"] == min(details[k]["val_mse"] for k in closed)
     assert record["config"]["anchor_weight"] == 5.0 and record["config"]["energy_scale"] == 10.0
     assert record["fallback_z"] == 2.0 and record["val_gain_stderr"] > 0
     assert record["fallback"] == (not record["val_gain"] > 2.0 * record["val_gain_stderr"])

@@ -11,6 +11,8 @@ way:
   ``alpha`` chosen on the validation split;
 * ``kernel_ridge``: RBF kernel ridge regression on the centred targets (scikit-learn), ``alpha``
   and ``gamma = factor / median squared distance`` chosen on the validation split;
+* ``blend``: the mean of the ridge and kernel-ridge predictions (each with its own chosen
+  hyper-parameters), fit whenever both are;
 * ``cnn``: the completion network's conv stack (same geometry) with a dense head and a sigmoid
   output, trained as a direct regressor with the MSE (Adam, the epoch with the best validation
   MSE kept): the feed-forward counterpart of the energy model.
@@ -100,6 +102,18 @@ class KernelAnchor(Anchor):
     def predict(self, x: Tensor) -> Tensor:
         distances = torch.cdist(x.flatten(1).to(self.centers.dtype), self.centers).square()
         return torch.exp(-self.gamma * distances) @ self.dual + self.offset
+
+
+class BlendAnchor(Anchor):
+    """``g(x) = mean_k g_k(x)``: the average of several fitted predictors."""
+
+    def __init__(self, anchors: Sequence[Anchor]) -> None:
+        super().__init__(anchors[0].y_shape)
+        self.members = nn.ModuleList(anchors)
+
+    def predict(self, x: Tensor) -> Tensor:
+        parts = [m(x).flatten(1) for m in self.members]
+        return sum(parts) / len(parts)
 
 
 class ConvRegressor(Anchor):
@@ -220,7 +234,11 @@ def refit(result: BaselineResult, fit_on: CompletionSplit) -> Anchor:
         return ridge_anchor(fit_on, result.params["alpha"])
     if result.name == "kernel_ridge":
         return kernel_anchor(fit_on, result.params["alpha"], result.params["gamma"])
-    raise ValueError(f"expected a closed-form baseline (mean_image, ridge, kernel_ridge) to "
+    if result.name == "blend":
+        return BlendAnchor([ridge_anchor(fit_on, result.params["ridge"]["alpha"]),
+                            kernel_anchor(fit_on, result.params["kernel_ridge"]["alpha"],
+                                          result.params["kernel_ridge"]["gamma"])])
+    raise ValueError(f"expected a closed-form baseline (mean_image, ridge, kernel_ridge, blend) to "
                      f"refit, got {result.name!r}")
 
 
@@ -391,7 +409,8 @@ def fit_conv_regressor(train: CompletionSplit, validation: CompletionSplit,
 def fit_baselines(train: CompletionSplit, validation: CompletionSplit, test: CompletionSplit,
                   names: Sequence[str], regressor: RegressorConfig,
                   ) -> dict[str, BaselineResult]:
-    """The mean image and every baseline in ``names``, each selected on ``validation``.
+    """The mean image, every baseline in ``names``, each selected on ``validation``, and the
+    blend of ridge and kernel ridge when both are fit.
 
     Raises:
         ValueError: an unknown name, scikit-learn missing for ridge / kernel ridge.
@@ -407,6 +426,11 @@ def fit_baselines(train: CompletionSplit, validation: CompletionSplit, test: Com
             results[name] = fit_kernel_ridge(train, validation, test, flip=regressor.flip)
         else:
             results[name] = fit_conv_regressor(train, validation, test, regressor)
+    if "ridge" in results and "kernel_ridge" in results:
+        ridge, kernel = results["ridge"], results["kernel_ridge"]
+        blend = BlendAnchor([ridge.anchor, kernel.anchor])
+        results["blend"] = _select([({"ridge": ridge.params, "kernel_ridge": kernel.params},
+                                     blend)], "blend", train, validation, test)
     return results
 
 

@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=list(BASELINE_NAMES),
                         help="baselines fit besides the mean image, chosen on validation")
     parser.add_argument("--anchor", default="best",
-                        choices=("best", "mean_image", "ridge", "kernel_ridge"),
+                        choices=("best", "mean_image", "ridge", "kernel_ridge", "blend"),
                         help="g of the anchored energy (best: the closed-form baseline best on "
                              "validation)")
     parser.add_argument("--fallback-z", type=float, default=2.0,

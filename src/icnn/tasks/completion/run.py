@@ -36,7 +36,7 @@ from .train import (
     train_completion,
 )
 
-ANCHORS = ("mean_image", "ridge", "kernel_ridge")
+ANCHORS = ("mean_image", "ridge", "kernel_ridge", "blend")
 # The paper's Olivetti table (test MSE, 0-255 units; reference notes §4.3).
 PAPER_MSE = {"bundle_entropy": 833.0, "gd": 872.0, "nonconvex": 850.9}
 
