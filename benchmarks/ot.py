@@ -8,8 +8,8 @@ For each problem (``gaussian:D``, ``mix3tomix10:D``) and one seed, on the same s
 - ``mm``, ``w2gn``, ``amortized``: ``icnn ot`` runs (:func:`icnn.ot.run.run_ot`), each with the
   same epochs, batch and samples; the final weights are scored (nothing is selected with the true map);
 - ``ott``: ott-jax's ``W2NeuralDual`` (JAX on CPU; ``pip install 'icnn-torch[ott]'``) with the
-  same batch size, the same number of training iterations as ours, its ICNNs started at the Gaussian
-  map of the samples like ours; its wall time is reported beside ours.
+  same batch size, learning rate and hidden widths, the largest number of training iterations of
+  ours, its ICNNs started at the Gaussian map of the samples like ours; its wall time is reported beside ours.
 
 Scores: forward and inverse L2-UVP (%), cos, wall seconds. Writes ``OUT/results.json`` and
 ``OUT/table.md``.
@@ -90,6 +90,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16384)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
+    parser.add_argument("--mm-inner", type=int, default=1, help="MM: g steps per f step")
+    parser.add_argument("--amortized-epochs", type=int, default=None,
+                        help="epochs of the amortised solver (default --epochs; its steps cost more)")
     parser.add_argument("--hidden", default="64,64,32")
     parser.add_argument("--quadratic-rank", default="1",
                         help="rank of the quadratic terms, or 'full' for D - 1")
@@ -118,12 +122,14 @@ def main() -> None:
         rank = max(dim - 1, 1) if args.quadratic_rank == "full" else int(args.quadratic_rank)
         steps = 0
         for solver in args.solvers.split(","):
-            config = OTConfig(solver=solver, hidden=hidden, epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, seed=args.seed, quadratic_rank=rank)
+            epochs = args.amortized_epochs if solver == "amortized" and args.amortized_epochs else args.epochs
+            config = OTConfig(solver=solver, hidden=hidden, epochs=epochs, batch_size=args.batch_size,
+                              lr=args.lr, seed=args.seed, quadratic_rank=rank, schedule=args.schedule,
+                              mm_inner=args.mm_inner)
             spec = OTRunSpec(benchmark=problem, samples=args.samples, threads=args.threads)
             report = run_ot(spec, config, out / problem.replace(":", "-") / solver)
             rows[solver] = {k: report[k] for k in (*KEYS, "steps", "cos_inverse") if k in report}
-            steps = report["steps"]
+            steps = max(steps, report["steps"])
             print(problem, solver, {k: round(v, 4) for k, v in rows[solver].items()}, flush=True)
         if not args.no_ott:
             try:

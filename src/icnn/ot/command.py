@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", choices=("gaussian", "identity", "random"), default="gaussian",
                         help="initial map: the Gaussian map of the samples' moments, the identity, "
                              "(both need --quadratic-rank >= 1) or the networks' random initialisation")
-    parser.add_argument("--mm-inner", type=int, default=4, help="MM: g steps per f step")
+    parser.add_argument("--mm-inner", type=int, default=1, help="MM: g steps per f step")
     parser.add_argument("--cycle", type=float, default=1.0, help="W2GN cycle weight lambda")
     parser.add_argument("--amortization", choices=("regression", "objective"), default="regression",
                         help="how the amortised solver trains g")

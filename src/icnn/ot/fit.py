@@ -70,7 +70,7 @@ class OTConfig:
     average: float | None = None
     schedule: str = "constant"
     cycle: float = 1.0
-    mm_inner: int = 4
+    mm_inner: int = 1
     amortization: str = "regression"
     conjugate_tol: float = 1e-4
     conjugate_max_iter: int = 100
