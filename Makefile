@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples docs/hooks
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests

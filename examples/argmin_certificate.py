@@ -24,7 +24,7 @@ torch.set_num_threads(1)
 seed_everything(0)
 
 # a ReLU FICNN fitted to ||y - c||^2, whose minimum c lies outside the box [-1, 1]^2
-centre = torch.tensor([1.7, -0.4])
+centre = torch.tensor([0.8, -1.6])
 model = icnn.FICNN(2, hidden=[32, 32], activation="relu")
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
 for _ in range(100 if FAST else 800):
@@ -38,7 +38,7 @@ box = icnn.Box(-1.0, 1.0)
 pin = (torch.tensor([True, False]), torch.tensor([0.5, 0.0]))  # y_1 = 0.5, y_2 free
 answers = {}
 for name, fixed in [("box", None), ("box, y1 = 0.5", pin)]:
-    bundle = icnn.argmin(model, domain=box, fixed=fixed, method="bundle", tol=1e-4)
+    bundle = icnn.argmin(model, domain=box, fixed=fixed, method="bundle", tol=1e-4, max_iter=500)
     exact = icnn.argmin(model, domain=box, fixed=fixed, method="exact")
     value, lower, best = float(bundle.value), float(bundle.lower_bound), float(exact.value)
     print(f"{name:>14}: y = {bundle.y.squeeze().tolist()}, f = {value:.5f}, certified gap "
