@@ -18,10 +18,11 @@ import importlib
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.exceptions import PluginError
-from mkdocs.structure.files import File, Files
+if TYPE_CHECKING:  # mkdocs is imported where it is used, so the tests need only argparse
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import Files
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE_SUFFIXES = (".png", ".gif")
@@ -42,7 +43,8 @@ def gallery_dir() -> Path:
 
 def _cell(text: object) -> str:
     """``text`` made safe inside a Markdown table cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|").replace("\n", " "))
 
 
 def _flag_rows(parser: argparse.ArgumentParser) -> list[str]:
@@ -58,8 +60,9 @@ def _flag_rows(parser: argparse.ArgumentParser) -> list[str]:
         default = "" if action.default in (None, argparse.SUPPRESS) or action.required else action.default
         if isinstance(action, argparse.BooleanOptionalAction):
             name = ", ".join(action.option_strings)
-        rows.append(f"| `{_cell(name)}` | {_cell(f'`{default}`' if default != '' else '')} | "
-                    f"{_cell(action.help or '')} |")
+        help_text = argparse.HelpFormatter(parser.prog)._expand_help(action) if action.help else ""
+        shown = f"`{str(default).replace('|', '/')}`" if default != "" else ""
+        rows.append(f"| `{name.replace('|', '/')}` | {shown} | {_cell(help_text)} |")
     return rows
 
 
@@ -91,6 +94,9 @@ def cli_reference() -> str:
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """Add the generated CLI page, the experiments' figures and the gallery's figures."""
+    from mkdocs.exceptions import PluginError
+    from mkdocs.structure.files import File
+
     files.append(File.generated(config, "reference/cli.md", content=cli_reference()))
     for folder in (ROOT / "experiments",):
         for path in sorted(folder.rglob("*")):
@@ -123,6 +129,8 @@ def missing_reference(site_dir: Path) -> list[str]:
 
 def on_post_build(config: MkDocsConfig) -> None:
     """Fail the build when a public name is missing from the API reference."""
+    from mkdocs.exceptions import PluginError
+
     missing = missing_reference(Path(config.site_dir))
     if missing:
         raise PluginError(f"expected every public name in the API reference, got no entry for "
