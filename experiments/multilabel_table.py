@@ -74,7 +74,7 @@ def command(dataset: str, model: str, seed: int, data_dir: Path) -> tuple[list[s
         flags += ["--ff-checkpoint", str(baseline.relative_to(ROOT))]
     if model != "ff" and dataset in BASELINES_ONCE:
         flags += ["--baselines"]  # measured by the ff run of the same seed (same split)
-    folder = data_dir / dataset
+    folder = Path(os.path.relpath(data_dir / dataset, ROOT))  # recorded relative to the repository
     argv = ["icnn", "multilabel", "--train", str(folder / f"{dataset}-train.arff"),
             "--test", str(folder / f"{dataset}-test.arff"), "--labels", str(DATASETS[dataset]),
             *flags, "--seed", str(seed), "--threads", "1", "--no-progress",
