@@ -254,7 +254,8 @@ def decode_json_object(path: str | os.PathLike, what: str, text: str) -> dict[st
 
 def check_config_values(path: str | os.PathLike, config: Mapping[str, Any]) -> None:
     """Refuse ``device``/``dtype`` keys and values beyond the caps (:data:`MAX_LIST`,
-    :data:`MAX_INT`), recursively; only JSON scalars, lists and objects are expected."""
+    :data:`MAX_INT`), recursively; only JSON scalars, lists and objects are expected.
+    """
     for key in _FACTORY_KEYS:
         if key in config:
             raise CheckpointError(f"{path}: config key {key!r} is not allowed (the loader chooses "

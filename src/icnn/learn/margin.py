@@ -123,7 +123,8 @@ class LossAugmentedEnergy(nn.Module):
 
 def _example_bounds(domain: Box, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """The box's ``lo, hi`` flattened to ``(prod(shape),)`` in float64; refuses bounds that differ
-    between examples (a batch-agnostic wrapper cannot tell which example it is given)."""
+    between examples (a batch-agnostic wrapper cannot tell which example it is given).
+    """
     out = []
     for name, bound in (("lo", domain.lo), ("hi", domain.hi)):
         t = torch.as_tensor(bound, dtype=torch.float64)

@@ -156,7 +156,8 @@ def read_pointer(pointer_path: Path) -> dict[str, Any]:
 
 def _file_inside(directory: Path, name: str, pointer_path: Path) -> Path:
     """``directory / name`` when ``name`` is a plain file name that stays inside ``directory``
-    after resolving links."""
+    after resolving links.
+    """
     root = directory.resolve()
     candidate = directory / name
     if Path(name).name != name or name in ("", ".", "..") or candidate.resolve().parent != root:

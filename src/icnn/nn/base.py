@@ -65,7 +65,8 @@ class ConvexModel(nn.Module):
 
     def structural_issues(self) -> list[str]:
         """Why the model is not convex in ``y`` now: constrained weights with negative or
-        non-finite entries, a non-monotone activation after layer 0 (empty list: none)."""
+        non-finite entries, a non-monotone activation after layer 0 (empty list: none).
+        """
         issues = []
         for name, layer in self.constrained_layers():
             issue = layer.nonnegativity_issue()

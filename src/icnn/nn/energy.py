@@ -103,7 +103,8 @@ class EnergyTraits:
 
     def plus(self, other: EnergyTraits) -> EnergyTraits:
         """The traits of the sum of two energies: convex if both are, moduli add, the rougher
-        curvature wins (piecewise-linear < smooth < barrier), kinks of either part remain."""
+        curvature wins (piecewise-linear < smooth < barrier), kinks of either part remain.
+        """
         curvature = max(self.curvature, other.curvature, key=_CURVATURE_RANK.__getitem__)
         convex = self.convex and other.convex
         return EnergyTraits(

@@ -122,7 +122,8 @@ class FICNN(ConvexModel):
 
     def condition(self, x: None = None) -> Callable[[Tensor, Tensor | None], Tensor]:
         """``energy(y, index) = f(y)`` with the constrained weights read once (their
-        parametrisation is evaluated now, not at every solver iteration); ``index`` is ignored."""
+        parametrisation is evaluated now, not at every solver iteration); ``index`` is ignored.
+        """
         weight, bias = self.passthrough.weight, self.passthrough.bias
         z_weights = [layer.weight for layer in self.z_layers]
         # the modules' forward directly: no nn.Module call machinery per evaluation
@@ -145,7 +146,8 @@ class FICNN(ConvexModel):
 
     def energy_traits(self) -> EnergyTraits:
         """As :meth:`ConvexModel.energy_traits`, with the quadratic terms' curvature and
-        strong convexity (see :meth:`icnn.nn.layers.PSDQuadratic.traits`) when present."""
+        strong convexity (see :meth:`icnn.nn.layers.PSDQuadratic.traits`) when present.
+        """
         traits = super().energy_traits()
         return traits if self.quadratic is None else self.quadratic.traits(traits, -1)
 

@@ -86,7 +86,8 @@ def init_free_(weight: torch.Tensor, bias: torch.Tensor | None, *, scale: float 
 @torch.no_grad()
 def redraw_default_nonnegative_(layer: nn.Module) -> None:
     """PyTorch's default draw (Kaiming-uniform, ``a = sqrt(5)``) made non-negative by ``|W|``,
-    as the paper's code did; the ``init="default"`` baseline."""
+    as the paper's code did; the ``init="default"`` baseline.
+    """
     sample = nn.init.kaiming_uniform_(torch.empty_like(layer.weight), a=math.sqrt(5)).abs_()
     set_nonnegative_(layer, sample)
 
@@ -95,7 +96,8 @@ def redraw_default_nonnegative_(layer: nn.Module) -> None:
 def init_quadratic_(quadratic: nn.Module) -> None:
     """Quadratic skip terms (:class:`icnn.nn.layers.PSDQuadratic`): factors normal with variance
     ``0.5 / (in_features * rank)`` (a unit's term has mean ``||y||^2 / (2 in_features)``, half
-    a LeCun layer's variance) and a zero diagonal (the constraint's smallest value)."""
+    a LeCun layer's variance) and a zero diagonal (the constraint's smallest value).
+    """
     std = math.sqrt(0.5 / (quadratic.in_features * quadratic.rank))
     quadratic.factors.normal_(0.0, std)
     set_nonnegative_(quadratic.diagonal, torch.zeros_like(quadratic.diagonal.weight))

@@ -210,7 +210,8 @@ class PICNN(ConvexModel):
 
     def energy_traits(self) -> EnergyTraits:
         """As :meth:`ConvexModel.energy_traits`, with the quadratic terms' curvature and
-        strong convexity (see :meth:`icnn.nn.layers.PSDQuadratic.traits`) when present."""
+        strong convexity (see :meth:`icnn.nn.layers.PSDQuadratic.traits`) when present.
+        """
         traits = super().energy_traits()
         return traits if self.quadratic is None else self.quadratic.traits(traits, -1)
 

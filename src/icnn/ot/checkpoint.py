@@ -1,6 +1,7 @@
 """A trained :class:`TransportModel` on disk: one safetensors file whose header holds the
 architecture and the settings its maps need (written with :func:`icnn.checkpoint.write_tensors`,
-read back with the library's checked readers)."""
+read back with the library's checked readers).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ __all__ = ["load_transport", "save_transport"]
 def save_transport(model: TransportModel, config: OTConfig, path: str | os.PathLike,
                    info: dict[str, Any] | None = None) -> Path:
     """Write the weights of ``model`` with its :class:`PotentialConfig`, the run's
-    :class:`OTConfig` and ``info`` (JSON values) to ``path`` atomically."""
+    :class:`OTConfig` and ``info`` (JSON values) to ``path`` atomically.
+    """
     header = {"potential": model.config.to_dict(), "ot": {**config.__dict__, "hidden": list(config.hidden)},
               "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "info": info or {}}
     return write_tensors(path, model.state_dict(), {KEY: json.dumps(header)})

@@ -125,7 +125,8 @@ class FitResult:
 def inverse_map(model: TransportModel, config: OTConfig, z: Tensor, x: Tensor | None = None,
                 stats: ConjugateStats | None = None) -> Tensor:
     """The fitted ``Q → P`` map: ``∇g(z)`` for MM/W2GN, the refined conjugate ``∇f*(z)`` for the
-    amortised solver; ``(batch, D)``, detached."""
+    amortised solver; ``(batch, D)``, detached.
+    """
     if model.config.g_kind == "mlp":
         return refined_inverse(model, z, x, tol=config.conjugate_tol, max_iter=config.conjugate_max_iter,
                                stats=stats).y.detach()
@@ -135,7 +136,8 @@ def inverse_map(model: TransportModel, config: OTConfig, z: Tensor, x: Tensor | 
 
 class _StepClock:
     """The index of the current step inside its epoch, read from the trainer's epoch (restored on
-    resume) and the calls seen since that epoch began: MM's alternation survives a resume."""
+    resume) and the calls seen since that epoch began: MM's alternation survives a resume.
+    """
 
     def __init__(self) -> None:
         self.trainer: Trainer | None = None

@@ -110,7 +110,8 @@ class GaussianPair:
               ) -> GroundTruth:
         """``n`` test points of P (from ``seed``), their exact images and the exact variances; the
         cost is ``½ mean ‖x − T*(x)‖²`` on these points (as the benchmark files estimate it), so
-        the true map scores cos = 1 exactly."""
+        the true map scores cos = 1 exactly.
+        """
         x, _ = self.sample(n, torch.Generator().manual_seed(seed), dtype=torch.float64)
         mapped = self.transport(x)
         cost = float(0.5 * (mapped - x).square().sum(dim=1).mean())

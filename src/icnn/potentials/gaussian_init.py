@@ -149,7 +149,8 @@ def gaussian_map_init(model: nn.Module, source: Tensor | None = None,
 
 def _set_output_quadratic(model: FICNN | PICNN, half_matrix: Tensor) -> None:
     """Output unit's ``F F^T + diag(d)`` := the PSD part of ``half_matrix`` (float64), with
-    ``d`` its smallest eigenvalue and ``F`` the top ``R`` of the rest."""
+    ``d`` its smallest eigenvalue and ``F`` the top ``R`` of the rest.
+    """
     quadratic = model.quadratic
     values, vectors = torch.linalg.eigh(half_matrix)
     values = values.clamp_min(0.0)

@@ -66,7 +66,8 @@ class TiltedEnergy(nn.Module):
 
     def condition(self, context: Tensor) -> Energy:
         """``energy(y, index) = f(x[index], y) - <y, z[index]>``, with ``f``'s own
-        conditioning (a PICNN's context path computed once) when it has one."""
+        conditioning (a PICNN's context path computed once) when it has one.
+        """
         z, x = self.unpack(context)
         model = self.model
         inner = conditioned_energy(model, x, differentiable=torch.is_grad_enabled())

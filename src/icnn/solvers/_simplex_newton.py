@@ -48,7 +48,8 @@ def row_picker(*tensors: Tensor) -> Callable[[Tensor], tuple[Tensor, ...]]:
     dual's ``value`` and ``derivatives`` in the same Newton iteration share one gather.
 
     ``rows`` must be sorted without repeats (as ``nonzero`` gives them): all ``batch`` rows then
-    return the tensors themselves."""
+    return the tensors themselves.
+    """
     cache: dict[str, object] = {"rows": None, "picked": ()}
     batch = tensors[0].shape[0]
 

@@ -42,7 +42,8 @@ def conditioned_energy(model: nn.Module, x: Tensor | None, *, differentiable: bo
 
 def _defines_own_condition(cls: type) -> bool:
     """True when ``cls`` has a ``condition`` written for its own ``forward``: a subclass that
-    overrides ``forward`` but inherits ``condition`` is called as is, never conditioned."""
+    overrides ``forward`` but inherits ``condition`` is called as is, never conditioned.
+    """
     def owner(name: str) -> type | None:
         return next((k for k in cls.__mro__ if name in vars(k)), None)
 

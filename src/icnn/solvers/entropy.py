@@ -42,7 +42,8 @@ def interior_entropy_terms(u: Tensor) -> Tensor:
 def entropy_hessian_inverse(u: Tensor) -> Tensor:
     """``u (1 − u)``, the inverse of the diagonal Hessian ``1/u + 1/(1 − u)`` of ``−H`` in ``u``
     (0 at the faces, where the Hessian is infinite); the implicit gradients of the bundle
-    entropy method use it."""
+    entropy method use it.
+    """
     return u * (1.0 - u)
 
 

@@ -150,7 +150,8 @@ def _planes_backward(problem: Problem, x: Tensor | None, params: tuple[Tensor, .
 def _remember(ctx, problem: Problem, result: ArgminResult, x: Tensor | None,  # noqa: ANN001
               params: tuple[Tensor, ...]) -> Tensor:
     """The common forward of the argmin autograd functions: keep what the backward needs and
-    return ``y*`` (the solver's values, a new tensor)."""
+    return ``y*`` (the solver's values, a new tensor).
+    """
     ctx.problem, ctx.result = problem, result
     ctx.save_for_backward(*(() if x is None else (x,)), *params)
     ctx.has_x = x is not None
@@ -207,7 +208,8 @@ class _BundleEntropyArgmin(torch.autograd.Function):
 
 class _PiecewiseArgmin(torch.autograd.Function):
     """The active-set derivative of a piecewise-linear energy's argmin
-    (:mod:`icnn.solvers.implicit_piecewise`)."""
+    (:mod:`icnn.solvers.implicit_piecewise`).
+    """
 
     @staticmethod
     def forward(ctx, problem, result, x, *params):  # noqa: ANN001
@@ -263,7 +265,8 @@ def interior_mask(problem: Problem, y: Tensor, grad: Tensor | None = None) -> Te
 class _ImplicitArgmin(torch.autograd.Function):
     """The implicit function theorem at ``y*`` with Hessian-vector products of ``f``; for a
     ``bundle_entropy`` result, of ``f - H`` (the entropy's diagonal Hessian in ``y``,
-    ``(1/u + 1/(1 - u)) / width^2``, added on the free coordinates)."""
+    ``(1/u + 1/(1 - u)) / width^2``, added on the free coordinates).
+    """
 
     @staticmethod
     def forward(ctx, problem, result, damping, cg_iter, x, *params):  # noqa: ANN001
@@ -311,7 +314,8 @@ class _ImplicitArgmin(torch.autograd.Function):
 def _polish(problem: Problem, y: Tensor, error: ValueError) -> Tensor:
     """``y`` re-solved tightly for the active-set derivative of a piecewise-linear energy: by the
     exact LP/QP where the model supports it, else by the bundle method on a bounded box;
-    re-raises ``error`` if neither applies."""
+    re-raises ``error`` if neither applies.
+    """
     from .exact import check_exact_supported, solve_exact
 
     try:

@@ -66,7 +66,8 @@ def _flat(problem: Problem, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 def _planes_at(problem: Problem, points: Tensor, index: Tensor, mu: float) -> tuple[Tensor, Tensor]:
     """Planes of ``q = f - (mu/2)||y||^2`` at ``points`` ``(m, n)`` of examples ``index``
-    ``(m,)``: ``g (m, n)``, ``h (m,)``."""
+    ``(m,)``: ``g (m, n)``, ``h (m,)``.
+    """
     value, grad = problem.value_and_grad(points.reshape(-1, *problem.shape), index=index)
     grad = grad.reshape(points.shape).to(points.dtype)
     g = grad - mu * points * problem.free.reshape(problem.batch, -1)[index]
@@ -77,7 +78,8 @@ def _planes_at(problem: Problem, points: Tensor, index: Tensor, mu: float) -> tu
 def _min_norm_dual(G: Tensor, shift: Tensor, at_lo: Tensor, at_hi: Tensor, free: Tensor
                    ) -> SimplexDual:
     """``F(lam) = 1/2 |d(lam)|^2`` with ``d = G^T lam + shift`` less the normal cone: 0 on fixed
-    coordinates, ``min(d, 0)`` at a lower bound, ``max(d, 0)`` at an upper bound."""
+    coordinates, ``min(d, 0)`` at a lower bound, ``max(d, 0)`` at an upper bound.
+    """
     pick = row_picker(G, shift, at_lo, at_hi, free)
 
     def clipped(c: Tensor, lo_: Tensor, hi_: Tensor, free_: Tensor) -> tuple[Tensor, Tensor]:
@@ -104,7 +106,8 @@ def _min_norm_dual(G: Tensor, shift: Tensor, at_lo: Tensor, at_hi: Tensor, free:
 def min_norm_weights(G: Tensor, valid: Tensor, shift: Tensor, at_lo: Tensor, at_hi: Tensor,
                      free: Tensor) -> tuple[Tensor, Tensor]:
     """Simplex weights ``lam (b, k)`` minimising ``|d|`` and the residual ``d (b, n)`` (see
-    :func:`_min_norm_dual`)."""
+    :func:`_min_norm_dual`).
+    """
     dual = _min_norm_dual(G, shift, at_lo, at_hi, free)
     start = valid.to(G.dtype)
     scale = G.abs().amax((1, 2)).clamp_min(1.0)
@@ -212,7 +215,8 @@ def active_planes(problem: Problem, y_star: Tensor) -> dict[str, Tensor]:
 
 def _is_new(G: Tensor, h: Tensor, valid: Tensor, g: Tensor, h_new: Tensor) -> Tensor:
     """``(b,)`` True where plane ``(g, h_new)`` differs from every valid plane (the same piece
-    found twice gives the same plane up to rounding)."""
+    found twice gives the same plane up to rounding).
+    """
     tol = torch.finfo(G.dtype).eps ** 0.5
     scale = g.abs().amax(-1).clamp_min(1.0)
     same_g = (G - g[:, None, :]).abs().amax(-1) <= tol * scale[:, None]

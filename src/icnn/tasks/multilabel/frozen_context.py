@@ -49,7 +49,8 @@ class PrecomputedContext(nn.Module):
 
     def condition(self, context: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
         """``energy(y, index) = f(context[index], y)`` with the gates computed once (the hook
-        :func:`icnn.solvers.conditioning.conditioned_energy` looks for)."""
+        :func:`icnn.solvers.conditioning.conditioned_energy` looks for).
+        """
         return self.picnn.condition_on_path([context[:, :self.x_dim], context[:, self.x_dim:]])
 
     def forward(self, context: Tensor, y: Tensor) -> Tensor:

@@ -29,7 +29,8 @@ from .models import FeedForward, build_picnn
 @torch.no_grad()
 def folded_output_layer(ff: FeedForward) -> tuple[torch.Tensor, torch.Tensor]:
     """``(W, b)`` with ``phi(x) = W u_1 + b``: the baseline's eval-mode BatchNorm folded into its
-    output layer; ``W: (L, hidden)``, ``b: (L,)``."""
+    output layer; ``W: (L, hidden)``, ``b: (L,)``.
+    """
     norm: nn.BatchNorm1d = ff.net[2]
     out: nn.Linear = ff.net[4]
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)

@@ -42,7 +42,8 @@ class EnergyPlusTerm(nn.Module):
 
     def term_given(self, x: Tensor) -> Term:
         """The term at the contexts ``x``, as ``(y, index) -> (batch,)`` (``index`` picks rows
-        of ``x``, None for all)."""
+        of ``x``, None for all).
+        """
         raise NotImplementedError
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:

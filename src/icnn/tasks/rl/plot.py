@@ -142,7 +142,8 @@ def protocol(run: Run) -> tuple[int, int]:
 
 def panel_name(run: Run, runs: Sequence[Run]) -> str:
     """``run.env``, plus its budget (and test episodes) when ``runs`` hold that task under
-    several protocols."""
+    several protocols.
+    """
     protocols = {protocol(other) for other in runs if other.env == run.env}
     if len(protocols) == 1:
         return run.env

@@ -27,7 +27,8 @@ class RenderError(ValueError):
     """The environment could not render a frame (no rendering backend).
 
     A ValueError: the setup, not the code, is at fault, so ``icnn rl video`` reports it in one
-    line (see :func:`icnn.cli.main`)."""
+    line (see :func:`icnn.cli.main`).
+    """
 
 
 @dataclass
