@@ -130,6 +130,11 @@ class ConvexModel(nn.Module):
 
 
 def check_strong_convexity(mu: float) -> float:
+    """``mu`` as a float, checked ``>= 0``.
+
+    Raises:
+        ValueError: ``mu`` negative or NaN.
+    """
     mu = float(mu)
     if not mu >= 0.0:
         raise ValueError(f"strong_convexity must be >= 0, got {mu}")
@@ -148,6 +153,11 @@ def check_sizes(name: str, sizes: Any, *, allow_empty: bool = False) -> tuple[in
 
 
 def check_positive_int(name: str, value: Any) -> int:
+    """``value`` checked to be an int ``> 0`` (not a bool); ``name`` is used in the message.
+
+    Raises:
+        ValueError: ``value`` is not a positive int.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value

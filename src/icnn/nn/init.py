@@ -30,6 +30,11 @@ INITS = ("icnn", "default")
 
 
 def check_init(init: str) -> str:
+    """``init`` checked to be one of :data:`INITS`.
+
+    Raises:
+        ValueError: an unknown initialisation name.
+    """
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     return init
@@ -45,6 +50,7 @@ def convex_weight_moments(fan_in: int, rho: float = 0.5, alpha: float = 0.0) -> 
 
 
 def fan_in_of(weight: torch.Tensor) -> int:
+    """Fan-in of a weight ``(out, *in_shape)``: the number of entries of one output row."""
     return int(weight[0].numel())
 
 

@@ -28,6 +28,7 @@ def validation(enabled: bool) -> Iterator[None]:
 
 
 def validation_enabled() -> bool:
+    """Whether public forwards check their inputs now (see :func:`validation`)."""
     return _ENABLED
 
 

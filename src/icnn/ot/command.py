@@ -19,6 +19,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``icnn ot`` to ``parser``, each with a help text."""
     data = parser.add_argument_group("data")
     data.add_argument("--source", help="(N, D) .npy samples of the source distribution P")
     data.add_argument("--target", help="(M, D) .npy samples of the target distribution Q")
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``icnn ot`` with the parsed ``args``; return the exit status (0 on success)."""
     from .run import OTRunSpec, run_ot
 
     if args.out is None:
@@ -103,6 +105,7 @@ def _config(args: argparse.Namespace):
 
 
 def run_map(args: argparse.Namespace) -> int:
+    """Run ``icnn ot map``: apply a fitted map (or its inverse) to points; return the exit status."""
     from .run import apply_map
 
     count = apply_map(args.checkpoint, args.inputs, args.map_out, context=args.context,

@@ -17,16 +17,19 @@ NAMES = ("overhead", "init_comparison", "inference", "latency")
 
 
 def benchmarks_dir() -> Path:
+    """The checkout's ``benchmarks/`` folder (the scripts ship with the source, not the wheel)."""
     return Path(__file__).resolve().parents[3] / "benchmarks"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``icnn benchmark`` to ``parser``, each with a help text."""
     parser.add_argument("name", choices=NAMES, help="which benchmark to run")
     parser.add_argument("script_args", nargs=argparse.REMAINDER,
                         help="arguments passed on to the benchmark script")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``icnn benchmark`` with the parsed ``args``; return the exit status (0 on success)."""
     script = benchmarks_dir() / f"{args.name}.py"
     if not script.is_file():
         raise FileNotFoundError(f"expected the benchmark script {script}, got no such file; "

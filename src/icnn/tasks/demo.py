@@ -22,6 +22,7 @@ PAPER = {"ff": 0.396, "picnn": 0.415, "spen": 0.422}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``icnn demo`` to ``parser``, each with a help text."""
     add = parser.add_argument
     add("--out", default="runs/demo", help="output folder (metrics.json, demo.png, checkpoints)")
     add("--data", default=None,
@@ -89,6 +90,7 @@ def _plot(path: Path, results: dict[str, dict], histories: dict[str, list]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``icnn demo`` with the parsed ``args``; return the exit status (0 on success)."""
     import torch
     from tqdm.auto import tqdm
 

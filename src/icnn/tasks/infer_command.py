@@ -16,6 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``icnn infer`` to ``parser``, each with a help text."""
     parser.add_argument("--checkpoint", required=True, help="model file written by icnn.save")
     parser.add_argument("--inputs", default=None,
                         help=".npy or .npz inputs (see above); optional for an FICNN")
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``icnn infer`` with the parsed ``args``; return the exit status (0 on success)."""
     import math
     from pathlib import Path
 

@@ -108,6 +108,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``icnn multilabel`` with the parsed ``args``; return the exit status (0 on success)."""
     from tqdm.auto import tqdm
 
     from .experiment import run_experiment

@@ -80,6 +80,7 @@ def build_picnn(x_dim: int, n_labels: int, hidden: Sequence[int] = (200,),
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of scalar parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 

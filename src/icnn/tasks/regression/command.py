@@ -83,6 +83,7 @@ def _widths(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``icnn train`` to ``parser``, each with a help text."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", help="training data file (.npz or .csv, see above)")
     source.add_argument("--target", default="quadratic",
@@ -144,6 +145,7 @@ def training_device(context: DistContext) -> torch.device:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``icnn train`` with the parsed ``args``; return the exit status (0 on success)."""
     import json
     from pathlib import Path
 

@@ -178,6 +178,7 @@ def to_unit_action(env_action: np.ndarray, low: np.ndarray, high: np.ndarray) ->
 
 
 def obs_tensor(obs: np.ndarray) -> torch.Tensor:
+    """An observation as a float32 tensor ``(*obs_shape)``."""
     return torch.as_tensor(obs, dtype=torch.float32)
 
 

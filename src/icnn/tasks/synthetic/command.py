@@ -15,6 +15,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of ``icnn figure`` to ``parser``, each with a help text."""
     parser.add_argument("name", choices=["synthetic"], help="which figure to draw")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--datasets", default="moons,circles,linear",
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``icnn figure`` with the parsed ``args``; return the exit status (0 on success)."""
     import json
 
     from .figure import FigureConfig, make_figure
