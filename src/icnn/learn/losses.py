@@ -21,7 +21,7 @@ def max_margin(
     solver: Solver = "auto", domain: Box | None = None, entropy: bool | None = None,
     solver_options: dict[str, Any] | None = None, reduction: str = "mean",
 ) -> Tensor:
-    r"""Structured hinge loss of Section 5.1, batched:
+    r"""Structured hinge loss of Section 5.1, batched.
 
     .. math::
         \ell_i = \Big(\tilde f(x_i, y_i) - \min_{y \in Y}\big[\tilde f(x_i, y)

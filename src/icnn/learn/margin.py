@@ -19,7 +19,8 @@ def hamming_margin(y_true: Tensor, y: Tensor) -> Tensor:
     it is affine in ``y`` for any ``y_true``, so ``f − Δ`` stays convex in ``y``.
 
     Args:
-        y_true: ``(batch, *shape)``; y: ``(batch, *shape)``.
+        y_true: ``(batch, *shape)`` the reference labels.
+        y: ``(batch, *shape)`` the labels compared with them.
 
     Returns:
         ``(batch,)``.

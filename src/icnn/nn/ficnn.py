@@ -26,7 +26,7 @@ from .layers import NonNegativeLinear, PSDQuadratic, check_quadratic_rank
 
 
 class FICNN(ConvexModel):
-    r"""Fully input convex network ``f(y)``, equation (2) of Amos et al. (2017):
+    r"""Fully input convex network ``f(y)``, equation (2) of Amos et al. (2017).
 
     .. math::
         z_{i+1} = g_i(W^{(z)}_i z_i + W^{(y)}_i y + b_i), \quad f(y) = z_k + \tfrac{\mu}{2}\|y\|^2

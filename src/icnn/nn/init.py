@@ -64,7 +64,8 @@ def init_nonnegative_(
     Args:
         layer: a constrained layer (``NonNegativeLinear`` / ``NonNegativeConv2d``).
         bias: the bias of the sum this layer feeds, or None.
-        rho, alpha: target correlation and leaky-ReLU slope of the activation before it.
+        rho: target correlation of the activations before the layer.
+        alpha: leaky-ReLU slope of the activation before the layer.
         scale: multiplies the standard deviation (``sqrt(0.5)`` when sharing the variance).
     """
     weight = layer.weight

@@ -119,7 +119,7 @@ def check_quadratic_rank(rank: object, first_activation: nn.Module, n_layers: in
 
 
 class PSDQuadratic(nn.Module):
-    r"""Per-unit convex quadratics of the input, low-rank plus diagonal:
+    r"""Per-unit convex quadratics of the input, low-rank plus diagonal.
 
     .. math:: q_o(y) = \sum_{r=1}^{R} (a_{r,o}^T y)^2 + \sum_j d_{o,j}\, y_j^2,
               \qquad d \ge 0,

@@ -26,7 +26,7 @@ from .layers import NonNegativeLinear, PSDQuadratic, check_quadratic_rank
 
 
 class PICNN(ConvexModel):
-    r"""Partially input convex network ``f(x, y)``, convex in ``y``; equation (3):
+    r"""Partially input convex network ``f(x, y)``, convex in ``y``; equation (3).
 
     .. math::
         u_{i+1} &= \tilde g_i(\tilde W_i u_i + \tilde b_i), \qquad u_0 = x \\

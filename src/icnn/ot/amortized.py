@@ -75,10 +75,13 @@ def amortized_loss(model: TransportModel, x: Tensor, y: Tensor, cx: Tensor | Non
 
     Args:
         model: a :class:`TransportModel` with an MLP ``g``.
-        x: ``(batch, D)`` source samples; y: ``(batch, D)`` target samples.
-        cx, cy: ``(batch, C)`` contexts (conditional models) or None.
+        x: ``(batch, D)`` source samples.
+        y: ``(batch, D)`` target samples.
+        cx: ``(batch, C)`` contexts of ``x`` (conditional models) or None.
+        cy: ``(batch, C)`` contexts of ``y`` (conditional models) or None.
         amortization: ``"regression"`` or ``"objective"``.
-        tol, max_iter: the conjugate solver's tolerance and iteration cap.
+        tol: the conjugate solver's relative tolerance.
+        max_iter: the conjugate solver's iteration cap.
         stats: where to record the solver's iterations, residuals and time.
 
     Raises:

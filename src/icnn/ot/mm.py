@@ -1,5 +1,6 @@
-r"""MM: the minimax dual of Makkuva et al. (2020), "Optimal transport mapping via input convex
-neural networks", equation (6):
+r"""MM: the minimax dual of Makkuva et al. (2020), their equation (6).
+
+Makkuva et al., "Optimal transport mapping via input convex neural networks", equation (6):
 
 .. math::
     \min_f \max_g \; \mathbb{E}_{x\sim P} f(x) + \mathbb{E}_{y\sim Q}\big[\langle y, \nabla g(y)\rangle
@@ -37,8 +38,10 @@ def mm_loss(model: TransportModel, x: Tensor, y: Tensor, cx: Tensor | None = Non
 
     Args:
         model: a :class:`TransportModel` with an ICNN ``g``.
-        x: ``(batch, D)`` source samples; y: ``(batch, D)`` target samples.
-        cx, cy: ``(batch, C)`` contexts of x and y (conditional models) or None.
+        x: ``(batch, D)`` source samples.
+        y: ``(batch, D)`` target samples.
+        cx: ``(batch, C)`` contexts of ``x`` (conditional models) or None.
+        cy: ``(batch, C)`` contexts of ``y`` (conditional models) or None.
         phase: ``"f"`` or ``"g"``.
 
     Raises:

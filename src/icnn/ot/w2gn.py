@@ -1,5 +1,6 @@
-r"""W2GN: the non-minimax solver of Korotin et al. (2021), "Wasserstein-2 generative networks"
-(the benchmark paper's "W2" row):
+r"""W2GN: the non-minimax solver of Korotin et al. (2021).
+
+Korotin et al., "Wasserstein-2 generative networks" (the benchmark paper's "W2" row):
 
 .. math::
     \min_{f, g}\; \mathbb{E}_P f(x) + \mathbb{E}_Q\big[\langle y, \bar x\rangle - f(\bar x)\big]
@@ -26,8 +27,10 @@ def w2gn_loss(model: TransportModel, x: Tensor, y: Tensor, cx: Tensor | None = N
 
     Args:
         model: a :class:`TransportModel` with an ICNN ``g``.
-        x: ``(batch, D)`` source samples; y: ``(batch, D)`` target samples.
-        cx, cy: ``(batch, C)`` contexts (conditional models) or None.
+        x: ``(batch, D)`` source samples.
+        y: ``(batch, D)`` target samples.
+        cx: ``(batch, C)`` contexts of ``x`` (conditional models) or None.
+        cy: ``(batch, C)`` contexts of ``y`` (conditional models) or None.
         cycle: ``λ >= 0``, the weight of the cycle term.
 
     Raises:

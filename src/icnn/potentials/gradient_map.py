@@ -35,7 +35,7 @@ class GradientMap(nn.Module):
         self.model = model
 
     def forward(self, y: Tensor, x: Tensor | None = None) -> Tensor:
-        """``\\nabla_y f(x, y)``, ``(batch, *convex_input_shape)``.
+        r"""``\nabla_y f(x, y)``, ``(batch, *convex_input_shape)``.
 
         Raises:
             ValueError: ``y``/``x`` of the wrong shape, dtype or batch size, non-finite, or

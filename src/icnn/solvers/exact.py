@@ -1,12 +1,12 @@
-"""Exact inference for piecewise-linear dense ICNNs: the linear program of paper Section 4.1.
+r"""Exact inference for piecewise-linear dense ICNNs: the linear program of paper Section 4.1.
 
 For a fixed context ``x`` the y-path of a dense ICNN is ``z_{i+1} = g_i(A_i z_i + B_i y + c_i)``
 with ``A_i >= 0`` (see :meth:`icnn.FICNN.affine_layers`). When every ``g_i`` is piecewise linear,
 ``g_i(t) = max_k (a_k t + c_k)``, minimising ``z_k`` over ``y`` is the linear program
 
 .. math::
-    \\min_{y, z} \\; z_k \\quad \\text{s.t.} \\quad
-    z_{i+1} \\ge a_k (A_i z_i + B_i y + c_i) + c_k \\;\\; \\forall i, k, \\qquad lo \\le y \\le hi,
+    \min_{y, z} \; z_k \quad \text{s.t.} \quad
+    z_{i+1} \ge a_k (A_i z_i + B_i y + c_i) + c_k \;\; \forall i, k, \qquad lo \le y \le hi,
 
 which is tight because every ``z`` enters later layers with non-negative weights through
 non-decreasing activations, so the objective pushes each ``z`` down onto its activation. Pieces

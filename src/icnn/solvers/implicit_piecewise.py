@@ -233,7 +233,10 @@ def kkt_adjoint(G: Tensor, active: Tensor, interior: Tensor, curvature: Tensor, 
     solution where the system is singular (see the module doc).
 
     Args:
-        G: ``(b, k, n)``; active: ``(b, k)``; interior: ``(b, n)``; curvature: ``(b, n)``;
+        G: ``(b, k, n)``.
+        active: ``(b, k)``.
+        interior: ``(b, n)``.
+        curvature: ``(b, n)``.
         rhs: ``(b, n)``.
 
     Returns:

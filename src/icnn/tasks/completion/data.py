@@ -99,7 +99,9 @@ def shifted(split: CompletionSplit, down: Tensor, right: Tensor) -> CompletionSp
     the masks stay where they are (the same pixels are observed).
 
     Args:
-        down, right: ``(n,)`` integer shifts, each smaller in magnitude than the image.
+        split: the examples to translate.
+        down: ``(n,)`` integer vertical shifts, each smaller in magnitude than the image.
+        right: ``(n,)`` integer horizontal shifts, each smaller in magnitude than the image.
     """
     n, height, width = split.images.shape
     if down.shape != (n,) or right.shape != (n,):

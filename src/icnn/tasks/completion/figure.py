@@ -16,7 +16,8 @@ def save_completions_figure(
 
     Args:
         path: PNG file to write (parent folders are created).
-        observed, truth: ``(n, H, W)`` images in ``[0, 1]``.
+        observed: ``(n, H, W)`` images in ``[0, 1]``, the observed part.
+        truth: ``(n, H, W)`` images in ``[0, 1]``, the full images.
         completions: method name -> ``(n, H, W)`` completed images.
         mse: method name -> test MSE, printed beside the row label.
         title: figure title.

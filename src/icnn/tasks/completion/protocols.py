@@ -70,7 +70,8 @@ def scale_geometry(kernel_sizes: Sequence[int], strides: Sequence[int], size: Se
     ``s -> max(1, round(s r))``, with ``s <= k`` (no skipped pixels).
 
     Args:
-        kernel_sizes, strides: per conv stage.
+        kernel_sizes: kernel size per conv stage.
+        strides: stride per conv stage.
         size: ``(H, W)`` of the network's input.
     """
     ratio = min(size[0] / REFERENCE_SIZE[0], size[1] / REFERENCE_SIZE[1])

@@ -137,7 +137,8 @@ def knn_label_scores(train_features: Tensor, train_labels: Tensor, query: Tensor
     """k-nearest-neighbour label voting: share of the ``k`` nearest training rows with each label.
 
     Args:
-        train_features: ``(N, D)``; train_labels: ``(N, L)`` 0/1.
+        train_features: ``(N, D)``.
+        train_labels: ``(N, L)`` 0/1.
         query: ``(M, D)`` features to score.
         k: number of neighbours, ``1 <= k <= N``.
         distance: ``"euclidean"`` or ``"cosine"`` (``1 - cos``).
@@ -205,9 +206,12 @@ def run_baselines(names: tuple[str, ...] | list[str], train: MultilabelData,
 
     Args:
         names: a subset of :data:`BASELINES`.
-        train, validation, test: the run's splits (features already standardised).
+        train: the run's training split (features already standardised).
+        validation: the run's validation split.
+        test: the run's test split.
         metric: the validation metric (``threshold_metric`` of the run).
         seed: seeds scikit-learn's solvers.
+        log: called with one line per fitted baseline (None: silent).
 
     Returns:
         ``{name: BaselineResult}`` in the order of ``names``.

@@ -1,8 +1,8 @@
-"""``icnn multilabel``: train the baseline or the PICNN on a Mulan ARFF pair and score the test file.
+r"""``icnn multilabel``: train the baseline or the PICNN on a Mulan ARFF pair and score the test file.
 
 Example::
 
-    icnn multilabel --train bibtex-train.arff --test bibtex-test.arff --labels 159 \\
+    icnn multilabel --train bibtex-train.arff --test bibtex-test.arff --labels 159 \
         --model picnn --training argmin --out runs/bibtex-picnn
 """
 

@@ -33,7 +33,9 @@ def label_scores(model: nn.Module, x: Tensor, *, solver: str = "bundle_entropy",
         model: :class:`FeedForward` (scores ``sigmoid(logits)``) or an energy convex in ``y``
             (scores ``argmin_y f(x, y)`` over ``[0, 1]^L`` by ``solver``).
         x: ``(N, D)`` features.
-        solver, iterations: the :func:`icnn.argmin` method and its ``max_iter``.
+        solver: the :func:`icnn.argmin` method.
+        iterations: its ``max_iter``.
+        batch_size: examples per call.
     """
     if isinstance(model, FeedForward):
         return feedforward_scores(model, x, batch_size)

@@ -63,7 +63,8 @@ def build_picnn(x_dim: int, n_labels: int, hidden: Sequence[int] = (200,),
     """The PICNN energy ``f(x, y)`` over ``y in [0, 1]^n_labels`` used by ``icnn multilabel``.
 
     Args:
-        x_dim, n_labels: sizes of the features and of the label vector.
+        x_dim: size of the features.
+        n_labels: size of the label vector.
         hidden: y-path hidden widths (the output layer of width 1 is appended).
         x_hidden: x-path widths, one per y-path hidden layer (default: 600, the paper's width).
         strong_convexity: ``mu`` of the added ``mu/2 ||y||^2`` (keeps the argmin unique).
