@@ -50,14 +50,17 @@ class MultilabelData:
 
     @property
     def n_examples(self) -> int:
+        """Number of examples ``N``."""
         return self.features.shape[0]
 
     @property
     def n_features(self) -> int:
+        """Number of features ``D``."""
         return self.features.shape[1]
 
     @property
     def n_labels(self) -> int:
+        """Number of labels ``L``."""
         return self.labels.shape[1]
 
     @property

@@ -72,9 +72,15 @@ class WeightAverage:
         self.model.load_state_dict(self.shadow, strict=False)
 
     def state_dict(self) -> dict[str, object]:
+        """Steps, decay and the averaged tensors, for a checkpoint."""
         return {"steps": self.steps, "decay": self.decay, "shadow": dict(self.shadow)}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: the saved average does not match this model's state.
+        """
         shadow = state["shadow"]
         if not isinstance(shadow, dict) or set(shadow) != set(self.shadow):
             raise ValueError("the saved weight average does not match this model's state")

@@ -43,10 +43,12 @@ class DistContext:
 
     @property
     def enabled(self) -> bool:
+        """True when more than one process takes part."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0, the process that writes files and logs."""
         return self.rank == 0
 
 

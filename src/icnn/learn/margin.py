@@ -83,6 +83,7 @@ class LossAugmentedEnergy(nn.Module):
 
     @property
     def has_context(self) -> bool:
+        """Always True: the context packs ``x`` (if any) and ``y_true``."""
         return True
 
     def energy_traits(self) -> EnergyTraits:
@@ -110,6 +111,7 @@ class LossAugmentedEnergy(nn.Module):
         return context[:, :self.x_size].reshape(batch, *self.model_context_shape), y_true
 
     def forward(self, context: Tensor, y: Tensor) -> Tensor:
+        """``f(x, y) - s Δ(y_true, y)`` (minus the entropy when set), ``(batch,)``."""
         x, y_true = self.split(context)
         energy = self.model(y) if x is None else self.model(x, y)
         value = energy - self.margin * hamming_margin(y_true, y)
@@ -119,6 +121,7 @@ class LossAugmentedEnergy(nn.Module):
         return value
 
     def extra_repr(self) -> str:
+        """The margin scale and whether the entropy is subtracted."""
         return f"margin={self.margin}, entropy={self.entropy}"
 
 

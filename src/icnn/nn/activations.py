@@ -130,10 +130,12 @@ class ConvexActivation(nn.Module):
 
     @property
     def spec(self) -> ActivationSpec:
+        """The registry entry of this activation."""
         return ACTIVATIONS[self.name]
 
     @property
     def nondecreasing(self) -> bool:
+        """True when the activation is non-decreasing (allowed after the first layer)."""
         return self.spec.nondecreasing
 
     def pieces(self) -> tuple[tuple[float, float], ...] | None:
@@ -141,12 +143,15 @@ class ConvexActivation(nn.Module):
         return None if self.spec.pieces is None else self.spec.pieces(self.params)
 
     def forward(self, t: Tensor) -> Tensor:
+        """The activation applied elementwise, same shape as ``t``."""
         return self.spec.forward(t, **self.params)
 
     def to_config(self) -> dict[str, Any]:
+        """``{"name": ..., **params}``, accepted back by :func:`make_activation`."""
         return {"name": self.name, **self.params}
 
     def extra_repr(self) -> str:
+        """The name and the parameters."""
         args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"{self.name}" + (f", {args}" if args else "")
 

@@ -39,6 +39,7 @@ class ConvexModel(nn.Module):
 
     @property
     def has_context(self) -> bool:
+        """True when the model takes a context ``x`` (a PICNN)."""
         return self.context_shape is not None
 
     @property
@@ -82,10 +83,12 @@ class ConvexModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype of the parameters."""
         return next(self.parameters()).dtype
 
     @property
     def device(self) -> torch.device:
+        """The device of the parameters."""
         return next(self.parameters()).device
 
     def constrained_layers(self) -> Iterator[tuple[str, nn.Module]]:
@@ -95,6 +98,7 @@ class ConvexModel(nn.Module):
                 yield name, module
 
     def convex_activations(self) -> Iterator[tuple[str, ConvexActivation]]:
+        """``(name, activation)`` for every convex activation module of the model."""
         for name, module in self.named_modules():
             if isinstance(module, ConvexActivation):
                 yield name, module
@@ -126,6 +130,7 @@ class ConvexModel(nn.Module):
         return 0.5 * mu * y.flatten(1).square().sum(dim=1)
 
     def extra_repr(self) -> str:
+        """The constraint and the strong-convexity modulus."""
         return f"constraint={self.constraint}, strong_convexity={self.strong_convexity}"
 
 

@@ -29,9 +29,11 @@ class SoftplusNonNegative(nn.Module):
     """Parametrisation ``W = softplus(V)``; ``right_inverse`` maps a non-negative ``W`` back."""
 
     def forward(self, raw: Tensor) -> Tensor:
+        """``W = softplus(V)``, elementwise."""
         return F.softplus(raw)
 
     def right_inverse(self, weight: Tensor) -> Tensor:
+        """``V = softplus^{-1}(W)`` (``W`` clamped to a tiny positive value first)."""
         weight = weight.clamp_min(_TINY)
         # softplus^-1(w) = log(expm1(w)) = w + log(-expm1(-w)), stable for large w
         return weight + torch.log(-torch.expm1(-weight))
@@ -41,9 +43,11 @@ class ExpNonNegative(nn.Module):
     """Parametrisation ``W = exp(V)``."""
 
     def forward(self, raw: Tensor) -> Tensor:
+        """``W = exp(V)``, elementwise."""
         return torch.exp(raw)
 
     def right_inverse(self, weight: Tensor) -> Tensor:
+        """``V = log(W)`` (``W`` clamped to a tiny positive value first)."""
         return torch.log(weight.clamp_min(_TINY))
 
 

@@ -72,6 +72,7 @@ class ConvStage:
         return F.pad(t, self.extra_pad) if any(self.extra_pad) else t
 
     def conv_kwargs(self) -> dict[str, Any]:
+        """``kernel_size``, ``stride`` and ``padding`` for ``nn.Conv2d``."""
         return {"kernel_size": self.kernel, "stride": self.stride, "padding": self.padding}
 
 
@@ -220,6 +221,7 @@ class ConvFICNN(ConvexModel):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        """Re-draw every parameter with the model's ``init``."""
         if self.config["init"] == "default":
             for layer in (*self.y_convs, *self.y_dense):
                 layer.reset_parameters()
@@ -245,6 +247,7 @@ class ConvFICNN(ConvexModel):
                               alpha=_slope(self.activations[n_conv - 1 + j]), scale=math.sqrt(0.5))
 
     def forward(self, y: Tensor) -> Tensor:
+        """``f(y)`` for ``y: (batch, C, H, W)``, ``(batch,)``."""
         self._check_inputs(None, y)
         y_channels = self.convex_input_shape[0]
         y_bar, z = y, None
@@ -430,6 +433,7 @@ class ConvPICNN(ConvexModel):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        """Re-draw every parameter with the model's ``init``."""
         default = self.config["init"] == "default"
         free = (*self.x_convs, *self.gate_convs, *self.u_convs, *self.y_convs, *self.y_down,
                 *self.x_dense, *self.u_dense, *self.y_dense)
@@ -489,6 +493,7 @@ class ConvPICNN(ConvexModel):
 
     @property
     def n_context_features(self) -> int:
+        """Size of the packed context features (see :meth:`context_features`)."""
         return sum(math.prod(shape) for shape in self.context_feature_shapes)
 
     def context_features(self, x: Tensor) -> Tensor:
@@ -547,6 +552,7 @@ class ConvPICNN(ConvexModel):
         return energy
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """``f(x, y)`` for ``x: (batch, *x_shape)``, ``y: (batch, *y_shape)``, ``(batch,)``."""
         self._check_inputs(x, y)
         return self.energy_from_features(self.context_features(x), y)
 

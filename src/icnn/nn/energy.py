@@ -166,7 +166,9 @@ class ConvexEnergy(Protocol):
     convex_input_shape: tuple[int, ...]
     context_shape: tuple[int, ...] | None
 
-    def energy_traits(self) -> EnergyTraits: ...
+    def energy_traits(self) -> EnergyTraits:
+        """What the energy is now: convexity, strong convexity, curvature, constraint."""
+        ...
 
 
 def energy_traits(model: object) -> EnergyTraits:

@@ -98,6 +98,7 @@ class FICNN(ConvexModel):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        """Re-draw every parameter with the model's ``init``."""
         self._reset_network()
         if self.quadratic is not None:
             init_quadratic_(self.quadratic)
@@ -117,6 +118,7 @@ class FICNN(ConvexModel):
             init_nonnegative_(layer, bias_slices[i + 1], alpha=slope, scale=math.sqrt(0.5))
 
     def forward(self, y: Tensor) -> Tensor:
+        """``f(y)`` for ``y: (batch, y_dim)``, ``(batch,)``."""
         self._check_inputs(None, y)
         return self.condition()(y, None)
 

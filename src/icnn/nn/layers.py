@@ -56,6 +56,7 @@ class NonNegativeLinear(nn.Linear):
 
     @property
     def raw_weight(self) -> Tensor:
+        """The unconstrained parameter behind the weight (the weight itself under ``project``)."""
         return raw_weight(self)
 
     def project_(self) -> None:
@@ -67,6 +68,7 @@ class NonNegativeLinear(nn.Linear):
         return nonnegativity_issue(self)
 
     def extra_repr(self) -> str:
+        """The ``nn.Linear`` settings and the constraint."""
         return f"{super().extra_repr()}, constraint={self.constraint}"
 
 
@@ -85,6 +87,7 @@ class NonNegativeConv2d(nn.Conv2d):
 
     @property
     def raw_weight(self) -> Tensor:
+        """The unconstrained parameter behind the filters (the filters under ``project``)."""
         return raw_weight(self)
 
     def project_(self) -> None:
@@ -96,6 +99,7 @@ class NonNegativeConv2d(nn.Conv2d):
         return nonnegativity_issue(self)
 
     def extra_repr(self) -> str:
+        """The ``nn.Conv2d`` settings and the constraint."""
         return f"{super().extra_repr()}, constraint={self.constraint}"
 
 
@@ -153,6 +157,7 @@ class PSDQuadratic(nn.Module):
                                           device=device, dtype=dtype)
 
     def forward(self, y: Tensor) -> Tensor:
+        """``q(y)`` for ``y: (batch, in_features)``, ``(batch, out_features)``."""
         return self.bind()(y)
 
     def bind(self) -> Callable[[Tensor], Tensor]:
@@ -188,4 +193,5 @@ class PSDQuadratic(nn.Module):
         return factors.T @ factors + torch.diag(self.diagonal.weight[unit])
 
     def extra_repr(self) -> str:
+        """Input and output sizes and the rank."""
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"

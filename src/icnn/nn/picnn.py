@@ -126,6 +126,7 @@ class PICNN(ConvexModel):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        """Re-draw every parameter with the model's ``init``."""
         self._reset_network()
         if self.quadratic is not None:
             init_quadratic_(self.quadratic)
@@ -164,6 +165,7 @@ class PICNN(ConvexModel):
         return u
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """``f(x, y)`` for ``x: (batch, x_dim)``, ``y: (batch, y_dim)``, ``(batch,)``."""
         self._check_inputs(x, y)
         return self.condition(x)(y, None)
 

@@ -34,6 +34,7 @@ class ConjugateStats:
     seconds: list[float] = field(default_factory=list)
 
     def add(self, iterations: int | Tensor, residual: Tensor, converged: Tensor, seconds: float) -> None:
+        """Record one conjugate solve: mean iterations, worst residual, unconverged share, seconds."""
         self.iterations.append(float(torch.as_tensor(iterations).double().mean()))
         self.residuals.append(float(residual.double().max()))
         self.unconverged.append(float((~converged).double().mean()))

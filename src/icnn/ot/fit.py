@@ -107,6 +107,7 @@ class OTConfig:
                              optimizer="adam", find_unused_parameters=self.solver == "mm")
 
     def potential_config(self, dim: int, context_dim: int) -> PotentialConfig:
+        """The :class:`PotentialConfig` of this run for data of size ``dim``, contexts of ``context_dim``."""
         return PotentialConfig(dim=dim, context_dim=context_dim, hidden=tuple(self.hidden),
                                activation=self.activation, strong_convexity=self.strong_convexity,
                                quadratic_rank=self.quadratic_rank,

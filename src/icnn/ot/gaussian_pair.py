@@ -78,6 +78,7 @@ class GaussianPair:
 
     @property
     def dim(self) -> int:
+        """Dimension ``D`` of the samples."""
         return int(self.mean_p.shape[0])
 
     def sample(self, n: int, generator: torch.Generator, *, dtype: torch.dtype = torch.float32

@@ -65,6 +65,7 @@ class PotentialConfig:
             raise ValueError(f"expected g_kind in {G_KINDS}, got {self.g_kind!r}")
 
     def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable dict (for checkpoints)."""
         return {**asdict(self), "hidden": list(self.hidden)}
 
 
@@ -139,6 +140,7 @@ class TransportModel(nn.Module):
 
     @property
     def conditional(self) -> bool:
+        """True when the potentials take a context (one map per context)."""
         return self.config.context_dim > 0
 
     def potential(self, y: Tensor, x: Tensor | None = None) -> Tensor:

@@ -85,6 +85,7 @@ class GradientMap(nn.Module):
             return self.model(y) if x is None else self.model(x, y)
 
     def extra_repr(self) -> str:
+        """The potential's class."""
         return f"potential={type(self.model).__name__}"
 
 

@@ -62,6 +62,7 @@ class TiltedEnergy(nn.Module):
         return z, context[:, :self.x_numel].reshape(batch, *self.inner_context_shape)
 
     def forward(self, context: Tensor, y: Tensor) -> Tensor:
+        """``f(x, y) - <y, z>`` for the packed context ``(x, z)``, ``(batch,)``."""
         return self.condition(context)(y, None)
 
     def condition(self, context: Tensor) -> Energy:

@@ -64,6 +64,7 @@ class AnchoredEnergy(FeatureEnergy):
 
     @property
     def is_convex(self) -> bool:
+        """Whether the inner energy is convex now."""
         return self.inner.is_convex
 
     @property

@@ -55,9 +55,11 @@ class Anchor(nn.Module):
         self.y_shape = tuple(int(s) for s in y_shape)
 
     def predict(self, x: Tensor) -> Tensor:
+        """Flat predictions ``(batch, prod(y_shape))`` for observed parts ``x``."""
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
+        """Predictions clamped to ``[0, 1]``, ``(batch, *y_shape)``, without gradients."""
         with torch.no_grad():
             return self.predict(x).clamp(0.0, 1.0).reshape(x.shape[0], *self.y_shape)
 
@@ -70,6 +72,7 @@ class MeanAnchor(Anchor):
         self.register_buffer("mean", mean.detach().clone())
 
     def predict(self, x: Tensor) -> Tensor:
+        """The mean training image's missing part, for every example."""
         return self.mean.expand(x.shape[0], *self.y_shape)
 
 
@@ -82,6 +85,7 @@ class LinearAnchor(Anchor):
         self.register_buffer("bias", bias.detach().clone())
 
     def predict(self, x: Tensor) -> Tensor:
+        """The ridge regression's prediction, flat."""
         return x.flatten(1).to(self.weight.dtype) @ self.weight + self.bias
 
 
@@ -100,6 +104,7 @@ class KernelAnchor(Anchor):
         self.gamma = float(gamma)
 
     def predict(self, x: Tensor) -> Tensor:
+        """The RBF kernel ridge regression's prediction, flat."""
         distances = torch.cdist(x.flatten(1).to(self.centers.dtype), self.centers).square()
         return torch.exp(-self.gamma * distances) @ self.dual + self.offset
 
@@ -112,6 +117,7 @@ class BlendAnchor(Anchor):
         self.members = nn.ModuleList(anchors)
 
     def predict(self, x: Tensor) -> Tensor:
+        """The mean of the members' predictions, flat."""
         parts = [m(x).flatten(1) for m in self.members]
         return sum(parts) / len(parts)
 
@@ -156,6 +162,7 @@ class ConvRegressor(Anchor):
         return self.out(h)
 
     def predict(self, x: Tensor) -> Tensor:
+        """The conv net's prediction in ``(0, 1)``."""
         return torch.sigmoid(self.logits(x))
 
 

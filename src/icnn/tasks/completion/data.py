@@ -152,10 +152,12 @@ class CompletionData:
 
     @property
     def x_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the observed part ``x``."""
         return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
 
     @property
     def y_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the missing part ``y``."""
         return tuple(self.train.y.shape[1:])  # type: ignore[return-value]
 
 

@@ -37,9 +37,11 @@ class FeatureEnergy(ConvexModel):
     """
 
     def features(self, x: Tensor) -> Tensor:
+        """Everything the energy needs from ``x``, ``(batch, n_features)``."""
         raise NotImplementedError
 
     def energy(self, features: Tensor, y: Tensor) -> Tensor:
+        """The energy ``(batch,)`` of ``y`` given precomputed ``features``."""
         raise NotImplementedError
 
     def condition(self, features: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
@@ -51,6 +53,7 @@ class FeatureEnergy(ConvexModel):
         return energy
 
     def forward(self, features: Tensor, y: Tensor) -> Tensor:
+        """The energy ``(batch,)`` of ``y`` given ``features`` (inputs checked)."""
         self._check_inputs(features, y)
         return self.energy(features, y)
 
@@ -81,6 +84,7 @@ class CompletionEnergy(FeatureEnergy):
 
     @property
     def is_convex(self) -> bool:
+        """Whether the conv PICNN is convex now."""
         return self.model.is_convex
 
     def energy_traits(self) -> EnergyTraits:
@@ -89,6 +93,7 @@ class CompletionEnergy(FeatureEnergy):
 
     @property
     def scale(self) -> float:
+        """The learned positive scale ``s`` of the energy."""
         return float(self.log_scale.detach().exp())
 
     def features(self, x: Tensor) -> Tensor:

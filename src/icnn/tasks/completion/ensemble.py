@@ -46,6 +46,7 @@ class CompletionEnsemble(FeatureEnergy):
 
     @property
     def is_convex(self) -> bool:
+        """True when every member is convex now."""
         return all(m.is_convex for m in self.members)
 
     def energy_traits(self) -> EnergyTraits:

@@ -126,6 +126,7 @@ class CompletionConfig:
 
     @property
     def inference(self) -> InferenceConfig:
+        """The inference settings of this variant (method, steps, step size, momentum)."""
         method = "bundle_entropy" if self.variant == "bundle_entropy" else "gd"
         return InferenceConfig(method=method, steps=self.inner_steps, lr=self.inner_lr,
                                momentum=self.momentum)

@@ -62,6 +62,7 @@ class BaselineResult:
     grid: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """Test scores, threshold, validation score, hyper-parameters, fit time and grid as a dict."""
         return {**self.test, "threshold": self.threshold, "val_score": self.val_score,
                 "hyper": self.hyper, "fit_s": round(self.fit_s, 2), "grid": self.grid}
 

@@ -60,9 +60,11 @@ class EntropyWeighted(nn.Module):
 
     @property
     def has_context(self) -> bool:
+        """True when the wrapped energy takes a context."""
         return self.context_shape is not None
 
     def energy_traits(self) -> EnergyTraits:
+        """The wrapped energy's traits divided by the weight."""
         return self.energy.energy_traits().scaled(1.0 / self.weight)
 
     def condition(self, x: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
@@ -71,9 +73,11 @@ class EntropyWeighted(nn.Module):
         return lambda y, index=None: inner(y, index) / self.weight
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """The wrapped energy divided by the weight, ``(batch,)``."""
         return self.energy(x, y) / self.weight
 
     def extra_repr(self) -> str:
+        """The weight."""
         return f"weight={self.weight}"
 
 

@@ -41,6 +41,7 @@ class PrecomputedContext(nn.Module):
 
     @property
     def has_context(self) -> bool:
+        """Always True: the context is the precomputed x-path features."""
         return True
 
     def energy_traits(self) -> EnergyTraits:
@@ -54,6 +55,7 @@ class PrecomputedContext(nn.Module):
         return self.picnn.condition_on_path([context[:, :self.x_dim], context[:, self.x_dim:]])
 
     def forward(self, context: Tensor, y: Tensor) -> Tensor:
+        """The PICNN's energy ``(batch,)`` from precomputed context features."""
         return self.condition(context)(y, None)
 
 

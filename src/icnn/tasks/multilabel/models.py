@@ -55,6 +55,7 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Label logits ``(batch, L)`` of features ``x: (batch, D)``."""
         return self.net(x)
 
 

@@ -124,9 +124,11 @@ class BestOnValidation:
 
     @property
     def key(self) -> str:
+        """The name of the validation metric, ``val_<threshold_metric>``."""
         return f"val_{self.config.threshold_metric}"
 
     def __call__(self, model: nn.Module) -> dict[str, float]:
+        """The trainer's evaluation hook: count the epoch and :meth:`score` the model."""
         self.epoch += 1
         return self.score(model)
 
@@ -136,6 +138,7 @@ class BestOnValidation:
         return {"epoch": 0, **self.score(model)}
 
     def score(self, model: nn.Module) -> dict[str, float]:
+        """Validation scores of ``model`` at its best threshold; keeps the best weights so far."""
         scores = label_scores(model, self.features, solver=self.config.inference_solver,
                               iterations=self.config.solver_iters)
         choice = best_threshold(scores, self.validation.labels, self.config.threshold_metric)
@@ -151,6 +154,7 @@ class BestOnValidation:
         return {self.key: score, "val_threshold": choice.threshold}
 
     def restore(self, model: nn.Module) -> None:
+        """Load the best weights seen into ``model`` (no-op before any score)."""
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
 

@@ -54,6 +54,7 @@ class Actor(nn.Module):
         self.net = mlp(obs_dim, hidden, act_dim, output_activation=nn.Tanh)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Actions ``(batch, act_dim)`` in ``[-1, 1]`` for observations ``(batch, obs_dim)``."""
         return self.net(obs)
 
 
@@ -68,6 +69,7 @@ class Critic(nn.Module):
         self.net = mlp(obs_dim + act_dim, hidden, 1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``Q(s, a)``, ``(batch,)``."""
         return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
 
 
@@ -123,6 +125,7 @@ class DDPG:
         return action.clamp(-1.0, 1.0)
 
     def reset_noise(self) -> None:
+        """Reset the exploration noise (at the start of an episode)."""
         self.noise.reset()
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -152,6 +155,7 @@ class DDPG:
         }
 
     def networks(self) -> dict[str, nn.Module]:
+        """The agent's networks by name (what a checkpoint stores)."""
         return {
             "actor": self.actor,
             "critic": self.critic,

@@ -47,6 +47,7 @@ class EnergyPlusTerm(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """The wrapped energy plus the term, ``(batch,)``."""
         return self.energy(x, y) + self.term_given(x)(y, None)
 
     def condition(self, x: Tensor) -> Term:

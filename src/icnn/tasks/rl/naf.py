@@ -77,6 +77,7 @@ class NAFNetwork(nn.Module):
         self.register_buffer("tril_cols", cols, persistent=False)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(V(s), mu(s), L(s))``: ``(batch,)``, ``(batch, act_dim)`` and ``(batch, act_dim, act_dim)``."""
         features = self.trunk(obs)
         value = self.value_head(features).squeeze(-1)
         mu = self.mu_head(features)
@@ -142,6 +143,7 @@ class NAF:
         return action.clamp(-1.0, 1.0)
 
     def reset_noise(self) -> None:
+        """Reset the exploration noise (at the start of an episode)."""
         self.noise.reset()
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -161,4 +163,5 @@ class NAF:
         return {"q_loss": loss.item(), "q": q.mean().item()}
 
     def networks(self) -> dict[str, nn.Module]:
+        """The agent's networks by name (what a checkpoint stores)."""
         return {"q_network": self.q_network, "q_target": self.q_target}

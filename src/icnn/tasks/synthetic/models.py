@@ -27,6 +27,7 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(hidden[-1], 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Class logits of points ``x: (batch, 2)``."""
         return self.net(x)
 
 
@@ -48,6 +49,7 @@ class JointEnergy(nn.Module):
         return self.ficnn.energy_traits()
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """The FICNN of ``(x, y)`` jointly, ``(batch,)``."""
         return self.ficnn(torch.cat([x, y], dim=1))
 
 
@@ -68,6 +70,7 @@ class EnergyClassifier(nn.Module):
         self.domain = domain
 
     def forward(self, x: Tensor) -> Tensor:
+        """The prediction ``y_hat`` by unrolled momentum descent on the energy, ``(batch, 1)``."""
         start = torch.full((x.shape[0], 1), self.y0, dtype=x.dtype, device=x.device)
         return unrolled_gd(self.energy, x, start, steps=self.steps, lr=self.lr,
                            momentum=self.momentum, domain=self.domain,
