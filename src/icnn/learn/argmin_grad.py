@@ -1,5 +1,6 @@
-"""Learning through the argmin (Section 5.2): predictions ``ŷ(x; θ) = argmin_y f(x, y; θ)``
-that carry gradients to ``θ``, by unrolling or implicitly.
+"""Learning through the argmin (Section 5.2).
+
+Predictions ``ŷ(x; θ) = argmin_y f(x, y; θ)`` that carry gradients to ``θ``, by unrolling or implicitly.
 """
 
 from __future__ import annotations

@@ -33,8 +33,10 @@ CUDA_BACKENDS = ("nccl",)
 
 @dataclass(frozen=True)
 class DistContext:
-    """Where this process sits: ``rank`` in ``0..world_size-1``, and ``device``, the device of
-    the tensors its collectives exchange (and, under NCCL, of the model it trains).
+    """Where this process sits.
+
+    ``rank`` in ``0..world_size-1``, and ``device``, the device of the tensors its collectives exchange (and,
+    under NCCL, of the model it trains).
     """
 
     rank: int = 0

@@ -30,8 +30,9 @@ def hamming_margin(y_true: Tensor, y: Tensor) -> Tensor:
 
 
 class LossAugmentedEnergy(nn.Module):
-    r"""``g(c, y) = f(x, y) − s·Δ(y_true, y) [− H(u)]``, convex in ``y``: the objective of
-    loss-augmented inference, in the form :func:`icnn.argmin` takes (Section 5.1).
+    r"""``g(c, y) = f(x, y) − s·Δ(y_true, y) [− H(u)]``, convex in ``y``.
+
+    The objective of loss-augmented inference, in the form :func:`icnn.argmin` takes (Section 5.1).
 
     The entropy is the one the bundle entropy method uses, on the rescaled box
     ``u = (y − lo)/(hi − lo)`` of ``domain`` (:func:`icnn.solvers.entropy.box_negative_entropy`),
@@ -126,8 +127,10 @@ class LossAugmentedEnergy(nn.Module):
 
 
 def _example_bounds(domain: Box, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-    """The box's ``lo, hi`` flattened to ``(prod(shape),)`` in float64; refuses bounds that differ
-    between examples (a batch-agnostic wrapper cannot tell which example it is given).
+    """The box's ``lo, hi`` flattened to ``(prod(shape),)`` in float64.
+
+    Refuses bounds that differ between examples (a batch-agnostic wrapper cannot tell which example it is
+    given).
     """
     out = []
     for name, bound in (("lo", domain.lo), ("hi", domain.hi)):

@@ -1,5 +1,7 @@
-"""Training state on disk: model weights (safetensors) plus optimiser, scheduler, RNG and epoch
-in a ``torch.save`` file read back with ``weights_only=True`` — loading never executes code.
+"""Training state on disk.
+
+Model weights (safetensors) plus optimiser, scheduler, RNG and epoch in a ``torch.save`` file read back with
+``weights_only=True`` — loading never executes code.
 
 Layout of a checkpoint directory::
 
@@ -116,8 +118,9 @@ def save_checkpoint(directory: Path, epoch: int, model: nn.Module, state: dict[s
 
 
 def load_checkpoint(directory: Path, model: nn.Module) -> dict[str, Any] | None:
-    """Load the latest checkpoint of ``directory`` into ``model``; return the trainer state
-    (or None when there is no checkpoint). Uses ``torch.load(weights_only=True)``.
+    """Load the latest checkpoint of ``directory`` into ``model``.
+
+    Return the trainer state (or None when there is no checkpoint). Uses ``torch.load(weights_only=True)``.
 
     Raises:
         ValueError: ``latest.json`` is malformed, names a file outside ``directory``, or its

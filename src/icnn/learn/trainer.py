@@ -1,5 +1,7 @@
-"""One trainer for every task: mini-batches, optimiser and schedule, clipping, evaluation,
-early stopping, metrics files, exact resume and data-parallel runs under ``torchrun``.
+"""One trainer for every task.
+
+Mini-batches, optimiser and schedule, clipping, evaluation, early stopping, metrics files, exact resume and
+data-parallel runs under ``torchrun``.
 """
 
 from __future__ import annotations

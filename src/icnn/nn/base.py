@@ -65,8 +65,10 @@ class ConvexModel(nn.Module):
                             constraint=self.constraint, issues=issues)
 
     def structural_issues(self) -> list[str]:
-        """Why the model is not convex in ``y`` now: constrained weights with negative or
-        non-finite entries, a non-monotone activation after layer 0 (empty list: none).
+        """Why the model is not convex in ``y`` now.
+
+        Constrained weights with negative or non-finite entries, a non-monotone activation after layer 0
+        (empty list: none).
         """
         issues = []
         for name, layer in self.constrained_layers():

@@ -102,8 +102,10 @@ class EnergyTraits:
         return self.curvature == PIECEWISE_LINEAR and self.strong_convexity == 0.0
 
     def plus(self, other: EnergyTraits) -> EnergyTraits:
-        """The traits of the sum of two energies: convex if both are, moduli add, the rougher
-        curvature wins (piecewise-linear < smooth < barrier), kinks of either part remain.
+        """The traits of the sum of two energies.
+
+        Convex if both are, moduli add, the rougher curvature wins (piecewise-linear < smooth < barrier),
+        kinks of either part remain.
         """
         curvature = max(self.curvature, other.curvature, key=_CURVATURE_RANK.__getitem__)
         convex = self.convex and other.convex

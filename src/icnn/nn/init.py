@@ -101,9 +101,10 @@ def redraw_default_nonnegative_(layer: nn.Module) -> None:
 
 @torch.no_grad()
 def init_quadratic_(quadratic: nn.Module) -> None:
-    """Quadratic skip terms (:class:`icnn.nn.layers.PSDQuadratic`): factors normal with variance
-    ``0.5 / (in_features * rank)`` (a unit's term has mean ``||y||^2 / (2 in_features)``, half
-    a LeCun layer's variance) and a zero diagonal (the constraint's smallest value).
+    """Quadratic skip terms (:class:`icnn.nn.layers.PSDQuadratic`).
+
+    Factors normal with variance ``0.5 / (in_features * rank)`` (a unit's term has mean ``||y||^2 / (2
+    in_features)``, half a LeCun layer's variance) and a zero diagonal (the constraint's smallest value).
     """
     std = math.sqrt(0.5 / (quadratic.in_features * quadratic.rank))
     quadratic.factors.normal_(0.0, std)

@@ -107,8 +107,9 @@ CONSTRAINED_LAYERS = (NonNegativeLinear, NonNegativeConv2d)
 
 
 def check_quadratic_rank(rank: object, first_activation: nn.Module, n_layers: int) -> int:
-    """Validate ``quadratic_rank`` (an int ``>= 0``); quadratic terms inside layer 0 need a
-    non-decreasing first activation (``abs(q(y))`` is not convex).
+    """Validate ``quadratic_rank`` (an int ``>= 0``).
+
+    Quadratic terms inside layer 0 need a non-decreasing first activation (``abs(q(y))`` is not convex).
 
     Raises:
         ValueError: a rank that is not an int ``>= 0``, or a non-monotone first activation.

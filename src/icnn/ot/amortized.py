@@ -55,8 +55,10 @@ class ConjugateStats:
 
 def refined_inverse(model: TransportModel, z: Tensor, x: Tensor | None = None, *, tol: float = 1e-4,
                     max_iter: int = 100, stats: ConjugateStats | None = None):
-    """:func:`icnn.conjugate` of ``f`` at ``z`` warm-started at ``g(z)``: its ``ConjugateResult``
-    (``.y`` is the inverse map ``∇f*(z)``, ``(batch, D)``; ``.value`` is ``f*(z)``, ``(batch,)``).
+    """:func:`icnn.conjugate` of ``f`` at ``z`` warm-started at ``g(z)``.
+
+    Its ``ConjugateResult`` (``.y`` is the inverse map ``∇f*(z)``, ``(batch, D)``; ``.value`` is ``f*(z)``,
+    ``(batch,)``).
     """
     from ..potentials import conjugate
 

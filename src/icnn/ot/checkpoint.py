@@ -1,6 +1,7 @@
-"""A trained :class:`TransportModel` on disk: one safetensors file whose header holds the
-architecture and the settings its maps need (written with :func:`icnn.checkpoint.write_tensors`,
-read back with the library's checked readers).
+"""A trained :class:`TransportModel` on disk.
+
+One safetensors file whose header holds the architecture and the settings its maps need (written with
+:func:`icnn.checkpoint.write_tensors`, read back with the library's checked readers).
 """
 
 from __future__ import annotations

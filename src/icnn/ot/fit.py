@@ -125,8 +125,10 @@ class FitResult:
 
 def inverse_map(model: TransportModel, config: OTConfig, z: Tensor, x: Tensor | None = None,
                 stats: ConjugateStats | None = None) -> Tensor:
-    """The fitted ``Q → P`` map: ``∇g(z)`` for MM/W2GN, the refined conjugate ``∇f*(z)`` for the
-    amortised solver; ``(batch, D)``, detached.
+    """The fitted ``Q → P`` map.
+
+    ``∇g(z)`` for MM/W2GN, the refined conjugate ``∇f*(z)`` for the amortised solver; ``(batch, D)``,
+    detached.
     """
     if model.config.g_kind == "mlp":
         return refined_inverse(model, z, x, tol=config.conjugate_tol, max_iter=config.conjugate_max_iter,

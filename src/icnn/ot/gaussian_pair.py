@@ -109,9 +109,10 @@ class GaussianPair:
 
     def truth(self, n: int = 4096, seed: int = 12345, *, dtype: torch.dtype = torch.float32
               ) -> GroundTruth:
-        """``n`` test points of P (from ``seed``), their exact images and the exact variances; the
-        cost is ``½ mean ‖x − T*(x)‖²`` on these points (as the benchmark files estimate it), so
-        the true map scores cos = 1 exactly.
+        """``n`` test points of P (from ``seed``), their exact images and the exact variances.
+
+        The cost is ``½ mean ‖x − T*(x)‖²`` on these points (as the benchmark files estimate it), so the true
+        map scores cos = 1 exactly.
         """
         x, _ = self.sample(n, torch.Generator().manual_seed(seed), dtype=torch.float64)
         mapped = self.transport(x)

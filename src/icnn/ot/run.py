@@ -1,5 +1,6 @@
-"""The ``icnn ot`` run: data, fit, scores, files. Kept apart from argument parsing so the
-benchmark and the tests call the same code as the command.
+"""The ``icnn ot`` run: data, fit, scores, files.
+
+Kept apart from argument parsing so the benchmark and the tests call the same code as the command.
 """
 
 from __future__ import annotations

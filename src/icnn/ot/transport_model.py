@@ -70,8 +70,10 @@ class PotentialConfig:
 
 
 class _Predictor(nn.Module):
-    """``g(x, z) = L z + MLP([x, z])``: the amortised conjugate; ``L`` starts as the identity (or
-    the inverse Gaussian map, :meth:`TransportModel.start_gaussian`) and the MLP's output at 0.
+    """``g(x, z) = L z + MLP([x, z])``: the amortised conjugate.
+
+    ``L`` starts as the identity (or the inverse Gaussian map, :meth:`TransportModel.start_gaussian`) and the
+    MLP's output at 0.
     """
 
     def __init__(self, dim: int, context_dim: int, hidden: tuple[int, ...]) -> None:

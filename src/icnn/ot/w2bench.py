@@ -31,8 +31,10 @@ __all__ = ["DIMS", "Mix3toMix10", "benchmark_path"]
 
 
 def benchmark_path(dim: int, directory: str | os.PathLike | None = None) -> Path:
-    """``<directory>/mix3tomix10-<dim>.safetensors``; the folder defaults to ``w2bench/`` of the
-    library's data folder (:func:`icnn.data.paths.default_data_dir`, ``$ICNN_DATA_DIR``).
+    """``<directory>/mix3tomix10-<dim>.safetensors``.
+
+    The folder defaults to ``w2bench/`` of the library's data folder
+    (:func:`icnn.data.paths.default_data_dir`, ``$ICNN_DATA_DIR``).
 
     Raises:
         ValueError: ``dim`` is not one of the benchmark's dimensions.

@@ -73,8 +73,10 @@ class UnitBox:
 
     def plane_allowance(self, value: Tensor, grad: Tensor, u: Tensor,
                         index: Tensor | None = None) -> Tensor:
-        """``(b,)`` float64: the :func:`~icnn.solvers.certificate.rounding_allowance` of the
-        plane ``grad^T u + (f - grad^T u)`` through ``(u, f)`` (0 in float64).
+        """The rounding allowance ``(b,)`` (float64) of the plane through ``(u, f)``.
+
+        :func:`~icnn.solvers.certificate.rounding_allowance` of the plane ``grad^T u + (f - grad^T u)``
+        through ``(u, f)`` (0 in float64).
 
         ``grad`` is in ``u``; ``|y| <= |lo| + width u`` gives the allowance's ``|grad_y y|`` as
         ``|grad_u| (u + |lo| / width)`` (``grad_u`` is 0 off the free coordinates).

@@ -1,5 +1,6 @@
-"""Fast energies for iterative solvers: the parts of ``f(x, y)`` that do not depend on ``y``
-computed once per solve.
+"""Fast energies for iterative solvers.
+
+The parts of ``f(x, y)`` that do not depend on ``y`` computed once per solve.
 
 A PICNN spends most of a forward pass on its context path (``x`` of BibTeX size: 1836 inputs),
 which is the same at every solver iteration. :func:`conditioned_energy` evaluates the x-path and
@@ -41,8 +42,9 @@ def conditioned_energy(model: nn.Module, x: Tensor | None, *, differentiable: bo
 
 
 def _defines_own_condition(cls: type) -> bool:
-    """True when ``cls`` has a ``condition`` written for its own ``forward``: a subclass that
-    overrides ``forward`` but inherits ``condition`` is called as is, never conditioned.
+    """True when ``cls`` has a ``condition`` written for its own ``forward``.
+
+    A subclass that overrides ``forward`` but inherits ``condition`` is called as is, never conditioned.
     """
     def owner(name: str) -> type | None:
         return next((k for k in cls.__mro__ if name in vars(k)), None)

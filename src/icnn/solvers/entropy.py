@@ -95,8 +95,9 @@ def negative_entropy(u: Tensor, free: Tensor | None = None) -> Tensor:
 
 
 def check_entropy_box(lo: Tensor, hi: Tensor, active: Tensor | None = None) -> None:
-    """Refuse a box on which ``−H`` is undefined: a coordinate with ``lo < hi`` (and ``active``,
-    if given) and an infinite bound.
+    """Refuse a box on which ``−H`` is undefined.
+
+    A coordinate with ``lo < hi`` (and ``active``, if given) and an infinite bound.
 
     Raises:
         ValueError: naming how many coordinates have an infinite bound.
@@ -110,9 +111,10 @@ def check_entropy_box(lo: Tensor, hi: Tensor, active: Tensor | None = None) -> N
 
 def box_negative_entropy(y: Tensor, lo: Tensor | float, hi: Tensor | float,
                          free: Tensor | None = None) -> Tensor:
-    r"""``−H(u)`` on the box ``[lo, hi]``: ``u = (y − lo) / (hi − lo)`` on the coordinates with
-    ``lo < hi`` (and ``free``, if given); fixed and degenerate (``lo == hi``) coordinates
-    contribute 0, as in the bundle entropy method.
+    r"""``−H(u)`` on the box ``[lo, hi]``.
+
+    ``u = (y − lo) / (hi − lo)`` on the coordinates with ``lo < hi`` (and ``free``, if given); fixed and
+    degenerate (``lo == hi``) coordinates contribute 0, as in the bundle entropy method.
 
     Args:
         y: ``(batch, *shape)``.

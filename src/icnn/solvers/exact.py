@@ -244,8 +244,9 @@ def _solve(highs, lp: dict, y_dim: int, mu: float) -> tuple[np.ndarray, float, b
 
 
 def _quietly(make):
-    """``make()`` with the process's stdout silenced: HiGHS prints its banner from the
-    constructor, before ``output_flag`` can be set.
+    """``make()`` with the process's stdout silenced.
+
+    HiGHS prints its banner from the constructor, before ``output_flag`` can be set.
     """
     sys.stdout.flush()
     saved = os.dup(1)

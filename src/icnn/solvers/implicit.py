@@ -149,8 +149,9 @@ def _planes_backward(problem: Problem, x: Tensor | None, params: tuple[Tensor, .
 
 def _remember(ctx, problem: Problem, result: ArgminResult, x: Tensor | None,  # noqa: ANN001
               params: tuple[Tensor, ...]) -> Tensor:
-    """The common forward of the argmin autograd functions: keep what the backward needs and
-    return ``y*`` (the solver's values, a new tensor).
+    """The common forward of the argmin autograd functions.
+
+    Keep what the backward needs and return ``y*`` (the solver's values, a new tensor).
     """
     ctx.problem, ctx.result = problem, result
     ctx.save_for_backward(*(() if x is None else (x,)), *params)
@@ -263,9 +264,10 @@ def interior_mask(problem: Problem, y: Tensor, grad: Tensor | None = None) -> Te
 
 
 class _ImplicitArgmin(torch.autograd.Function):
-    """The implicit function theorem at ``y*`` with Hessian-vector products of ``f``; for a
-    ``bundle_entropy`` result, of ``f - H`` (the entropy's diagonal Hessian in ``y``,
-    ``(1/u + 1/(1 - u)) / width^2``, added on the free coordinates).
+    """The implicit function theorem at ``y*`` with Hessian-vector products of ``f``.
+
+    For a ``bundle_entropy`` result, of ``f - H`` (the entropy's diagonal Hessian in ``y``, ``(1/u + 1/(1 -
+    u)) / width^2``, added on the free coordinates).
     """
 
     @staticmethod
@@ -312,9 +314,10 @@ class _ImplicitArgmin(torch.autograd.Function):
 
 
 def _polish(problem: Problem, y: Tensor, error: ValueError) -> Tensor:
-    """``y`` re-solved tightly for the active-set derivative of a piecewise-linear energy: by the
-    exact LP/QP where the model supports it, else by the bundle method on a bounded box;
-    re-raises ``error`` if neither applies.
+    """``y`` re-solved tightly for the active-set derivative of a piecewise-linear energy.
+
+    By the exact LP/QP where the model supports it, else by the bundle method on a bounded box; re-raises
+    ``error`` if neither applies.
     """
     from .exact import check_exact_supported, solve_exact
 

@@ -65,8 +65,9 @@ def _flat(problem: Problem, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 
 def _planes_at(problem: Problem, points: Tensor, index: Tensor, mu: float) -> tuple[Tensor, Tensor]:
-    """Planes of ``q = f - (mu/2)||y||^2`` at ``points`` ``(m, n)`` of examples ``index``
-    ``(m,)``: ``g (m, n)``, ``h (m,)``.
+    """Planes of ``q = f - (mu/2)||y||^2`` at ``points`` ``(m, n)`` of examples ``index`` ``(m,)``.
+
+    ``g (m, n)``, ``h (m,)``.
     """
     value, grad = problem.value_and_grad(points.reshape(-1, *problem.shape), index=index)
     grad = grad.reshape(points.shape).to(points.dtype)
@@ -77,8 +78,9 @@ def _planes_at(problem: Problem, points: Tensor, index: Tensor, mu: float) -> tu
 
 def _min_norm_dual(G: Tensor, shift: Tensor, at_lo: Tensor, at_hi: Tensor, free: Tensor
                    ) -> SimplexDual:
-    """``F(lam) = 1/2 |d(lam)|^2`` with ``d = G^T lam + shift`` less the normal cone: 0 on fixed
-    coordinates, ``min(d, 0)`` at a lower bound, ``max(d, 0)`` at an upper bound.
+    """``F(lam) = 1/2 |d(lam)|^2`` with ``d = G^T lam + shift`` less the normal cone.
+
+    0 on fixed coordinates, ``min(d, 0)`` at a lower bound, ``max(d, 0)`` at an upper bound.
     """
     pick = row_picker(G, shift, at_lo, at_hi, free)
 

@@ -1,5 +1,7 @@
-"""Unrolled inference: a fixed number of accelerated projected gradient steps kept in the
-autograd graph, so that ``y_T`` is differentiable in the weights and in ``x``.
+"""Unrolled inference.
+
+A fixed number of accelerated projected gradient steps kept in the autograd graph, so that ``y_T`` is
+differentiable in the weights and in ``x``.
 
 This is the paper's "gradient descent" route to learning (Section 5.2, as SPENs do; the authors'
 code unrolls 30 momentum steps). The steps are those of :mod:`icnn.solvers.pgd` (FISTA momentum,

@@ -1,5 +1,7 @@
-"""Image completion (paper Section 6.3): complete the missing part of a face with a conv PICNN,
-``ŷ = argmin_y f(x, y)``, trained by differentiating through the inference.
+"""Image completion (paper Section 6.3).
+
+Complete the missing part of a face with a conv PICNN, ``ŷ = argmin_y f(x, y)``, trained by differentiating
+through the inference.
 
 The CLI is ``icnn completion`` (:mod:`.command`); in Python::
 

@@ -1,5 +1,7 @@
-"""Direct predictors of the missing pixels from the observed ones: the baselines of ``icnn
-completion`` and the anchors ``g(x)`` of :class:`icnn.tasks.completion.anchor.AnchoredEnergy`.
+"""Direct predictors of the missing pixels from the observed ones.
+
+The baselines of ``icnn completion`` and the anchors ``g(x)`` of
+:class:`icnn.tasks.completion.anchor.AnchoredEnergy`.
 
 Every predictor is a frozen torch module ``g: x (n, *x_shape) -> y (n, *y_shape)`` with values in
 ``[0, 1]`` (the inference box), so a baseline can be scored, saved, and used as an anchor the same
@@ -123,8 +125,10 @@ class BlendAnchor(Anchor):
 
 
 class ConvRegressor(Anchor):
-    """The completion network's x-path as a direct regressor: conv stages ("same" padding, ReLU),
-    dense ReLU layers, a linear output and a sigmoid, started at the mean target.
+    """The completion network's x-path as a direct regressor.
+
+    Conv stages ("same" padding, ReLU), dense ReLU layers, a linear output and a sigmoid, started at the mean
+    target.
 
     Args:
         x_shape, y_shape: ``(C, H, W)`` of the input and the output (same ``H, W``).

@@ -227,8 +227,9 @@ def _train_method(data: CompletionData, config: CompletionConfig, spec: Completi
 def _train_anchored(data: CompletionData, config: CompletionConfig, spec: CompletionRun,
                     fitted: dict[str, BaselineResult], log: Callable[[str], Any],
                     ) -> tuple[dict[str, Any], torch.Tensor]:
-    """Train the energy anchored to the closed-form baseline best on validation; ship the
-    anchor's predictions instead when the energy does not beat it on validation.
+    """Train the energy anchored to the closed-form baseline best on validation.
+
+    Ship the anchor's predictions instead when the energy does not beat it on validation.
 
     "Beats" is a paired comparison over the validation images: the mean per-image improvement
     of the energy over the anchor must exceed ``spec.fallback_z`` standard errors (the energy's

@@ -162,8 +162,9 @@ class CompletionResult:
 
 def build_model(data: CompletionData, config: CompletionConfig, anchor: Anchor | None = None,
                 ) -> CompletionEnergy | AnchoredEnergy:
-    """The conv PICNN of the paper's completion experiment for this data's shapes, scaled;
-    for ``"anchored"`` wrapped with its anchor term.
+    """The conv PICNN of the paper's completion experiment for this data's shapes, scaled.
+
+    For ``"anchored"`` wrapped with its anchor term.
 
     Raises:
         ValueError: ``"anchored"`` without an anchor, or an anchor for another variant.

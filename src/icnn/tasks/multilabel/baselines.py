@@ -92,8 +92,9 @@ def _design(features: Tensor):
 
 def _logistic_scorer(kind: str, c: float, seed: int, train: MultilabelData
                      ) -> Callable[[Tensor], Tensor]:
-    """Fit binary relevance (``kind="logreg"``) or a chain (``"chain"``) at ``C = c``; return
-    ``scores(features: (N, D)) -> (N, L)`` label probabilities.
+    """Fit binary relevance (``kind="logreg"``) or a chain (``"chain"``) at ``C = c``.
+
+    Return ``scores(features: (N, D)) -> (N, L)`` label probabilities.
     """
     LogisticRegression, OneVsRestClassifier, ClassifierChain = _sklearn()
     labels = train.labels.detach().cpu().numpy().astype(np.int64)

@@ -187,9 +187,10 @@ def load_baseline(config: MultilabelConfig, x_dim: int, n_labels: int) -> FeedFo
 
 
 def convex_path_groups(picnn: nn.Module, z_lr: float) -> list[dict]:
-    """Adam parameter groups: the y-path hidden layer (``y_layers[0]``, ``u_maps[0]``,
-    ``z_layers``: the label-interaction part a warm start adds) at ``z_lr``; the rest, which
-    holds the baseline, at the trainer's learning rate.
+    """Adam parameter groups.
+
+    The y-path hidden layer (``y_layers[0]``, ``u_maps[0]``, ``z_layers``: the label-interaction part a warm
+    start adds) at ``z_lr``; the rest, which holds the baseline, at the trainer's learning rate.
     """
     convex = [*picnn.y_layers[0].parameters(), *picnn.u_maps[0].parameters(),
               *picnn.z_layers.parameters()]
@@ -201,8 +202,9 @@ def convex_path_groups(picnn: nn.Module, z_lr: float) -> list[dict]:
 def starting_baseline(config: MultilabelConfig, train: MultilabelData,
                       validation: MultilabelData, log: Callable[[str], None] | None = None
                       ) -> FeedForward:
-    """The feed-forward net a warm-started PICNN starts from: ``config.ff_checkpoint``, or one
-    trained here on the same split (:func:`baseline_config`).
+    """The feed-forward net a warm-started PICNN starts from.
+
+    ``config.ff_checkpoint``, or one trained here on the same split (:func:`baseline_config`).
     """
     if config.ff_checkpoint is not None:
         return load_baseline(config, train.n_features, train.n_labels)

@@ -28,8 +28,9 @@ from .models import FeedForward, build_picnn
 
 @torch.no_grad()
 def folded_output_layer(ff: FeedForward) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(W, b)`` with ``phi(x) = W u_1 + b``: the baseline's eval-mode BatchNorm folded into its
-    output layer; ``W: (L, hidden)``, ``b: (L,)``.
+    """``(W, b)`` with ``phi(x) = W u_1 + b``.
+
+    The baseline's eval-mode BatchNorm folded into its output layer; ``W: (L, hidden)``, ``b: (L,)``.
     """
     norm: nn.BatchNorm1d = ff.net[2]
     out: nn.Linear = ff.net[4]

@@ -136,8 +136,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def training_device(context: DistContext) -> torch.device:
-    """Where this process trains: its group's device when distributed (``cuda:LOCAL_RANK``
-    under NCCL, the CPU under gloo), the CPU for a single process.
+    """Where this process trains.
+
+    Its group's device when distributed (``cuda:LOCAL_RANK`` under NCCL, the CPU under gloo), the CPU for a
+    single process.
     """
     import torch
 

@@ -1,5 +1,6 @@
-"""``icnn rl``: train a continuous-control agent, ``icnn rl plot`` its learning curves, or
-``icnn rl video`` a greedy episode.
+"""``icnn rl``: train a continuous-control agent, plot learning curves, or record an episode.
+
+``icnn rl`` trains, ``icnn rl plot`` draws learning curves, ``icnn rl video`` records a greedy episode.
 
 Train:  ``icnn rl --env Pendulum-v1 --agent ddpg --steps 20000 --seed 0 --out runs/pend/ddpg/0``
 Plot:   ``icnn rl plot runs/pend --out curves.png``

@@ -32,8 +32,10 @@ class FeedForward(nn.Module):
 
 
 class JointEnergy(nn.Module):
-    """``E(x, y) = f([x; y])`` with ``f`` an FICNN: jointly convex in ``(x, y)``, hence convex in
-    ``y`` for every ``x``. Exposes ``convex_input_shape``/``context_shape`` like a PICNN.
+    """``E(x, y) = f([x; y])`` with ``f`` an FICNN.
+
+    Jointly convex in ``(x, y)``, hence convex in ``y`` for every ``x``. Exposes
+    ``convex_input_shape``/``context_shape`` like a PICNN.
 
     Shape: ``x: (batch, x_dim)``, ``y: (batch, y_dim)`` -> ``(batch,)``.
     """
