@@ -253,7 +253,9 @@ def decode_json_object(path: str | os.PathLike, what: str, text: str) -> dict[st
 
 
 def check_config_values(path: str | os.PathLike, config: Mapping[str, Any]) -> None:
-    """Refuse ``device``/``dtype`` keys and values beyond the caps (:data:`MAX_LIST`,
+    """Refuse ``device``/``dtype`` keys and values beyond the caps.
+
+    Refuse ``device``/``dtype`` keys and values beyond the caps (:data:`MAX_LIST`,
     :data:`MAX_INT`), recursively; only JSON scalars, lists and objects are expected.
     """
     for key in _FACTORY_KEYS:
@@ -391,7 +393,9 @@ def compare_shapes(path: str | os.PathLike, expected: Mapping[str, tuple[int, ..
 def read_checked_tensors(path: str | os.PathLike, stored: Mapping[str, tuple[str, Any]],
                          build: Callable[[], Any], what: str,
                          device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """The file's tensors, read only once the shapes ``build()`` implies (computed without
+    """The file's tensors, read after their shapes are checked.
+
+    The file's tensors, read only once the shapes ``build()`` implies (computed without
     storage, :func:`expected_shapes`) equal the ``stored`` ones (``name -> (dtype, shape)``
     from :func:`read_safetensors_header`).
 

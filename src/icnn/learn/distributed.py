@@ -55,7 +55,9 @@ class DistContext:
 
 
 def init_distributed(backend: str | None = None) -> DistContext:
-    """Join the process group described by torchrun's environment (``WORLD_SIZE``, ``RANK``,
+    """Join the process group that torchrun describes, or run alone.
+
+    Join the process group described by torchrun's environment (``WORLD_SIZE``, ``RANK``,
     ``MASTER_ADDR``, ``MASTER_PORT``); a no-op for a single process.
 
     Under NCCL, this process's CUDA device is set to ``cuda:LOCAL_RANK`` first, so the context's

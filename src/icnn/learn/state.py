@@ -158,7 +158,9 @@ def read_pointer(pointer_path: Path) -> dict[str, Any]:
 
 
 def _file_inside(directory: Path, name: str, pointer_path: Path) -> Path:
-    """``directory / name`` when ``name`` is a plain file name that stays inside ``directory``
+    """``directory / name`` for a plain file name inside ``directory``.
+
+    ``directory / name`` when ``name`` is a plain file name that stays inside ``directory``
     after resolving links.
     """
     root = directory.resolve()

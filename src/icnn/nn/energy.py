@@ -1,4 +1,6 @@
-"""What every convex energy declares about itself: the one interface solvers, the trainer and the
+"""What every convex energy declares about itself.
+
+What every convex energy declares about itself: the one interface solvers, the trainer and the
 checks read.
 
 An *energy* is a module ``f(x, y)`` (or ``f(y)``) whose value ``(batch,)`` is meant to be convex in

@@ -123,7 +123,9 @@ class FICNN(ConvexModel):
         return self.condition()(y, None)
 
     def condition(self, x: None = None) -> Callable[[Tensor, Tensor | None], Tensor]:
-        """``energy(y, index) = f(y)`` with the constrained weights read once (their
+        """``energy(y, index) = f(y)`` with the constrained weights read once.
+
+        ``energy(y, index) = f(y)`` with the constrained weights read once (their
         parametrisation is evaluated now, not at every solver iteration); ``index`` is ignored.
         """
         weight, bias = self.passthrough.weight, self.passthrough.bias
@@ -147,7 +149,9 @@ class FICNN(ConvexModel):
         return energy
 
     def energy_traits(self) -> EnergyTraits:
-        """As :meth:`ConvexModel.energy_traits`, with the quadratic terms' curvature and
+        """The model's traits, with its quadratic terms.
+
+        As :meth:`ConvexModel.energy_traits`, with the quadratic terms' curvature and
         strong convexity (see :meth:`icnn.nn.layers.PSDQuadratic.traits`) when present.
         """
         traits = super().energy_traits()

@@ -92,7 +92,9 @@ def init_free_(weight: torch.Tensor, bias: torch.Tensor | None, *, scale: float 
 
 @torch.no_grad()
 def redraw_default_nonnegative_(layer: nn.Module) -> None:
-    """PyTorch's default draw (Kaiming-uniform, ``a = sqrt(5)``) made non-negative by ``|W|``,
+    """PyTorch's default draw made non-negative (the 'default' baseline).
+
+    PyTorch's default draw (Kaiming-uniform, ``a = sqrt(5)``) made non-negative by ``|W|``,
     as the paper's code did; the ``init="default"`` baseline.
     """
     sample = nn.init.kaiming_uniform_(torch.empty_like(layer.weight), a=math.sqrt(5)).abs_()

@@ -211,7 +211,9 @@ class PICNN(ConvexModel):
         return energy
 
     def energy_traits(self) -> EnergyTraits:
-        """As :meth:`ConvexModel.energy_traits`, with the quadratic terms' curvature and
+        """The model's traits, with its quadratic terms.
+
+        As :meth:`ConvexModel.energy_traits`, with the quadratic terms' curvature and
         strong convexity (see :meth:`icnn.nn.layers.PSDQuadratic.traits`) when present.
         """
         traits = super().energy_traits()

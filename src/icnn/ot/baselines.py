@@ -26,7 +26,9 @@ def _moments(samples: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class LinearGaussianMap:
-    r"""``T(x) = m_q + A (x − m_p)``, ``A = Σ_p^{-1/2}(Σ_p^{1/2} Σ_q Σ_p^{1/2})^{1/2} Σ_p^{-1/2}`` from
+    r"""The Gaussian (linear) OT map between the samples' moments.
+
+    ``T(x) = m_q + A (x − m_p)``, ``A = Σ_p^{-1/2}(Σ_p^{1/2} Σ_q Σ_p^{1/2})^{1/2} Σ_p^{-1/2}`` from
     the sample means and covariances; ``inverse(y) = m_p + A⁻¹(y − m_q)``.
 
     Args:

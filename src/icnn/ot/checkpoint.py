@@ -22,7 +22,9 @@ __all__ = ["load_transport", "save_transport"]
 
 def save_transport(model: TransportModel, config: OTConfig, path: str | os.PathLike,
                    info: dict[str, Any] | None = None) -> Path:
-    """Write the weights of ``model`` with its :class:`PotentialConfig`, the run's
+    """Write a transport model, its configs and ``info`` to one safetensors file.
+
+    Write the weights of ``model`` with its :class:`PotentialConfig`, the run's
     :class:`OTConfig` and ``info`` (JSON values) to ``path`` atomically.
     """
     header = {"potential": model.config.to_dict(), "ot": {**config.__dict__, "hidden": list(config.hidden)},

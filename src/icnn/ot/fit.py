@@ -138,7 +138,9 @@ def inverse_map(model: TransportModel, config: OTConfig, z: Tensor, x: Tensor | 
 
 
 class _StepClock:
-    """The index of the current step inside its epoch, read from the trainer's epoch (restored on
+    """The index of the current step inside its epoch.
+
+    The index of the current step inside its epoch, read from the trainer's epoch (restored on
     resume) and the calls seen since that epoch began: MM's alternation survives a resume.
     """
 

@@ -48,7 +48,9 @@ class GaussianPair:
     @classmethod
     def from_seed(cls, dim: int, seed: int, *, eigen_range: tuple[float, float] = (0.25, 4.0)
                   ) -> GaussianPair:
-        """Random covariances (random rotation, eigenvalues log-uniform in ``eigen_range``) and
+        """A random Gaussian pair of dimension ``dim`` from ``seed``.
+
+        Random covariances (random rotation, eigenvalues log-uniform in ``eigen_range``) and
         means (``N(0, I)``) from ``seed``; the same seed gives the same pair on every machine.
 
         Raises:

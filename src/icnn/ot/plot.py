@@ -14,7 +14,9 @@ __all__ = ["plot_transport_2d"]
 
 def plot_transport_2d(source: Tensor, target: Tensor, pushed: Tensor, path: str | os.PathLike, *,
                       arrows: int = 128, title: str = "") -> Path:
-    """Draw ``source``, ``target`` and ``pushed = T(source)`` (each ``(n, 2)``) and arrows from
+    """Draw the source, the target and the pushed-forward source in 2-D.
+
+    Draw ``source``, ``target`` and ``pushed = T(source)`` (each ``(n, 2)``) and arrows from
     the first ``arrows`` source points to their images; write a PNG atomically.
 
     Raises:

@@ -34,7 +34,9 @@ def parse_benchmark(spec: str) -> tuple[str, int]:
 
 def make_problem(spec: str, samples: int, seed: int, *, dtype: torch.dtype = torch.float32
                  ) -> tuple[Tensor, Tensor, GroundTruth]:
-    """``samples`` independent source and target points of the named problem (from ``seed``) and
+    """Source and target samples of the named problem, and its true map if known.
+
+    ``samples`` independent source and target points of the named problem (from ``seed``) and
     its ground truth; the Gaussian pair itself is drawn from ``seed`` too.
 
     Raises:

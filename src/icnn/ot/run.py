@@ -190,7 +190,9 @@ def _write_curve(history: list[dict[str, float]], path: Path) -> None:
 
 def apply_map(checkpoint: str | os.PathLike, inputs: str | os.PathLike, output: str | os.PathLike, *,
               context: str | os.PathLike | None = None, inverse: bool = False) -> int:
-    """Apply the fitted map of ``checkpoint`` (or its inverse) to the ``(n, D)`` points of the
+    """Apply a fitted map (or its inverse) to the points of a ``.npy`` file.
+
+    Apply the fitted map of ``checkpoint`` (or its inverse) to the ``(n, D)`` points of the
     ``.npy`` file ``inputs`` and write ``(n, D)`` to ``output``; return ``n``.
 
     Raises:

@@ -122,7 +122,9 @@ class TransportModel(nn.Module):
 
     @torch.no_grad()
     def start_gaussian(self, source: Tensor | None, target: Tensor | None) -> float:
-        """Start ``∇f`` at the Gaussian OT map between the samples' moments (both None: the
+        """Start ``∇f`` at the Gaussian OT map (or at the identity).
+
+        Start ``∇f`` at the Gaussian OT map between the samples' moments (both None: the
         identity) and ``g`` at its inverse (:func:`icnn.potentials.gaussian_map_init`); return the
         larger of the two starts' relative errors.
 

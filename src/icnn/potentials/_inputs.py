@@ -10,7 +10,9 @@ from ..nn.input_checks import check_tensor
 
 
 def check_potential(model: object) -> EnergyTraits:
-    """The traits of ``model``, which must be an ``nn.Module`` implementing
+    """The traits of ``model``, checked to be those of a potential.
+
+    The traits of ``model``, which must be an ``nn.Module`` implementing
     :class:`icnn.ConvexEnergy` with float32/float64 parameters.
 
     Raises:
@@ -36,7 +38,9 @@ def model_dtype(model: nn.Module) -> torch.dtype:
 
 def check_point_and_context(model: nn.Module, y: object, x: object, *, name: str = "y"
                             ) -> tuple[Tensor, Tensor | None]:
-    """Check ``y: (batch, *convex_input_shape)`` and ``x: (batch, *context_shape)`` (or None
+    """Check a point ``y`` and a context ``x`` against the potential's shapes.
+
+    Check ``y: (batch, *convex_input_shape)`` and ``x: (batch, *context_shape)`` (or None
     for a model without context), both of the model's dtype and finite.
 
     Raises:

@@ -92,7 +92,9 @@ def gaussian_map(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 def gaussian_map_init(model: nn.Module, source: Tensor | None = None,
                       target: Tensor | None = None, *, network_scale: float = 1e-3
                       ) -> GaussianMapInit:
-    """Set ``model`` (in place) so that ``grad_y f`` starts as the Gaussian OT map from
+    """Set ``model`` in place so that ``grad_y f`` starts as the Gaussian OT map.
+
+    Set ``model`` (in place) so that ``grad_y f`` starts as the Gaussian OT map from
     ``source`` to ``target`` (both None: the identity map).
 
     Args:
@@ -148,7 +150,9 @@ def gaussian_map_init(model: nn.Module, source: Tensor | None = None,
 
 
 def _set_output_quadratic(model: FICNN | PICNN, half_matrix: Tensor) -> None:
-    """Output unit's ``F F^T + diag(d)`` := the PSD part of ``half_matrix`` (float64), with
+    """Set the output unit's quadratic term to the PSD part of ``half_matrix``.
+
+    Output unit's ``F F^T + diag(d)`` := the PSD part of ``half_matrix`` (float64), with
     ``d`` its smallest eigenvalue and ``F`` the top ``R`` of the rest.
     """
     quadratic = model.quadratic

@@ -66,7 +66,9 @@ class TiltedEnergy(nn.Module):
         return self.condition(context)(y, None)
 
     def condition(self, context: Tensor) -> Energy:
-        """``energy(y, index) = f(x[index], y) - <y, z[index]>``, with ``f``'s own
+        """``energy(y, index) = f(x[index], y) - <y, z[index]>``.
+
+        ``energy(y, index) = f(x[index], y) - <y, z[index]>``, with ``f``'s own
         conditioning (a PICNN's context path computed once) when it has one.
         """
         z, x = self.unpack(context)

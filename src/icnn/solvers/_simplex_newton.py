@@ -44,7 +44,9 @@ class SimplexDual:
 
 
 def row_picker(*tensors: Tensor) -> Callable[[Tensor], tuple[Tensor, ...]]:
-    """``pick(rows) -> tuple(t[rows] for t in tensors)``, remembering the last ``rows`` so that a
+    """A row picker that remembers its last rows.
+
+    ``pick(rows) -> tuple(t[rows] for t in tensors)``, remembering the last ``rows`` so that a
     dual's ``value`` and ``derivatives`` in the same Newton iteration share one gather.
 
     ``rows`` must be sorted without repeats (as ``nonzero`` gives them): all ``batch`` rows then

@@ -1,4 +1,6 @@
-r"""The binary negative entropy, the one implementation the bundle entropy method, the max-margin
+r"""The binary negative entropy, one implementation for every user.
+
+The binary negative entropy, the one implementation the bundle entropy method, the max-margin
 loss and the RL action barrier share.
 
 On the unit box (paper Section 4.4, Algorithm 2):
@@ -27,7 +29,9 @@ from torch import Tensor
 
 
 def interior_entropy_terms(u: Tensor) -> Tensor:
-    """``u log u + (1 − u) log(1 − u)`` elementwise for ``u`` strictly inside ``(0, 1)``, without
+    """``u log u + (1 − u) log(1 − u)`` elementwise, strictly inside ``(0, 1)``.
+
+    ``u log u + (1 − u) log(1 − u)`` elementwise for ``u`` strictly inside ``(0, 1)``, without
     the face and outside handling of :func:`entropy_terms`, for a caller that clamps ``u``
     inside (the RL action barrier).
 
@@ -40,7 +44,9 @@ def interior_entropy_terms(u: Tensor) -> Tensor:
 
 
 def entropy_hessian_inverse(u: Tensor) -> Tensor:
-    """``u (1 − u)``, the inverse of the diagonal Hessian ``1/u + 1/(1 − u)`` of ``−H`` in ``u``
+    """``u (1 − u)``, the inverse of the entropy's diagonal Hessian.
+
+    ``u (1 − u)``, the inverse of the diagonal Hessian ``1/u + 1/(1 − u)`` of ``−H`` in ``u``
     (0 at the faces, where the Hessian is infinite); the implicit gradients of the bundle
     entropy method use it.
     """
@@ -69,7 +75,9 @@ def entropy_terms(u: Tensor) -> Tensor:
 
 
 def negative_entropy(u: Tensor, free: Tensor | None = None) -> Tensor:
-    r"""``−H(u) = Σ_j u_j log u_j + (1 − u_j) log(1 − u_j)`` per example, over the free
+    r"""``−H(u)`` per example over the free coordinates.
+
+    ``−H(u) = Σ_j u_j log u_j + (1 − u_j) log(1 − u_j)`` per example, over the free
     coordinates.
 
     Args:

@@ -122,7 +122,9 @@ def _split_grads(x_grad: bool, grads: tuple, sign: float) -> tuple:
 
 def _planes_backward(problem: Problem, x: Tensor | None, params: tuple[Tensor, ...],
                      x_grad: bool, planes: dict[str, Tensor], y_star: Tensor) -> tuple:
-    """``sum_i c_lam_i d plane_i(y*) + grad_y f(y^i)^T v_i``, ``v_i = lam_i c_y + c_lam_i
+    """The adjoint of the bundle method's planes at ``y*``.
+
+    ``sum_i c_lam_i d plane_i(y*) + grad_y f(y^i)^T v_i``, ``v_i = lam_i c_y + c_lam_i
     (y* - y^i)``, differentiated in ``x`` and ``params``: the gradients of the loss.
 
     ``planes`` holds ``points (b, k, n)``, ``lam``, ``c_lam``, ``valid (b, k)`` and ``c_y (b, n)``;
@@ -208,7 +210,9 @@ class _BundleEntropyArgmin(torch.autograd.Function):
 
 
 class _PiecewiseArgmin(torch.autograd.Function):
-    """The active-set derivative of a piecewise-linear energy's argmin
+    """The active-set derivative of a piecewise-linear energy's argmin.
+
+    The active-set derivative of a piecewise-linear energy's argmin
     (:mod:`icnn.solvers.implicit_piecewise`).
     """
 

@@ -107,7 +107,9 @@ def _min_norm_dual(G: Tensor, shift: Tensor, at_lo: Tensor, at_hi: Tensor, free:
 
 def min_norm_weights(G: Tensor, valid: Tensor, shift: Tensor, at_lo: Tensor, at_hi: Tensor,
                      free: Tensor) -> tuple[Tensor, Tensor]:
-    """Simplex weights ``lam (b, k)`` minimising ``|d|`` and the residual ``d (b, n)`` (see
+    """Simplex weights minimising the residual ``|d|`` and that residual.
+
+    Simplex weights ``lam (b, k)`` minimising ``|d|`` and the residual ``d (b, n)`` (see
     :func:`_min_norm_dual`).
     """
     dual = _min_norm_dual(G, shift, at_lo, at_hi, free)
@@ -216,7 +218,9 @@ def active_planes(problem: Problem, y_star: Tensor) -> dict[str, Tensor]:
 
 
 def _is_new(G: Tensor, h: Tensor, valid: Tensor, g: Tensor, h_new: Tensor) -> Tensor:
-    """``(b,)`` True where plane ``(g, h_new)`` differs from every valid plane (the same piece
+    """``(b,)`` True where a new plane differs from every valid plane.
+
+    ``(b,)`` True where plane ``(g, h_new)`` differs from every valid plane (the same piece
     found twice gives the same plane up to rounding).
     """
     tol = torch.finfo(G.dtype).eps ** 0.5

@@ -233,7 +233,9 @@ def kernel_anchor(fit_on: CompletionSplit, alpha: float, gamma: float) -> Kernel
 
 
 def refit(result: BaselineResult, fit_on: CompletionSplit) -> Anchor:
-    """The baseline ``result`` (mean image, ridge or kernel ridge) with its chosen
+    """A closed-form baseline with its chosen hyper-parameters, fit again on ``fit_on``.
+
+    The baseline ``result`` (mean image, ridge or kernel ridge) with its chosen
     hyper-parameters, fit again on ``fit_on``.
 
     Raises:
@@ -420,7 +422,9 @@ def fit_conv_regressor(train: CompletionSplit, validation: CompletionSplit,
 def fit_baselines(train: CompletionSplit, validation: CompletionSplit, test: CompletionSplit,
                   names: Sequence[str], regressor: RegressorConfig,
                   ) -> dict[str, BaselineResult]:
-    """The mean image, every baseline in ``names``, each selected on ``validation``, and the
+    """The mean image and the baselines in ``names``, each selected on ``validation``.
+
+    The mean image, every baseline in ``names``, each selected on ``validation``, and the
     blend of ridge and kernel ridge when both are fit.
 
     Raises:

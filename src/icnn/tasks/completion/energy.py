@@ -29,7 +29,9 @@ from ...nn.energy import EnergyTraits
 
 
 class FeatureEnergy(ConvexModel):
-    """An energy of precomputed context features: ``E(features, y)`` with
+    """An energy of precomputed context features.
+
+    An energy of precomputed context features: ``E(features, y)`` with
     ``features = self.features(x)``.
 
     Subclasses implement ``features(x)`` and ``energy(features, y)`` (unvalidated, for inner

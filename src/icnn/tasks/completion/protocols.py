@@ -1,4 +1,6 @@
-"""Named completion protocols (which images train and test, at which size) and the conv geometry
+"""Named completion protocols and the conv geometry scaled to small images.
+
+Named completion protocols (which images train and test, at which size) and the conv geometry
 scaled to the image size.
 
 * ``"paper"``: the images as given, the first ``n_train`` train (Olivetti: 350), the rest test.

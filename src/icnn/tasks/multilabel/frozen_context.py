@@ -49,7 +49,9 @@ class PrecomputedContext(nn.Module):
         return self.picnn.energy_traits()
 
     def condition(self, context: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
-        """``energy(y, index) = f(context[index], y)`` with the gates computed once (the hook
+        """``energy(y, index) = f(context[index], y)`` with the gates computed once.
+
+        ``energy(y, index) = f(context[index], y)`` with the gates computed once (the hook
         :func:`icnn.solvers.conditioning.conditioned_energy` looks for).
         """
         return self.picnn.condition_on_path([context[:, :self.x_dim], context[:, self.x_dim:]])

@@ -41,7 +41,9 @@ class EnergyPlusTerm(nn.Module):
         return energy_traits(self.energy).plus(self.term_traits)
 
     def term_given(self, x: Tensor) -> Term:
-        """The term at the contexts ``x``, as ``(y, index) -> (batch,)`` (``index`` picks rows
+        """The term at the contexts ``x``, as ``(y, index) -> (batch,)``.
+
+        The term at the contexts ``x``, as ``(y, index) -> (batch,)`` (``index`` picks rows
         of ``x``, None for all).
         """
         raise NotImplementedError

@@ -141,7 +141,9 @@ def protocol(run: Run) -> tuple[int, int]:
 
 
 def panel_name(run: Run, runs: Sequence[Run]) -> str:
-    """``run.env``, plus its budget (and test episodes) when ``runs`` hold that task under
+    """The task's label: ``run.env``, with its budget when needed.
+
+    ``run.env``, plus its budget (and test episodes) when ``runs`` hold that task under
     several protocols.
     """
     protocols = {protocol(other) for other in runs if other.env == run.env}

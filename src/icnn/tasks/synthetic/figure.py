@@ -18,7 +18,9 @@ from .models import MODELS, build_model
 
 @dataclass
 class FigureConfig:
-    """Settings of the synthetic figure (defaults follow the authors' code, reference notes §4.1,
+    """Settings of the synthetic figure.
+
+    Settings of the synthetic figure (defaults follow the authors' code, reference notes §4.1,
     except Adam's step size, see ``lr``).
 
     Attributes:
