@@ -16,7 +16,9 @@ them. Then, timed round-robin over all cases of one size and batch (median of ``
   so this ratio errs low);
 - ``x floor``: ``ms`` over a bare projected-gradient loop written inline in torch,
   ``y = clamp(y - step * grad, lo, hi)``, conditioning included, run for the same number of
-  iterations as the method.
+  iterations as the method;
+- ``hdl ms`` and ``hdl x``: the same solve by a reusable :class:`icnn.Argmin` handle built once
+  (the repeated-solve form of control loops), and its ratio to the evaluations counted.
 
 Sizes: the ICNN-Q energies of the RL tasks (PICNN, softplus action path, strong convexity 1e-2,
 hidden 200-200; HalfCheetah x 17 -> y 6, Pendulum x 3 -> y 1, domain Box(-1, 1)) and the
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 import icnn
-from icnn.solvers import Box, argmin
+from icnn.solvers import Argmin, Box, argmin
 from icnn.solvers.conditioning import conditioned_energy
 from icnn.solvers.problem import Problem
 
@@ -188,6 +190,8 @@ def measure(name: str, size: Size, batch: int, args) -> None:
             continue
         key = (method, budget)
         steps[key] = call
+        handle = Argmin(model, domain=domain, method=method, tol=tol, max_iter=max_iter)
+        steps[("handle", key)] = lambda handle=handle: handle(x)
         counted[key] = (count, result.iterations)
         if method != "exact":
             steps[("floor", key)] = floor_step(model, x, size, result.iterations)
@@ -202,7 +206,8 @@ def measure(name: str, size: Size, batch: int, args) -> None:
             floor = f"{t[key] / t[('floor', key)]:.2f}"
         print(f"{name:<12}{batch:>6}  {method:<15}{budget:<10}{iterations:>6}{count.grads:>7}"
               f"{count.values:>7}{t[key] * 1e3:>10.3f}{t['grad'] * 1e3:>9.3f}"
-              f"{t[key] / evals:>9.2f}{floor:>9}")
+              f"{t[key] / evals:>9.2f}{floor:>9}{t[('handle', key)] * 1e3:>10.3f}"
+              f"{t[('handle', key)] / evals:>8.2f}")
 
 
 def main() -> None:
@@ -234,7 +239,8 @@ def main() -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of "
               f"{args.repeats} interleaved calls; load average {os.getloadavg()[0]:.1f}")
         print(f"{'size':<12}{'batch':>6}  {'method':<15}{'budget':<10}{'iters':>6}{'grads':>7}"
-              f"{'values':>7}{'ms':>10}{'grad ms':>9}{'x evals':>9}{'x floor':>9}")
+              f"{'values':>7}{'ms':>10}{'grad ms':>9}{'x evals':>9}{'x floor':>9}{'hdl ms':>10}"
+              f"{'hdl x':>8}")
         for name in args.sizes:
             for batch in args.batches:
                 measure(name, SIZES[name], batch, args)

@@ -22,14 +22,14 @@ from .nn import (
 )
 from .nn.check import ConvexityReport, check_convexity
 from .potentials import ConjugateResult, conjugate, gradient_map
-from .solvers import ArgminResult, Box, argmin
+from .solvers import Argmin, ArgminResult, Box, argmin
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FICNN", "PICNN", "ConvFICNN", "ConvPICNN", "CheckpointError", "ConvexActivation",
     "ConvexEnergy", "ConvexModel", "ConvexityReport", "EnergyTraits", "energy_traits",
-    "ArgminResult", "Box", "argmin", "check_convexity", "losses", "load", "save", "validation",
+    "Argmin", "ArgminResult", "Box", "argmin", "check_convexity", "losses", "load", "save", "validation",
     "ConjugateResult", "conjugate", "gradient_map", "__version__",
 ]
 

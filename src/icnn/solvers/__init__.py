@@ -2,12 +2,13 @@
 
 Methods: ``pgd`` (accelerated projected gradient), ``lbfgs`` (projected L-BFGS), ``bundle`` and
 ``bundle_entropy`` (paper Section 4.3-4.4), ``exact`` (the LP of Section 4.1, via HiGHS), and
-``auto``. See :func:`argmin`.
+``auto``. See :func:`argmin`, and :class:`Argmin` for repeated solves of one model.
 """
 
 from .argmin import METHODS, argmin
 from .domain import Box
+from .handle import Argmin
 from .problem import Problem, build_problem
 from .result import ArgminResult
 
-__all__ = ["METHODS", "ArgminResult", "Box", "Problem", "argmin", "build_problem"]
+__all__ = ["METHODS", "Argmin", "ArgminResult", "Box", "Problem", "argmin", "build_problem"]

@@ -58,10 +58,14 @@ def rounding_allowance(value: Tensor, grad: Tensor, point: Tensor) -> Tensor:
     """
     if value.dtype == torch.float64:
         return torch.zeros_like(value)
-    eps = torch.finfo(value.dtype).eps
+    return _allowance(value.double(), grad.double(), point.double(), torch.finfo(value.dtype).eps)
+
+
+def _allowance(value: Tensor, grad: Tensor, point: Tensor, eps: float) -> Tensor:
+    """:func:`rounding_allowance` of float64 copies, for values computed with ``eps``."""
     b = value.shape[0]
-    products = grad.double().abs() * point.double().abs()
-    size = value.double().abs() + products.reshape(b, products[0].numel() if b else 0).sum(-1)
+    products = grad.abs() * point.abs()
+    size = value.abs() + products.reshape(b, products[0].numel() if b else 0).sum(-1)
     return ROUNDING_ULPS * eps * size
 
 
@@ -83,19 +87,23 @@ class CutAggregator:
         self.hi = hi.reshape(batch, -1).double()
         self.mu = float(mu)
         self.decays = torch.tensor(decays, dtype=torch.float64, device=lo.device)[:, None]
+        self._keep = 1.0 - self.decays
         n_agg, n = len(decays), self.lo.shape[1]
         zeros = lo.new_zeros
         self.grad = zeros(n_agg, batch, n, dtype=torch.float64)   # sum lam g_k
         self.const = zeros(n_agg, batch, dtype=torch.float64)     # sum lam (f_k - g_k^T y_k)
-        self.point = zeros(n_agg, batch, n, dtype=torch.float64)  # sum lam y_k       (mu > 0)
-        self.square = zeros(n_agg, batch, dtype=torch.float64)    # sum lam ||y_k||^2 (mu > 0)
         self.seen = torch.zeros(batch, dtype=torch.bool, device=lo.device)
-        # the last MEMORY cuts (mu == 0 only) and their min-norm weights
-        self.cut_grad = zeros(batch, MEMORY, n, dtype=torch.float64)
-        self.cut_const = zeros(batch, MEMORY, dtype=torch.float64)
-        self.cut_valid = torch.zeros(batch, MEMORY, dtype=torch.bool, device=lo.device)
-        self.weights = zeros(batch, MEMORY, dtype=torch.float64)
-        self.count = torch.zeros(batch, dtype=torch.long, device=lo.device)
+        self._all_seen = False  # True once a whole-batch cut was added (then seen is all True)
+        # each kind of bound allocates only its own state (a solve at batch 1 pays per tensor)
+        if self.mu > 0.0:
+            self.point = zeros(n_agg, batch, n, dtype=torch.float64)  # sum lam y_k
+            self.square = zeros(n_agg, batch, dtype=torch.float64)    # sum lam ||y_k||^2
+        else:  # the last MEMORY cuts and their min-norm weights
+            self.cut_grad = zeros(batch, MEMORY, n, dtype=torch.float64)
+            self.cut_const = zeros(batch, MEMORY, dtype=torch.float64)
+            self.cut_valid = torch.zeros(batch, MEMORY, dtype=torch.bool, device=lo.device)
+            self.weights = zeros(batch, MEMORY, dtype=torch.float64)
+            self.count = torch.zeros(batch, dtype=torch.long, device=lo.device)
         self.bound = torch.full((batch,), -torch.inf, dtype=torch.float64, device=lo.device)
         # the largest rounding allowance of the cuts added per example (0 in float64)
         self.allowance = torch.zeros(batch, dtype=torch.float64, device=lo.device)
@@ -107,18 +115,32 @@ class CutAggregator:
         return self.bound - self.allowance
 
     def add(self, y: Tensor, value: Tensor, grad: Tensor, index: Tensor | None = None) -> Tensor:
-        """Add the cut at ``y`` (rows ``index``) and return the updated bounds of those rows."""
-        rows = slice(None) if index is None else index
+        """Add the cut at ``y`` (rows ``index``) and return the updated bounds of those rows.
+
+        ``index`` None (the whole batch, in order) writes the state without gathers and
+        scatters; the arithmetic, and so every bound, is the same either way.
+        """
+        whole = index is None
+        rows = slice(None) if whole else index
         n = self.lo.shape[1]
         y = y.reshape(y.shape[0], n)
         grad = grad.reshape(grad.shape[0], n)
-        self.allowance[rows] = torch.maximum(self.allowance[rows],
-                                             rounding_allowance(value, grad, y))
+        eps = torch.finfo(value.dtype).eps
+        rounds = value.dtype != torch.float64  # float64 allowances are 0: nothing to raise
         value = value.double()
         y, g = y.double(), grad.double()
-        first = ~self.seen[rows]
-        beta = torch.where(first[None, :], torch.ones_like(self.decays), self.decays)  # (A, b)
-        keep = 1.0 - beta
+        if rounds:
+            allowance = _allowance(value, g, y, eps)
+            if whole:
+                self.allowance = torch.maximum(self.allowance, allowance)
+            else:
+                self.allowance[rows] = torch.maximum(self.allowance[rows], allowance)
+        if whole and self._all_seen:  # every row has a cut: the plain decays, (A, 1)
+            beta, keep = self.decays, self._keep
+        else:
+            first = ~self.seen[rows]
+            beta = torch.where(first[None, :], torch.ones_like(self.decays), self.decays)  # (A, b)
+            keep = 1.0 - beta
         beta3, keep3 = beta[..., None], keep[..., None]
 
         def mix(old: Tensor, new: Tensor) -> Tensor:
@@ -126,29 +148,46 @@ class CutAggregator:
                 return keep * old + beta * new
             return keep3 * old + beta3 * new
 
-        self.grad[:, rows] = mix(self.grad[:, rows], g)
-        self.const[:, rows] = mix(self.const[:, rows], value - (g * y).sum(-1))
-        if self.mu > 0.0:
-            self.point[:, rows] = mix(self.point[:, rows], y)
-            self.square[:, rows] = mix(self.square[:, rows], y.square().sum(-1))
-        self.seen[rows] = True
-        bound = self._minimum(rows).amax(dim=0)
+        if whole:
+            self.grad = mix(self.grad, g)
+            self.const = mix(self.const, value - (g * y).sum(-1))
+            if self.mu > 0.0:
+                self.point = mix(self.point, y)
+                self.square = mix(self.square, y.square().sum(-1))
+            if not self._all_seen:
+                self.seen[:] = True
+                self._all_seen = True
+        else:
+            self.grad[:, rows] = mix(self.grad[:, rows], g)
+            self.const[:, rows] = mix(self.const[:, rows], value - (g * y).sum(-1))
+            if self.mu > 0.0:
+                self.point[:, rows] = mix(self.point[:, rows], y)
+                self.square[:, rows] = mix(self.square[:, rows], y.square().sum(-1))
+            self.seen[rows] = True
+        bound = self._minimum(rows, whole).amax(dim=0)
         if self.mu == 0.0:
             bound = torch.maximum(bound, self._bundle_bound(rows, y, g, value))
+        if whole:
+            self.bound = torch.maximum(self.bound, bound)
+            return self.bound
         self.bound[rows] = torch.maximum(self.bound[rows], bound)
         return self.bound[rows]
 
-    def _minimum(self, rows) -> Tensor:
-        """``min_{lo <= y <= hi}`` of each aggregated cut, ``(A, b)``."""
-        lo, hi = self.lo[rows], self.hi[rows]
-        grad, const = self.grad[:, rows], self.const[:, rows]
+    def _minimum(self, rows, whole: bool = False) -> Tensor:
+        """``min_{lo <= y <= hi}`` of each aggregated cut, ``(A, b)`` (``whole``: every row)."""
+        if whole:
+            lo, hi, grad, const = self.lo, self.hi, self.grad, self.const
+        else:
+            lo, hi = self.lo[rows], self.hi[rows]
+            grad, const = self.grad[:, rows], self.const[:, rows]
         if self.mu > 0.0:
-            point = self.point[:, rows]
+            point = self.point if whole else self.point[:, rows]
+            square = self.square if whole else self.square[:, rows]
             # l(y) = const + grad^T y + mu/2 (||y||^2 - 2 point^T y + square)
             linear = grad - self.mu * point
             y = torch.minimum(torch.maximum(-linear / self.mu, lo), hi)
             return (const + (linear * y).sum(-1) + 0.5 * self.mu * y.square().sum(-1)
-                    + 0.5 * self.mu * self.square[:, rows])
+                    + 0.5 * self.mu * square)
         # linear cut: each coordinate at the bound its gradient points away from
         at = torch.where(grad > 0, lo.expand_as(grad), hi.expand_as(grad))
         terms = torch.where(grad == 0, torch.zeros_like(grad), grad * at)
@@ -156,7 +195,14 @@ class CutAggregator:
 
     def aggregate_gradient(self, rows: Tensor) -> Tensor:
         """``(b, n)`` the min-norm combination of the recent cuts' gradients (a descent
-        direction at a kink, where a single gradient may not be one)."""
+        direction at a kink, where a single gradient may not be one).
+
+        Raises:
+            ValueError: with ``mu > 0``, which keeps no recent cuts (its bound needs none).
+        """
+        if self.mu > 0.0:
+            raise ValueError(f"expected mu == 0 (the recent cuts are kept only then), got "
+                             f"mu = {self.mu}")
         return (self.weights[rows][..., None] * self.cut_grad[rows]).sum(1)
 
     def _bundle_bound(self, rows, y: Tensor, g: Tensor, value: Tensor) -> Tensor:

@@ -88,6 +88,11 @@ class Stopping:
         """
         if not self.certified:
             return
+        # one test for the common case: a non-finite entry (or an overflowing sum) makes the
+        # sum non-finite, and only then is each row checked
+        if bool(torch.isfinite(value.sum() + grad.sum())):
+            self.cuts.add(y, value, grad, index)
+            return
         finite = torch.isfinite(value) & torch.isfinite(grad.flatten(1)).all(dim=1)
         if not bool(finite.all()):
             if index is None:
@@ -103,11 +108,23 @@ class Stopping:
             return None
         return self.cuts.aggregate_gradient(index).to(like.dtype).reshape(like.shape)
 
-    def passed(self, best: Tensor, mapping_norm: Tensor, index: Tensor) -> Tensor:
-        """``(len(index),)`` bool for the examples ``index`` (``best`` and ``mapping_norm`` rows)."""
+    def passed(self, best: Tensor, mapping_norm: Tensor | None, index: Tensor | None) -> Tensor:
+        """``(len(index),)`` bool for the examples ``index`` (``best`` and ``mapping_norm`` rows;
+        None: the whole batch, in order).
+
+        ``mapping_norm`` (the projected-gradient norm) is read only by the stationarity test:
+        callers may pass None where :attr:`certified` (and must pass it elsewhere).
+
+        Raises:
+            ValueError: ``mapping_norm`` None for an uncertified test.
+        """
         if self.certified:
-            gap = best.double() - self.cuts.bound[index]
-            return gap <= self.tol * self.scale(best.double())
+            best = best.double()
+            gap = best - (self.cuts.bound if index is None else self.cuts.bound[index])
+            return gap <= self.tol * self.scale(best)
+        if mapping_norm is None:
+            raise ValueError("expected the projected-gradient norm for the stationarity test "
+                             "(this problem has no certificate), got None")
         return mapping_norm <= self.tol * self.scale(best)
 
     def confirmed(self, best: Tensor) -> Tensor:

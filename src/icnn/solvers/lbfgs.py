@@ -57,13 +57,14 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
     n = y[0].numel()
     all_rows = torch.arange(batch, device=device)
     value, grad = problem.value_and_grad(y)
-    stop.add_cut(y, value, grad, all_rows)
+    stop.add_cut(y, value, grad, None)
     evaluations = torch.ones(batch, dtype=torch.long, device=device)
     s_mem = y.new_zeros(memory, batch, n)
     r_mem = y.new_zeros(memory, batch, n)
     filled = torch.zeros(memory, batch, dtype=torch.bool, device=device)
     failures = torch.zeros(batch, dtype=torch.long, device=device)
-    done = stop.passed(value, _mapping_norm(problem, y, grad, all_rows), all_rows)
+    done = stop.passed(value, None if stop.certified else
+                       _mapping_norm(problem, y, grad, all_rows), None)
     stalled = torch.zeros(batch, dtype=torch.bool, device=device)
     lo_flat, hi_flat = problem.lo.reshape(batch, n), problem.hi.reshape(batch, n)
     free_flat = problem.free.reshape(batch, n)
@@ -118,8 +119,8 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         failures[index] = torch.where(accepted, torch.zeros_like(failures[index]),
                                       failures[index] + 1)
         stalled[index] = failures[index] >= MAX_FAILURES
-        done[index] = stop.passed(value[index], _mapping_norm(problem, y[index], grad[index],
-                                                              index), index)
+        mapping = None if stop.certified else _mapping_norm(problem, y[index], grad[index], index)
+        done[index] = stop.passed(value[index], mapping, index)
         if callback is not None:
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))
@@ -171,12 +172,27 @@ def _line_search(problem: Problem, index: Tensor, y: Tensor, value: Tensor, grad
                  direction: Tensor, lo: Tensor, hi: Tensor, eps: float, stop: Stopping):
     """Per-example projected backtracking; returns accepted, y, f, g (flat) and trial counts."""
     b, n = y.shape
+    # the first trial, alpha = 1, on every row without gathers (``index`` None in the energy
+    # and the cuts when it is the whole batch); most iterations end here
+    whole = index.numel() == problem.batch  # index comes from nonzero: every row, in order
+    trial = torch.maximum(torch.minimum(y + direction, hi), lo)
+    f_t, g_t = problem.value_and_grad(trial.reshape(-1, *problem.shape),
+                                      index=None if whole else index)
+    trials = torch.ones(b, dtype=torch.long, device=y.device)
+    decrease = flat_dot(grad, trial - y).clamp_max(0.0)
+    slack = eps * value.abs().clamp_min(1.0)
+    ok = (f_t <= value + ARMIJO * decrease + slack) & (decrease < 0)
+    if bool(ok.all()):
+        stop.add_cut(trial, f_t, g_t, None if whole else index)
+        return ok, trial, f_t, g_t.reshape(-1, n), trials
     alpha = torch.ones(b, dtype=y.dtype, device=y.device)
     accepted = torch.zeros(b, dtype=torch.bool, device=y.device)
-    trials = torch.zeros(b, dtype=torch.long, device=y.device)
     y_new, value_new, grad_new = y.clone(), value.clone(), grad.clone()
     pending = torch.arange(b, device=y.device)
-    for _ in range(MAX_BACKTRACKS):
+    _accept(stop, index, pending, ok, trial, f_t, g_t, y_new, value_new, grad_new, accepted)
+    pending = pending[~ok]
+    alpha[pending] *= 0.5
+    for _ in range(MAX_BACKTRACKS - 1):
         trial = torch.maximum(torch.minimum(y[pending] + alpha[pending, None] * direction[pending],
                                             hi[pending]), lo[pending])
         f_t, g_t = problem.value_and_grad(trial.reshape(-1, *problem.shape), index=index[pending])
@@ -184,13 +200,21 @@ def _line_search(problem: Problem, index: Tensor, y: Tensor, value: Tensor, grad
         decrease = flat_dot(grad[pending], trial - y[pending]).clamp_max(0.0)
         slack = eps * value[pending].abs().clamp_min(1.0)
         ok = (f_t <= value[pending] + ARMIJO * decrease + slack) & (decrease < 0)
-        rows = pending[ok]
-        stop.add_cut(trial[ok], f_t[ok], g_t[ok], index[rows])
-        y_new[rows], value_new[rows] = trial[ok], f_t[ok]
-        grad_new[rows] = g_t.reshape(-1, n)[ok]
-        accepted[rows] = True
+        _accept(stop, index, pending, ok, trial, f_t, g_t, y_new, value_new, grad_new, accepted)
         pending = pending[~ok]
         if pending.numel() == 0:
             break
         alpha[pending] *= 0.5
     return accepted, y_new, value_new, grad_new, trials
+
+
+def _accept(stop: Stopping, index: Tensor, pending: Tensor, ok: Tensor, trial: Tensor,
+            f_t: Tensor, g_t: Tensor, y_new: Tensor, value_new: Tensor, grad_new: Tensor,
+            accepted: Tensor) -> None:
+    """Record the trials of rows ``pending`` that passed (``ok``): their cuts, points, values,
+    gradients (flat) and ``accepted``, in place."""
+    rows = pending[ok]
+    stop.add_cut(trial[ok], f_t[ok], g_t[ok], index[rows])
+    y_new[rows], value_new[rows] = trial[ok], f_t[ok]
+    grad_new[rows] = g_t.reshape(-1, y_new.shape[1])[ok]
+    accepted[rows] = True

@@ -103,8 +103,8 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
         value = _put(value, index, torch.where(increased, value_i, value_new), every)
         theta = _put(theta, index, torch.where(increased, torch.ones_like(theta_i), theta_next),
                      every)
-        mapping = lip * flat_norm(y_new - v)
-        done = _put(done, index, stop.passed(take(value), mapping, index), every)
+        mapping = None if stop.certified else lip * flat_norm(y_new - v)
+        done = _put(done, index, stop.passed(take(value), mapping, sel), every)
         if callback is not None:
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,10 +51,16 @@ class Problem:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.lo.shape[1:])
 
-    @property
+    @functools.cached_property
     def bounded(self) -> bool:
+        """True if every free coordinate has finite bounds (computed once per problem)."""
         finite = torch.isfinite(self.lo) & torch.isfinite(self.hi)
         return bool((finite | ~self.free).all())
+
+    @functools.cached_property
+    def all_free(self) -> bool:
+        """True when no coordinate is fixed (gradients then need no masking)."""
+        return bool(self.free.all())
 
     def project(self, y: Tensor) -> Tensor:
         """Euclidean projection onto the feasible set (box with fixed entries)."""
@@ -85,20 +92,32 @@ class Problem:
                 y = y.requires_grad_(True)
             value = self.value(y, index)
             (grad,) = torch.autograd.grad(value.sum(), y, create_graph=create_graph)
-        grad = grad * (self.free if index is None else self.free[index])
-        if not create_graph:
-            value, grad = value.detach(), grad.detach()
+        if not self.all_free:
+            grad = grad * (self.free if index is None else self.free[index])
+        if not create_graph:  # autograd.grad's result is already detached then
+            value = value.detach()
         return value, grad
 
 
 def build_problem(
     model: nn.Module, x: Tensor | None, domain: Box | None, y0: Tensor | None,
     fixed: tuple[Tensor, Tensor] | None, batch: int | None = None,
+    traits: EnergyTraits | None = None,
 ) -> Problem:
-    """Validate the inputs of :func:`icnn.argmin` once and build the :class:`Problem`."""
+    """Validate the inputs of :func:`icnn.argmin` once and build the :class:`Problem`.
+
+    ``traits``: the model's :class:`icnn.EnergyTraits` when the caller has read them already
+    (:class:`icnn.Argmin` caches them); None reads them here.
+
+    Raises:
+        ValueError: bad shapes, dtypes, values, domain or fixed entries (the message names
+            what was expected and what came).
+        TypeError: a model that does not implement :class:`icnn.ConvexEnergy`.
+    """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    traits = energy_traits(model)
+    if traits is None:
+        traits = energy_traits(model)
     params = next(model.parameters(), None)
     dtype = params.dtype if params is not None else torch.get_default_dtype()
     if dtype not in (torch.float32, torch.float64):

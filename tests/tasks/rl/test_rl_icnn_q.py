@@ -208,3 +208,20 @@ def test_warm_lipschitz_keeps_the_greedy_action_the_grid_argmin():
 def test_warm_lipschitz_needs_the_pgd_solver():
     with pytest.raises(ValueError, match="warm_lipschitz needs solver='pgd', got solver='lbfgs'"):
         ICNNQConfig(warm_lipschitz=True, solver="lbfgs")
+
+
+def test_reused_solvers_answer_as_fresh_argmin_calls_across_updates(random_batch):
+    """The acting and target solves run on reusable icnn.Argmin handles: after every update
+    (weights, target weights and their convexity change) they still return, to the bit, what
+    a fresh icnn.argmin call returns."""
+    agent = ICNNQ(obs_dim=3, act_dim=2, config=ICNNQConfig(hidden=(16, 16)), seed=0)
+    batch = random_batch(obs_dim=3, act_dim=2, size=16)
+    obs = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        for target, model in ((False, agent.objective), (True, agent.objective_target)):
+            got = agent.greedy_action(obs, target=target)
+            fresh = icnn.argmin(model, obs, domain=icnn.Box(-1.0, 1.0), method="pgd",
+                                tol=agent.config.solver_tol, max_iter=agent.config.act_iters)
+            assert torch.equal(got.y, fresh.y) and torch.equal(got.value, fresh.value)
+            assert torch.equal(got.converged, fresh.converged)
+        agent.update(batch)

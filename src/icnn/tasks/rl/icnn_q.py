@@ -168,13 +168,17 @@ class ICNNQ:
         self.previous_action: torch.Tensor | None = None  # warm start of the exploring stream
         # warm_lipschitz: the last accepted step size L of the acting and of the target solves
         self.lipschitz: dict[bool, float | None] = {False: None, True: None}
+        # one reusable solver per objective and iteration budget (acting, targets): the setup
+        # of icnn.argmin done once, the traits re-read only after a weight update
+        self._solvers: dict[tuple[bool, int], icnn.Argmin] = {}
 
     def greedy_action(
         self, obs: torch.Tensor, *, target: bool = False, y0: torch.Tensor | None = None,
         max_iter: int | None = None,
     ) -> icnn.ArgminResult:
-        """``argmin_a E(s, a)`` over ``[-1, 1]^act_dim`` for a batch, one :func:`icnn.argmin` call
-        (with ``entropy = w > 0``: ``argmin_a E(s, a) − w·H((a+1)/2)``).
+        """``argmin_a E(s, a)`` over ``[-1, 1]^act_dim`` for a batch, one call of a reusable
+        :class:`icnn.Argmin` (the same result as :func:`icnn.argmin`, with the setup done once;
+        with ``entropy = w > 0``: ``argmin_a E(s, a) − w·H((a+1)/2)``).
 
         Shape: ``obs: (batch, obs_dim)``, ``y0: (batch, act_dim)`` or None (the box centre)
         → result with ``y: (batch, act_dim)`` and ``value: (batch,)``, the objective at ``y``
@@ -184,11 +188,15 @@ class ICNNQ:
         options = {}
         if config.warm_lipschitz and self.lipschitz[target] is not None:
             options["lipschitz"] = self.lipschitz[target]
-        result = icnn.argmin(
-            self.objective_target if target else self.objective, obs, domain=ACTION_BOX, y0=y0,
-            method=config.solver, tol=config.solver_tol,
-            max_iter=max_iter if max_iter is not None else config.act_iters, **options,
-        )
+        max_iter = max_iter if max_iter is not None else config.act_iters
+        objective = self.objective_target if target else self.objective
+        solver = self._solvers.get((target, max_iter))
+        if solver is None or solver.model is not objective:
+            solver = self._solvers[(target, max_iter)] = icnn.Argmin(
+                objective, domain=ACTION_BOX, method=config.solver, tol=config.solver_tol,
+                max_iter=max_iter,
+            )
+        result = solver(obs, y0=y0, **options)
         if config.warm_lipschitz:
             self.lipschitz[target] = result.info["lipschitz"].median().item()
         return result
