@@ -35,7 +35,7 @@ def test_completion_command_writes_metrics_and_figure_and_beats_the_mean_image(
         brightness_faces, tmp_path, method):
     out = tmp_path / "run"
     code = main(["completion", "--images", str(brightness_faces), "--train", "16",
-                 "--validation", "0",
+                 "--validation", "0", "--baselines",
                  "--out", str(out), "--method", method, "--epochs", "15", "--batch-size", "8",
                  "--lr", "1e-2", "--inner-steps", "5", "--inner-lr", "0.01",
                  "--energy-scale", "10", "--eval-every", "100", "--show", "4", "--no-progress",
@@ -82,7 +82,8 @@ def test_validation_split_shifts_and_averaging_are_reported(brightness_faces, tm
 def test_ensemble_predicts_with_the_mean_energy_of_its_members(brightness_faces, tmp_path):
     out = tmp_path / "run"
     code = main(["completion", "--images", str(brightness_faces), "--train", "16",
-                 "--ensemble", "2", "--seed", "3", "--out", str(out), "--method",
+                 "--ensemble", "2", "--seed", "3", "--baselines", "--validation", "0",
+                 "--out", str(out), "--method",
                  "bundle_entropy", "--epochs", "15", "--batch-size", "8", "--lr", "1e-2",
                  "--energy-scale", "10", "--eval-every", "100", "--show", "2", "--no-progress",
                  *TINY_NET])
