@@ -19,8 +19,7 @@ from torch import Tensor
 
 from ...learn.argmin_grad import unrolled_gd
 from ...solvers.domain import Box
-from .energy import CompletionEnergy
-from .ensemble import CompletionEnsemble
+from .energy import FeatureEnergy
 
 METHODS = ("bundle_entropy", "gd")
 
@@ -53,7 +52,7 @@ class InferenceConfig:
 
 
 def complete(
-    energy: CompletionEnergy | CompletionEnsemble, features: Tensor, y0: Tensor, config: InferenceConfig, *,
+    energy: FeatureEnergy, features: Tensor, y0: Tensor, config: InferenceConfig, *,
     fixed: tuple[Tensor, Tensor] | None = None, differentiable: bool = False,
 ) -> Tensor:
     """``ŷ: (batch, *y_shape)`` for contexts ``features = energy.features(x)``, from ``y0``.

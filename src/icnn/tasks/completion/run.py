@@ -94,8 +94,16 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     Returns:
         The summary written to ``metrics.json``: ``test_mse`` (method -> MSE), ``methods``
         (per method: test/train/validation MSE, wall seconds, seed, config, learning curve; with
-        an ensemble, each member's record under ``members``), ``baselines`` (``mean_image``),
-        ``paper_mse`` and the data description.
+        an ensemble, each member's record under ``members``; for ``anchored`` the anchor, the
+        energy's own MSEs, the paired validation gain and ``fallback`` / ``shipped``),
+        ``baselines`` (test MSE per baseline), ``baseline_details`` (validation / test / train
+        MSE, chosen parameters and grid), ``baseline_selection``, ``paper_mse`` and the data
+        description.
+
+    Raises:
+        ValueError: no method, a bad ensemble size, validation size or fraction (outside
+            ``(0, 1)``, or too few training images to hold it out), fallback z, protocol, mask,
+            or an ensemble of anchored energies.
     """
     if not configs:
         raise ValueError("expected at least one method to train")
