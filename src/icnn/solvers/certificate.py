@@ -110,8 +110,10 @@ class CutAggregator:
 
     @property
     def certified_bound(self) -> Tensor:
-        """``(batch,)`` the bound lowered by the rounding allowance of its planes: the one to
-        report (``bound`` itself drives the stopping test)."""
+        """``(batch,)`` the bound to report: ``bound`` lowered by its planes' rounding allowance.
+
+        ``bound`` itself drives the stopping test.
+        """
         return self.bound - self.allowance
 
     def add(self, y: Tensor, value: Tensor, grad: Tensor, index: Tensor | None = None) -> Tensor:
@@ -194,8 +196,9 @@ class CutAggregator:
         return const + terms.sum(-1)
 
     def aggregate_gradient(self, rows: Tensor) -> Tensor:
-        """``(b, n)`` the min-norm combination of the recent cuts' gradients (a descent
-        direction at a kink, where a single gradient may not be one).
+        """``(b, n)`` the min-norm combination of the recent cuts' gradients.
+
+        A descent direction at a kink, where a single gradient may not be one.
 
         Raises:
             ValueError: with ``mu > 0``, which keeps no recent cuts (its bound needs none).

@@ -187,15 +187,20 @@ class Argmin:
         return result
 
     def _parameters_key(self) -> tuple:
-        """What the traits and the conditioned energy depend on: every parameter's and buffer's
-        identity, dtype, device and in-place version (advanced by any in-place write)."""
+        """What the traits and the conditioned energy depend on.
+
+        Every parameter's and buffer's identity, dtype, device and in-place version (advanced by
+        any in-place write).
+        """
         model = self.model
         return tuple((id(t), t._version, t.dtype, t.device)
                      for tensors in (model.parameters(), model.buffers()) for t in tensors)
 
     def _current_traits(self, key: tuple | None) -> EnergyTraits | None:
-        """The model's traits, re-read unless ``key`` (the weights' state) is the cached one's
-        (None: not a ConvexEnergy, left to :func:`build_problem` to refuse)."""
+        """The model's traits, re-read unless ``key`` (the weights' state) is the cached one's.
+
+        None: not a ConvexEnergy, left to :func:`build_problem` to refuse.
+        """
         if not isinstance(self.model, nn.Module) or not isinstance(self.model, ConvexEnergy):
             return None
         if key is None or key != self._traits_key:
@@ -204,8 +209,11 @@ class Argmin:
         return self._traits
 
     def _conditioned_energy(self, x: Tensor | None, key: tuple | None) -> Energy | None:
-        """:func:`conditioned_energy` at ``x`` without gradients, reused for the same unchanged
-        ``x`` object and unchanged weights (``key``; None: never reused)."""
+        """:func:`conditioned_energy` at ``x`` without gradients, reused while nothing changed.
+
+        Reused for the same unchanged ``x`` object and unchanged weights (``key``; None: never
+        reused).
+        """
         version = -1 if x is None else x._version
         cached = self._conditioned
         if key is not None and cached is not None and cached[0] is x and cached[1] == version \
@@ -220,9 +228,11 @@ class Argmin:
 
 
 def _compiled(model: nn.Module, x: Tensor | None, energy: Energy | None, backend: str) -> Energy:
-    """``energy(y, index)`` (or the model's call when it has no conditioned form) compiled with
-    ``torch.compile(backend=backend)``; compiled code is cached per function and shapes, so
-    later solves at the same shapes reuse it."""
+    """``energy(y, index)`` compiled with ``torch.compile(backend=backend)``.
+
+    The model's call when it has no conditioned form. Compiled code is cached per function and
+    shapes, so later solves at the same shapes reuse it.
+    """
     if energy is None:
         def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
             with validation(False):
@@ -248,8 +258,10 @@ def _auto_method(problem: Problem, options: dict[str, Any]) -> str:
 
 def _check_nonconvex_call(method: str, differentiable: str | None, issues: tuple[str, ...]
                           ) -> None:
-    """Refuse what needs convexity on a model that is not convex now; pgd, lbfgs and unrolling
-    run (a local search, never certified)."""
+    """Refuse what needs convexity on a model that is not convex now.
+
+    pgd, lbfgs and unrolling run (a local search, never certified).
+    """
     why = "; ".join(issues)
     if differentiable == "implicit":
         raise ValueError(f"differentiable='implicit' needs a model convex in y (its argmin must be "
@@ -300,8 +312,10 @@ def _honest(result: ArgminResult) -> ArgminResult:
 
 
 def _without_certificate_unless_convex(result: ArgminResult, convex: bool) -> ArgminResult:
-    """A model that is not convex gets no certificate: ``converged`` False, no gap or bound
-    (``info["stationary"]`` keeps the local stopping test's outcome)."""
+    """A model that is not convex gets no certificate: ``converged`` False, no gap or bound.
+
+    ``info["stationary"]`` keeps the local stopping test's outcome.
+    """
     if convex:
         return result
     result.info["stationary"] = result.converged

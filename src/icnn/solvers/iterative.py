@@ -58,6 +58,7 @@ def flat_dot(a: Tensor, b: Tensor) -> Tensor:
 
 
 def flat_norm(a: Tensor) -> Tensor:
+    """The Euclidean norm of each example of ``a: (batch, *shape)``, ``(batch,)``."""
     return a.flatten(1).norm(dim=1)
 
 
@@ -78,6 +79,7 @@ class Stopping:
         self.cuts = CutAggregator(problem.lo, problem.hi, self.mu)
 
     def scale(self, value: Tensor) -> Tensor:
+        """``max(1, |value|)``, the scale of the relative tolerance."""
         return value.abs().clamp_min(1.0)
 
     def add_cut(self, y: Tensor, value: Tensor, grad: Tensor, index: Tensor | None) -> None:
@@ -109,8 +111,9 @@ class Stopping:
         return self.cuts.aggregate_gradient(index).to(like.dtype).reshape(like.shape)
 
     def passed(self, best: Tensor, mapping_norm: Tensor | None, index: Tensor | None) -> Tensor:
-        """``(len(index),)`` bool for the examples ``index`` (``best`` and ``mapping_norm`` rows;
-        None: the whole batch, in order).
+        """``(len(index),)`` bool: whether the examples ``index`` pass the stopping test.
+
+        ``best`` and ``mapping_norm`` hold the rows ``index`` (None: the whole batch, in order).
 
         ``mapping_norm`` (the projected-gradient norm) is read only by the stationarity test:
         callers may pass None where :attr:`certified` (and must pass it elsewhere).
@@ -128,8 +131,10 @@ class Stopping:
         return mapping_norm <= self.tol * self.scale(best)
 
     def confirmed(self, best: Tensor) -> Tensor:
-        """``(batch,)`` whether the whole batch's stopping test still passes against the
-        reported bound (lowered by its planes' rounding allowance); True where uncertified."""
+        """``(batch,)`` whether the whole batch's stopping test passes against the reported bound.
+
+        The reported bound is lowered by its planes' rounding allowance; True where uncertified.
+        """
         if not self.certified:
             return torch.ones_like(best, dtype=torch.bool)
         gap = best.double() - self.cuts.certified_bound
@@ -142,4 +147,5 @@ class Stopping:
         return (best.double() - self.cuts.certified_bound).clamp_min(0.0).to(best.dtype)
 
     def lower_bound(self, dtype: torch.dtype) -> Tensor | None:
+        """The certified lower bound ``(batch,)`` in ``dtype``, or None when uncertified."""
         return self.cuts.certified_bound.to(dtype) if self.certified else None

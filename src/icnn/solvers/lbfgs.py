@@ -211,8 +211,10 @@ def _line_search(problem: Problem, index: Tensor, y: Tensor, value: Tensor, grad
 def _accept(stop: Stopping, index: Tensor, pending: Tensor, ok: Tensor, trial: Tensor,
             f_t: Tensor, g_t: Tensor, y_new: Tensor, value_new: Tensor, grad_new: Tensor,
             accepted: Tensor) -> None:
-    """Record the trials of rows ``pending`` that passed (``ok``): their cuts, points, values,
-    gradients (flat) and ``accepted``, in place."""
+    """Record the trials of rows ``pending`` that passed (``ok``), in place.
+
+    Their cuts, points, values, gradients (flat) and ``accepted``.
+    """
     rows = pending[ok]
     stop.add_cut(trial[ok], f_t[ok], g_t[ok], index[rows])
     y_new[rows], value_new[rows] = trial[ok], f_t[ok]

@@ -45,10 +45,12 @@ class Problem:
 
     @property
     def batch(self) -> int:
+        """Number of problems in the batch."""
         return self.lo.shape[0]
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Per-example shape of ``y``."""
         return tuple(self.lo.shape[1:])
 
     @functools.cached_property

@@ -56,7 +56,9 @@ from icnn.tasks.rl.quadratic_head import QuadraticHeadEnergy
 
 @dataclass
 class ICNNQConfig:
-    """ICNN-Q hyper-parameters. Defaults: the paper (two 200-unit layers, weights projected
+    """ICNN-Q hyper-parameters.
+
+    Defaults: the paper (two 200-unit layers, weights projected
     after each step) and the reference code (``RL/src/agent.py``: γ 0.99, τ 0.01, Adam 1e-3,
     OU θ 0.15 σ 0.1; actions by ``argmin −Q − H``); the solver budget and ``strong_convexity``
     are ours (the paper gives no iteration counts). ``constraint``, ``l2`` (the reference: 1e-4)
@@ -176,9 +178,10 @@ class ICNNQ:
         self, obs: torch.Tensor, *, target: bool = False, y0: torch.Tensor | None = None,
         max_iter: int | None = None,
     ) -> icnn.ArgminResult:
-        """``argmin_a E(s, a)`` over ``[-1, 1]^act_dim`` for a batch, one call of a reusable
-        :class:`icnn.Argmin` (the same result as :func:`icnn.argmin`, with the setup done once;
-        with ``entropy = w > 0``: ``argmin_a E(s, a) − w·H((a+1)/2)``).
+        """``argmin_a E(s, a)`` over ``[-1, 1]^act_dim`` for a batch.
+
+        One call of a reusable :class:`icnn.Argmin` (the same result as :func:`icnn.argmin`, with
+        the setup done once; with ``entropy = w > 0``: ``argmin_a E(s, a) − w·H((a+1)/2)``).
 
         Shape: ``obs: (batch, obs_dim)``, ``y0: (batch, act_dim)`` or None (the box centre)
         → result with ``y: (batch, act_dim)`` and ``value: (batch,)``, the objective at ``y``
@@ -274,4 +277,5 @@ class ICNNQ:
         }
 
     def networks(self) -> dict[str, nn.Module]:
+        """The agent's networks by name (what a checkpoint stores)."""
         return {"energy": self.energy, "energy_target": self.energy_target}
