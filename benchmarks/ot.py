@@ -8,8 +8,9 @@ For each problem (``gaussian:D``, ``mix3tomix10:D``) and one seed, on the same s
 - ``mm``, ``w2gn``, ``amortized``: ``icnn ot`` runs (:func:`icnn.ot.run.run_ot`), each with the
   same epochs, batch and samples; the final weights are scored (nothing is selected with the true map);
 - ``ott``: ott-jax's ``W2NeuralDual`` (JAX on CPU; ``pip install 'icnn-torch[ott]'``) with the
-  same batch size, learning rate and hidden widths, the largest number of training iterations of
-  ours, its ICNNs started at the Gaussian map of the samples like ours; its wall time is reported beside ours.
+  same batch size, learning rate and hidden widths, its ICNNs started at the Gaussian map of the
+  samples like ours, trained in chunks of 100 iterations until the wall time of our slowest solver
+  (or ``--ott-seconds``) is spent or our largest step count is reached; its wall time is reported beside ours.
 
 Scores: forward and inverse L2-UVP (%), cos, wall seconds. Writes ``OUT/results.json`` and
 ``OUT/table.md``.
@@ -41,8 +42,11 @@ KEYS = ("l2_uvp_forward", "l2_uvp_inverse", "cos_forward", "wall_seconds")
 
 
 def ott_w2_neural_dual(source: torch.Tensor, target: torch.Tensor, truth, *, steps: int, batch: int,
-                       lr: float, hidden: tuple[int, ...], seed: int) -> dict[str, float]:
-    """Train ott-jax's W2NeuralDual for ``steps`` iterations and score it on ``truth``."""
+                       lr: float, hidden: tuple[int, ...], seed: int, seconds: float | None = None,
+                       chunk: int = 100) -> dict[str, float]:
+    """Train ott-jax's W2NeuralDual for ``steps`` iterations (or, with ``seconds``, in chunks of
+    ``chunk`` iterations until that wall-clock budget is spent; its state carries over between
+    calls) and score it on ``truth``."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -62,11 +66,17 @@ def ott_w2_neural_dual(source: torch.Tensor, target: torch.Tensor, truth, *, ste
     started = time.perf_counter()
     f = ICNN(dim_data=dim, dim_hidden=list(hidden), gaussian_map_samples=(jnp.asarray(xs), jnp.asarray(ys)))
     g = ICNN(dim_data=dim, dim_hidden=list(hidden), gaussian_map_samples=(jnp.asarray(ys), jnp.asarray(xs)))
+    per_call = steps if seconds is None else chunk
     solver = W2NeuralDual(dim_data=dim, neural_f=f, neural_g=g, optimizer_f=optax.adam(lr),
-                          optimizer_g=optax.adam(lr), num_train_iters=steps, valid_freq=max(steps, 1),
-                          log_freq=max(steps, 1), rng=jax.random.PRNGKey(seed))
-    potentials = solver(loader(xs), loader(ys), loader(xs), loader(ys))
-    seconds = time.perf_counter() - started
+                          optimizer_g=optax.adam(lr), num_train_iters=per_call,
+                          valid_freq=per_call, log_freq=per_call, rng=jax.random.PRNGKey(seed))
+    done = 0
+    while True:
+        potentials = solver(loader(xs), loader(ys), loader(xs), loader(ys))
+        done += per_call
+        if seconds is None or time.perf_counter() - started >= seconds or done >= steps:
+            break
+    spent = time.perf_counter() - started
 
     def forward(points: torch.Tensor) -> torch.Tensor:
         out = potentials.transport(jnp.asarray(points.double().numpy().astype(np.float32)), forward=True)
@@ -77,8 +87,8 @@ def ott_w2_neural_dual(source: torch.Tensor, target: torch.Tensor, truth, *, ste
         return torch.from_numpy(np.asarray(out, dtype=np.float64)).to(points.dtype)
 
     scores = transport_metrics(forward, inverse, truth)
-    scores["wall_seconds"] = seconds
-    scores["steps"] = steps
+    scores["wall_seconds"] = spent
+    scores["steps"] = done
     return scores
 
 
@@ -101,6 +111,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-ott", action="store_true", help="skip ott-jax's W2NeuralDual")
+    parser.add_argument("--ott-seconds", type=float, default=None,
+                        help="wall-clock budget of W2NeuralDual (default: our largest solver's wall time); "
+                             "it stops at our largest step count too")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -120,8 +133,8 @@ def main() -> None:
         rows["pot"] = {**transport_metrics(plan, plan.inverse, truth),
                        "wall_seconds": time.perf_counter() - started}
         rank = max(dim - 1, 1) if args.quadratic_rank == "full" else int(args.quadratic_rank)
-        steps = 0
-        for solver in args.solvers.split(","):
+        steps, budget = 0, 0.0
+        for solver in [name for name in args.solvers.split(",") if name]:
             epochs = args.amortized_epochs if solver == "amortized" and args.amortized_epochs else args.epochs
             config = OTConfig(solver=solver, hidden=hidden, epochs=epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=args.seed, quadratic_rank=rank, schedule=args.schedule,
@@ -130,12 +143,14 @@ def main() -> None:
             report = run_ot(spec, config, out / problem.replace(":", "-") / solver)
             rows[solver] = {k: report[k] for k in (*KEYS, "steps", "cos_inverse") if k in report}
             steps = max(steps, report["steps"])
+            budget = max(budget, report["wall_seconds"])
             print(problem, solver, {k: round(v, 4) for k, v in rows[solver].items()}, flush=True)
         if not args.no_ott:
             try:
                 rows["ott_w2_neural_dual"] = ott_w2_neural_dual(
                     source, target, truth, steps=steps or 1000, batch=args.batch_size, lr=args.lr,
-                    hidden=hidden, seed=args.seed)
+                    hidden=hidden, seed=args.seed,
+                    seconds=args.ott_seconds if args.ott_seconds is not None else budget)
             except ImportError as error:
                 rows["ott_w2_neural_dual"] = {"error": f"not installed: {error}"}
         for name in ("linear", "pot", "ott_w2_neural_dual"):
