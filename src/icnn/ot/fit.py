@@ -116,11 +116,14 @@ class OTConfig:
 
 @dataclass
 class FitResult:
-    """A trained model, the per-epoch history (train loss, seconds, logged scores) and wall time."""
+    """A trained model, the per-epoch history (train loss, seconds, logged scores), wall time, and
+    the start's largest relative error against the map it was set to (None for a random start;
+    a quadratic rank below D − 1 represents a Gaussian map only approximately)."""
 
     model: TransportModel
     history: list[dict[str, float]]
     seconds: float
+    start_error: float | None = None
 
 
 def inverse_map(model: TransportModel, config: OTConfig, z: Tensor, x: Tensor | None = None,
@@ -196,9 +199,10 @@ def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_co
     seed_everything(config.seed)
     model = TransportModel(config.potential_config(dim, context_dim)).to(device=source.device,
                                                                          dtype=source.dtype)
+    start_error = None
     if config.start != "random":
         gaussian = config.start == "gaussian"
-        model.start_gaussian(source if gaussian else None, target if gaussian else None)
+        start_error = model.start_gaussian(source if gaussian else None, target if gaussian else None)
     n, m = source.shape[0], target.shape[0]
     length = max(n, m)
     order = torch.Generator().manual_seed(config.seed + 1)
@@ -233,7 +237,7 @@ def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_co
     clock.trainer = trainer
     started = time.perf_counter()
     history = trainer.fit(pairs, resume=resume)
-    return FitResult(model, history, time.perf_counter() - started)
+    return FitResult(model, history, time.perf_counter() - started, start_error)
 
 
 def _forward(model: TransportModel, points: Tensor) -> Tensor:

@@ -145,6 +145,7 @@ def _report(fit: FitResult, config: OTConfig, spec: OTRunSpec, data: list[Tensor
         "conditional": source_context is not None, "seed": config.seed, "steps": steps,
         "train_seconds": fit.seconds, "seconds_per_step": fit.seconds / max(steps, 1),
         "config": describe(config), "dtype": spec.dtype, "device": str(device),
+        "start_error": fit.start_error,
     }
     conjugate_training = [r for r in fit.history if "conjugate_iterations" in r]
     if conjugate_training:
