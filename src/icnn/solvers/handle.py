@@ -36,6 +36,7 @@ from .problem import Problem, build_problem
 from .result import ArgminResult
 
 METHODS = ("auto", "pgd", "lbfgs", "bundle", "bundle_entropy", "exact")
+"""The ``method`` names :func:`icnn.argmin` and :class:`icnn.Argmin` accept."""
 DIFFERENTIABLE = (None, "unroll", "implicit")
 
 # iterations per method when max_iter is not given (unroll: steps, the paper's 30)
