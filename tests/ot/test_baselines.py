@@ -34,5 +34,5 @@ def test_discrete_plan_is_the_optimal_assignment():
 def test_singular_source_is_refused():
     x = torch.zeros(20, 2, dtype=torch.float64)
     x[:, 0] = torch.randn(20, dtype=torch.float64)
-    with pytest.raises(ValueError, match="non-singular covariance"):
-        LinearGaussianMap(x, torch.randn(20, 2, dtype=torch.float64), ridge=0.0)
+    with pytest.raises(ValueError, match="full rank"):
+        LinearGaussianMap(x, torch.randn(20, 2, dtype=torch.float64))

@@ -12,55 +12,40 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .gaussian_pair import sqrtm_psd
 from .samples import check_pair, check_samples
 
 __all__ = ["DiscreteOTMap", "LinearGaussianMap"]
 
 
-def _moments(samples: Tensor) -> tuple[Tensor, Tensor]:
-    data = samples.double()
-    mean = data.mean(dim=0)
-    centred = data - mean
-    return mean, centred.T @ centred / (data.shape[0] - 1)
-
-
 class LinearGaussianMap:
-    r"""The Gaussian (linear) OT map between the samples' moments.
-
-    ``T(x) = m_q + A (x − m_p)``, ``A = Σ_p^{-1/2}(Σ_p^{1/2} Σ_q Σ_p^{1/2})^{1/2} Σ_p^{-1/2}`` from
-    the sample means and covariances; ``inverse(y) = m_p + A⁻¹(y − m_q)``.
+    r"""``T(x) = A x + b``, the OT map between the Gaussians with the samples' means and
+    covariances (:func:`icnn.potentials.gaussian_init.gaussian_map`, computed in float64);
+    ``inverse(y) = A⁻¹(y − b)``.
 
     Args:
-        source: ``(N, D)`` samples of P; target: ``(M, D)`` samples of Q.
-        ridge: added to both covariances' diagonals (keeps ``A`` finite for degenerate samples).
+        source: ``(N, D)`` samples of P; target: ``(M, D)`` samples of Q; ``N, M > D``.
 
     Raises:
-        ValueError: samples refused by :func:`icnn.ot.samples.check_samples`/``check_pair``, or a
-            source covariance that is singular even after the ridge.
+        ValueError: samples refused by :func:`icnn.ot.samples.check_samples`/``check_pair``, fewer
+            samples than dimensions, or a singular source covariance.
     """
 
-    def __init__(self, source: Tensor, target: Tensor, *, ridge: float = 1e-9) -> None:
+    def __init__(self, source: Tensor, target: Tensor) -> None:
+        from ..potentials.gaussian_init import gaussian_map
+
         check_pair(check_samples(source, "source"), check_samples(target, "target"))
-        self.mean_p, cov_p = _moments(source)
-        self.mean_q, cov_q = _moments(target)
-        eye = torch.eye(cov_p.shape[0], dtype=torch.float64)
-        cov_p, cov_q = cov_p + ridge * eye, cov_q + ridge * eye
-        root = sqrtm_psd(cov_p)
-        if float(torch.linalg.eigvalsh(root)[0]) <= 0:
-            raise ValueError("expected source samples with a non-singular covariance, got a "
-                             "singular one (fewer samples than dimensions, or a constant column)")
-        inv_root = torch.linalg.inv(root)
-        matrix = inv_root @ sqrtm_psd(root @ cov_q @ root) @ inv_root
-        self.matrix = (matrix + matrix.T) / 2
+        self.matrix, self.offset = gaussian_map(source.detach().double().cpu(),
+                                                target.detach().double().cpu())
 
     def __call__(self, x: Tensor) -> Tensor:
-        """``T(x)``: ``(n, D)`` -> ``(n, D)`` of x's dtype."""
-        return (self.mean_q + (x.double() - self.mean_p) @ self.matrix).to(x.dtype)
+        """``T(x)``: ``(n, D)`` -> ``(n, D)`` of x's dtype and device."""
+        matrix, offset = self.matrix.to(x.device), self.offset.to(x.device)
+        return (x.double() @ matrix.T + offset).to(x.dtype)
 
     def inverse(self, y: Tensor) -> Tensor:
         """``T⁻¹(y)``: ``(n, D)`` -> ``(n, D)``."""
-        return (self.mean_p + torch.linalg.solve(self.matrix, (y.double() - self.mean_q).T).T).to(y.dtype)
+        matrix, offset = self.matrix.to(y.device), self.offset.to(y.device)
+        return torch.linalg.solve(matrix, (y.double() - offset).T).T.to(y.dtype)
 
 
 class DiscreteOTMap:
