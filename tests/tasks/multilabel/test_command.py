@@ -114,3 +114,22 @@ def test_smoke_run_writes_metrics_and_beats_the_best_constant_predictor(data_dir
                           iterations=config.solver_iters)
     again = multilabel_scores(test.labels, scores >= metrics["threshold"])
     assert again["example_f1"] == pytest.approx(metrics["example_f1"], abs=1e-9)
+
+
+def test_max_train_is_a_seeded_random_subset_not_the_first_rows(data_dir):
+    """Mulan files are ordered by label: the small-data protocol samples rows at random."""
+    d = data_dir / "scene"
+    base = {"train": str(d / "scene-train.arff"), "test": str(d / "scene-test.arff"),
+            "labels": 6, "max_train": 200}
+    train, validation, _ = load_data(MultilabelConfig(seed=0, **base))
+    again, _, _ = load_data(MultilabelConfig(seed=0, **base))
+    other, _, _ = load_data(MultilabelConfig(seed=1, **base))
+    assert train.n_examples + validation.n_examples == 200
+    assert torch.equal(train.features, again.features)
+    assert not torch.equal(train.features, other.features)
+    full = load_multilabel_arff(d / "scene-train.arff", 6)
+    first = full.labels[:200].mean(0)
+    # the first 200 rows hold a few labels only; the sample follows the whole file's rates
+    sample = torch.cat([train.labels, validation.labels]).mean(0)
+    assert (sample - full.labels.mean(0)).abs().max() < 0.08
+    assert (first - full.labels.mean(0)).abs().max() > 0.2

@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--entropy-weight", type=float, default=d.entropy_weight,
         help="picnn: weight w of the entropy in bundle-entropy inference (argmin f - w H)")
     add("--max-train", type=_optional_int, default=d.max_train,
-        help="use only the first N training examples (default: all)")
+        help="use a random subset of N training examples, seeded by --seed (default: all)")
     add("--baselines", nargs="*", choices=BASELINES, default=d.baselines,
         help="baselines measured in the same run, tuned on validation (default: all; "
              "none: no value); logreg and chain need scikit-learn")

@@ -58,7 +58,8 @@ class MultilabelConfig:
         entropy_weight: PICNN: weight ``w`` of the entropy in bundle-entropy inference and
             training (``argmin f - w H``, :mod:`.entropy_weight`); the warm start keeps epoch 0
             equal to the baseline, and the saved PICNN has ``1 / w`` folded in.
-        max_train: use only the first ``max_train`` training examples (None: all).
+        max_train: use a random subset of ``max_train`` training examples, seeded by ``seed``
+            (None: all): the small-data protocol.
         baselines: baselines measured in the same run, each tuned on the validation split
             (:mod:`.baselines`: ``logreg``, ``chain``, ``knn``); empty: none. The run's model is
             compared with them (and a warm-started PICNN with its feed-forward start) on

@@ -51,7 +51,11 @@ def resolve_label_count(train_path: str | Path, labels: int | None) -> int:
 
 
 def load_data(config: MultilabelConfig) -> tuple[MultilabelData, MultilabelData, MultilabelData]:
-    """``(train, validation, test)``; validation is ``val_fraction`` of the (subset) train file."""
+    """``(train, validation, test)``; validation is ``val_fraction`` of the (subset) train file.
+
+    With ``max_train`` the training file is first cut to a random subset of that many examples
+    (seeded by ``config.seed``, kept in file order), the small-data protocol.
+    """
     n_labels = resolve_label_count(config.train, config.labels)
     train = load_multilabel_arff(config.train, n_labels)
     test = load_multilabel_arff(config.test, n_labels)
@@ -59,7 +63,10 @@ def load_data(config: MultilabelConfig) -> tuple[MultilabelData, MultilabelData,
         raise ValueError(f"expected the train and test files to have the same features, got "
                          f"{train.n_features} and {test.n_features}")
     if config.max_train is not None and config.max_train < train.n_examples:
-        train = train.subset(torch.arange(config.max_train))
+        # a seeded random subset, not the first rows: Mulan's training files are ordered by label
+        generator = torch.Generator().manual_seed(config.seed)
+        keep = torch.randperm(train.n_examples, generator=generator)[:config.max_train]
+        train = train.subset(keep.sort().values)
     train, validation = train_validation_split(train, config.val_fraction, config.seed)
     return standardize(train, validation, test)
 
