@@ -44,7 +44,7 @@ class FICNN(ConvexModel):
         constraint: ``"softplus"`` (default), ``"exp"`` or ``"project"``.
         strong_convexity: ``mu >= 0`` of the added ``(mu/2)||y||^2``.
         init: ``"icnn"`` (Hoedt & Klambauer, 2023) or ``"default"`` (PyTorch's).
-        quadratic_rank: ``R >= 0``; with ``R > 0`` every unit's passthrough also gets a convex
+        quadratic_rank: ``0 <= R <= y_dim``; with ``R > 0`` every unit's passthrough also gets a convex
             quadratic ``y^T (A_o A_o^T + diag(d_o)) y`` of rank ``R`` plus diagonal
             (:class:`icnn.nn.layers.PSDQuadratic`, the DenseICNN of Korotin et al. 2021); the
             model is then smooth, not piecewise linear, and the output unit's diagonal adds
@@ -75,7 +75,8 @@ class FICNN(ConvexModel):
             "first_activation": first_act.to_config(), "constraint": check_constraint(constraint),
             "strong_convexity": check_strong_convexity(strong_convexity), "init": check_init(init),
         }
-        quadratic_rank = check_quadratic_rank(quadratic_rank, first_act, n_layers=len(hidden) + 1)
+        quadratic_rank = check_quadratic_rank(quadratic_rank, first_act, n_layers=len(hidden) + 1,
+                                              y_dim=y_dim)
         if quadratic_rank:
             self.config["quadratic_rank"] = quadratic_rank
         self.convex_input_shape = (y_dim,)

@@ -106,16 +106,23 @@ class NonNegativeConv2d(nn.Conv2d):
 CONSTRAINED_LAYERS = (NonNegativeLinear, NonNegativeConv2d)
 
 
-def check_quadratic_rank(rank: object, first_activation: nn.Module, n_layers: int) -> int:
-    """Validate ``quadratic_rank`` (an int ``>= 0``).
+def check_quadratic_rank(rank: object, first_activation: nn.Module, n_layers: int,
+                         y_dim: int | None = None) -> int:
+    """Validate ``quadratic_rank`` (an int ``>= 0``, at most ``y_dim``).
 
     Quadratic terms inside layer 0 need a non-decreasing first activation (``abs(q(y))`` is not convex).
+    A rank above the input dimension ``y_dim`` adds parameters and no expressiveness (a ``D x D``
+    PSD matrix has rank at most ``D``), so it is refused rather than silently clamped.
 
     Raises:
-        ValueError: a rank that is not an int ``>= 0``, or a non-monotone first activation.
+        ValueError: a rank that is not an int ``>= 0``, a rank above ``y_dim``, or a non-monotone
+            first activation.
     """
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
         raise ValueError(f"expected quadratic_rank an int >= 0, got {rank!r}")
+    if y_dim is not None and rank > y_dim:
+        raise ValueError(f"expected quadratic_rank <= y_dim = {y_dim} (a PSD matrix of y has rank at "
+                         f"most {y_dim}), got {rank}")
     if rank and n_layers > 1 and not first_activation.nondecreasing:
         raise ValueError(f"expected a non-decreasing first_activation with quadratic_rank > 0 "
                          f"(a convex quadratic inside {first_activation.name} is not convex), "

@@ -50,8 +50,8 @@ class PICNN(ConvexModel):
         constraint: as :class:`icnn.FICNN`.
         strong_convexity: as :class:`icnn.FICNN`.
         init: as :class:`icnn.FICNN`.
-        quadratic_rank: as :class:`icnn.FICNN`: per-unit PSD quadratics of ``y`` (low rank plus
-            diagonal, not gated by ``x``) added to every layer's pre-activation; default 0.
+        quadratic_rank: as :class:`icnn.FICNN`: per-unit PSD quadratics of ``y`` (rank ``<= y_dim``
+            plus diagonal, not gated by ``x``) added to every layer's pre-activation; default 0.
 
     Shape:
         Input ``x: (batch, x_dim)``, ``y: (batch, y_dim)`` -> Output ``(batch,)``.
@@ -86,7 +86,8 @@ class PICNN(ConvexModel):
             "constraint": check_constraint(constraint),
             "strong_convexity": check_strong_convexity(strong_convexity), "init": check_init(init),
         }
-        quadratic_rank = check_quadratic_rank(quadratic_rank, first_act, n_layers=len(hidden) + 1)
+        quadratic_rank = check_quadratic_rank(quadratic_rank, first_act, n_layers=len(hidden) + 1,
+                                              y_dim=y_dim)
         if quadratic_rank:
             self.config["quadratic_rank"] = quadratic_rank
         self.convex_input_shape = (y_dim,)

@@ -8,10 +8,16 @@
   with ``quadratic_rank > 0``).
 """
 
-from .conjugate import ConjugateResult, conjugate
+from .conjugate import (
+    ConjugateResult,
+    UnconvergedConjugateError,
+    UnconvergedConjugateWarning,
+    conjugate,
+)
 from .gaussian_init import GaussianMapInit, gaussian_map, gaussian_map_init
 from .gradient_map import GradientMap, gradient_map
 from .tilted_energy import TiltedEnergy
 
-__all__ = ["ConjugateResult", "GaussianMapInit", "GradientMap", "TiltedEnergy", "conjugate",
+__all__ = ["ConjugateResult", "GaussianMapInit", "GradientMap", "TiltedEnergy", "UnconvergedConjugateError",
+           "UnconvergedConjugateWarning", "conjugate",
            "gaussian_map", "gaussian_map_init", "gradient_map"]

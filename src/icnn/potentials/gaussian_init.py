@@ -54,14 +54,12 @@ def gaussian_map(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         ``A: (D, D)`` and ``b: (D,)`` in the samples' dtype, with ``T(y) = A y + b``.
 
     Raises:
-        ValueError: not 2-D, dimensions that differ, too few rows, non-finite entries, or a
-            singular sample covariance.
+        TypeError: samples that are not torch tensors (a numpy array: ``torch.as_tensor`` it).
+        ValueError: not 2-D floating, dimensions that differ, too few rows, non-finite entries,
+            or a singular sample covariance.
     """
     for name, samples in (("source", source), ("target", target)):
-        if not isinstance(samples, Tensor) or samples.dim() != 2 \
-                or not samples.is_floating_point():
-            raise ValueError(f"expected {name} a floating (N, D) tensor, got "
-                             f"{getattr(samples, 'shape', type(samples).__name__)}")
+        _check_samples(name, samples)
         if samples.shape[0] <= samples.shape[1]:
             raise ValueError(f"expected more {name} samples than dimensions (a covariance of full "
                              f"rank), got {samples.shape[0]} samples of dimension "
@@ -88,6 +86,22 @@ def gaussian_map(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return matrix.to(source.dtype), offset.to(source.dtype)
 
 
+def _check_samples(name: str, samples: object) -> None:
+    """Refuse ``samples`` that are not a floating ``(N, D)`` torch tensor.
+
+    Raises:
+        TypeError: not a torch tensor.
+        ValueError: not 2-D, or not floating.
+    """
+    if not isinstance(samples, Tensor):
+        raise TypeError(f"expected {name} a torch.Tensor of shape (N, D), got "
+                        f"{type(samples).__module__}.{type(samples).__name__} (convert with "
+                        f"torch.as_tensor)")
+    if samples.dim() != 2 or not samples.is_floating_point():
+        raise ValueError(f"expected {name} a floating tensor of shape (N, D) (one sample a row), "
+                         f"got {samples.dtype} of shape {tuple(samples.shape)}")
+
+
 @torch.no_grad()
 def gaussian_map_init(model: nn.Module, source: Tensor | None = None,
                       target: Tensor | None = None, *, network_scale: float = 1e-3
@@ -111,10 +125,12 @@ def gaussian_map_init(model: nn.Module, source: Tensor | None = None,
         :class:`GaussianMapInit` with ``A``, ``b`` and the measured ``error``.
 
     Raises:
-        TypeError: ``model`` is not an FICNN or PICNN.
+        TypeError: ``model`` is not an FICNN or PICNN; samples that are not torch tensors.
         ValueError: no quadratic terms, a ``network_scale`` outside ``(0, 1]``, only one of
-            ``source``/``target``, or samples :func:`gaussian_map` refuses or of another
-            dimension than the model's ``y``.
+            ``source``/``target``, samples :func:`gaussian_map` refuses or of another
+            dimension than the model's ``y``, or a model whose strong convexity ``mu`` exceeds
+            the map's smallest eigenvalue ``lambda_min(A)`` (its gradient ``A y + b`` needs
+            ``f = y^T A y / 2 + ...`` with ``A - mu I`` PSD in the quadratic terms).
     """
     if not isinstance(model, FICNN | PICNN):
         raise TypeError(f"expected an icnn.FICNN or icnn.PICNN, got {type(model).__name__}")
@@ -134,11 +150,20 @@ def gaussian_map_init(model: nn.Module, source: Tensor | None = None,
         offset = torch.zeros(dim, dtype=dtype, device=device)
         probe = torch.randn(256, dim, dtype=dtype, device=device)
     else:
+        _check_samples("source", source)
+        _check_samples("target", target)
         if source.shape[-1] != dim or target.shape[-1] != dim:
             raise ValueError(f"expected samples of dimension {dim} (the model's y), got "
                              f"{source.shape[-1]} and {target.shape[-1]}")
         matrix, offset = gaussian_map(source.to(device, dtype), target.to(device, dtype))
         probe = source.to(device, dtype)
+    smallest = float(torch.linalg.eigvalsh(matrix.double()).min())
+    mu = float(model.strong_convexity)
+    if mu > smallest + 1e-9 * max(1.0, abs(smallest)):
+        raise ValueError(f"expected the model's strong convexity mu <= lambda_min(A) = "
+                         f"{smallest:.6g} (the map's smallest eigenvalue: grad f = A y + b needs "
+                         f"A - mu I PSD), got mu = {mu:.6g}; build the model with a smaller "
+                         f"strong_convexity")
     _set_output_quadratic(model, 0.5 * (matrix.double() - model.strong_convexity
                                         * torch.eye(dim, dtype=torch.float64, device=device)))
     _set_output_linear(model, offset)
@@ -189,6 +214,6 @@ def _map_error(model: FICNN | PICNN, probe: Tensor, matrix: Tensor, offset: Tens
         x = torch.zeros(probe.shape[0], *model.context_shape, dtype=probe.dtype,
                         device=probe.device)
     expected = probe @ matrix.T + offset
-    got = gradient_map(model)(probe, x)
+    got = gradient_map(model)(probe, x=x)
     error = (got - expected).norm(dim=1) / expected.norm(dim=1).clamp_min(1.0)
     return float(error.max())

@@ -17,6 +17,11 @@ class GradientMap(nn.Module):
     back-propagates to ``y`` and ``x``; under :func:`torch.no_grad` it returns a detached
     tensor. Its parameters are the potential's (``T.model``).
 
+    .. warning:: **Argument order.** The map takes the point first, ``T(y, x)``, while the
+       model takes the context first, ``f(x, y)`` (a PICNN). Pass the context by keyword,
+       ``T(y, x=x)``: the positional form ``T(y, x)`` is kept for compatibility, and when
+       ``x`` and ``y`` have the same shape a swap cannot be detected.
+
     Args:
         model: a module implementing :class:`icnn.ConvexEnergy` (FICNN ``f(y)``, PICNN
             ``f(x, y)``, or any wrapper), float32 or float64.
@@ -91,6 +96,8 @@ class GradientMap(nn.Module):
 
 def gradient_map(model: nn.Module) -> GradientMap:
     r"""The gradient map ``T(y, x=None) = \nabla_y f(x, y)`` of a convex potential.
+
+    Note the order: ``T(y, x=x)`` (point first, context by keyword) for a model ``f(x, y)``.
 
     Example:
         >>> f = icnn.FICNN(2, hidden=(16,), activation="softplus", strong_convexity=1.0)
