@@ -109,11 +109,18 @@ def test_default_run_reports_baselines_and_the_anchored_energy(brightness_faces,
     details = metrics["baseline_details"]
     assert details["ridge"]["params"]["alpha"] in [g["alpha"] for g in details["ridge"]["grid"]]
     assert details["cnn"]["params"]["epoch"] in (1, 2, 3)
-    assert metrics["baseline_selection"] == {"n_fit": 12, "n_validation": 4}
+    # a .npy stack: groups of one image, 10 contiguous folds over all 16 training images
+    assert metrics["baseline_selection"] == {
+        "closed_forms": "cross-validation", "n_images": 16, "folds": [2] * 6 + [1] * 4,
+        "group_size": 1, "cnn_n_fit": 12, "cnn_n_validation": 4}
     record = metrics["methods"]["anchored"]
     closed = ("mean_image", "ridge", "kernel_ridge", "blend")
     assert record["anchor"] in closed
-    assert record["anchor_val_mse"] == min(details[k]["val_mse"] for k in closed)
+    # the anchor is the closed form best by cross-validation; its validation MSE is the one of
+    # its training-part fit, the number the fallback compares against
+    assert record["anchor_cv_mse"] == min(details[k]["cv_mse"] for k in closed)
+    assert record["anchor_val_mse"] == details[record["anchor"]]["val_mse"]
+    assert record["config"]["epochs"] == 3
     assert record["config"]["anchor_weight"] == 5.0 and record["config"]["energy_scale"] == 10.0
     assert record["fallback_z"] == 2.0 and record["val_gain_stderr"] > 0
     assert record["fallback"] == (not record["val_gain"] > 2.0 * record["val_gain_stderr"])

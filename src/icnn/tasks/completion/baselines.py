@@ -38,11 +38,12 @@ from torch import Tensor, nn
 from ...learn.trainer import Trainer, TrainerConfig, seed_everything
 from ...nn.conv import conv_stages
 from .data import CompletionSplit, concatenate, mirrored, paper_mse, subset
+from .folds import group_folds
 
 BASELINES = ("ridge", "kernel_ridge", "cnn")
 RIDGE_ALPHAS = tuple(10.0 ** k for k in range(-2, 5))
-KERNEL_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0)
-KERNEL_GAMMA_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+KERNEL_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+KERNEL_GAMMA_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class Anchor(nn.Module):
@@ -177,24 +178,41 @@ class BaselineResult:
     Attributes:
         name: ``"mean_image"``, ``"ridge"``, ``"kernel_ridge"`` or ``"cnn"``.
         anchor: the fitted predictor (frozen).
-        params: the hyper-parameters chosen on the validation split.
+        params: the hyper-parameters chosen on the validation split, or by cross-validation.
         val_mse, test_mse, train_mse: MSE in the paper's 0-255 units (train: the training
-            images, without mirrors).
-        grid: every candidate tried, with its validation MSE.
+            images, without mirrors); ``val_mse`` None without a validation split.
+        grid: every candidate tried, with its validation (or cross-validation) MSE.
+        cv_mse: the out-of-fold MSE over every training image when the hyper-parameters were
+            chosen by cross-validation (:mod:`icnn.tasks.completion.crossval`), else None.
     """
 
     name: str
     anchor: Anchor
     params: dict[str, Any]
-    val_mse: float
+    val_mse: float | None
     test_mse: float
     train_mse: float
     grid: list[dict[str, Any]] = field(default_factory=list)
+    cv_mse: float | None = None
+
+    @property
+    def selection_mse(self) -> float:
+        """What selection ranks by: the cross-validation MSE, else the validation MSE.
+
+        Raises:
+            ValueError: neither is known.
+        """
+        if self.cv_mse is not None:
+            return self.cv_mse
+        if self.val_mse is None:
+            raise ValueError(f"expected a cross-validation or validation MSE for baseline "
+                             f"{self.name!r}, got neither")
+        return self.val_mse
 
     def record(self) -> dict[str, Any]:
         """The JSON record of ``metrics.json``."""
         return {"test_mse": self.test_mse, "val_mse": self.val_mse, "train_mse": self.train_mse,
-                "params": self.params, "grid": self.grid}
+                "cv_mse": self.cv_mse, "params": self.params, "grid": self.grid}
 
 
 def _sklearn() -> Any:
@@ -255,37 +273,72 @@ def refit(result: BaselineResult, fit_on: CompletionSplit) -> Anchor:
                      f"refit, got {result.name!r}")
 
 
+def fit_on(result: BaselineResult, train: CompletionSplit, *, flip: bool = True) -> Anchor:
+    """A closed-form baseline with its chosen hyper-parameters, fit on ``train`` (and mirrors).
+
+    Raises:
+        ValueError: ``result`` is the CNN.
+    """
+    return refit(result, _training_set(train, flip))
+
+
+def out_of_fold(fit: Any, train: CompletionSplit, blocks: Sequence[Tensor], *,
+                flip: bool = True, mirrors: bool = False) -> Tensor:
+    """Predictions for every training image from a predictor fit without its block.
+
+    Args:
+        fit: ``CompletionSplit -> Anchor``, fits a predictor on the examples given.
+        train: the training images.
+        blocks: index tensors partitioning ``0..len(train)-1``
+            (:func:`icnn.tasks.completion.folds.group_folds`).
+        flip: fit on the other blocks' images and their mirrors.
+        mirrors: also predict the mirrors of the training images.
+
+    Returns:
+        ``(n, *y_shape)``, or ``(2n, *y_shape)`` with ``mirrors`` (the images, then their
+        mirrors), observed pixels pinned.
+
+    Raises:
+        ValueError: ``blocks`` that do not partition the training images.
+    """
+    n = len(train)
+    covered = torch.cat(list(blocks)).sort().values if blocks else torch.empty(0, dtype=torch.long)
+    if len(blocks) < 2 or not torch.equal(covered, torch.arange(n)):
+        raise ValueError(f"expected at least two blocks partitioning the {n} training images, got "
+                         f"{len(blocks)} blocks covering {len(covered)} indices")
+    own = torch.empty_like(train.y)
+    mirror = torch.empty_like(train.y)
+    flipped = mirrored(train) if mirrors else None
+    for block in blocks:
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[block] = False
+        anchor = fit(_training_set(subset(train, rest.nonzero()[:, 0]), flip))
+        own[block] = predict_anchor(anchor, subset(train, block))
+        if flipped is not None:
+            mirror[block] = predict_anchor(anchor, subset(flipped, block))
+    return torch.cat([own, mirror]) if mirrors else own
+
+
 def cross_fitted(result: BaselineResult, train: CompletionSplit, *, flip: bool = True,
-                 folds: int = 5) -> Tensor:
+                 folds: int = 5, group_size: int = 1) -> Tensor:
     """Out-of-fold predictions of a closed-form baseline on its own training examples.
 
-    The training images are cut into ``folds`` contiguous blocks (Olivetti: whole people); the
-    prediction for an image (and its mirror, when ``flip``) comes from the baseline refit on the
-    other blocks (and their mirrors). An energy anchored to ``g`` is trained on these, so its
-    training residuals look like the ones on new faces, not the in-sample ones (kernel ridge fits
-    its training faces almost exactly).
+    The training images are cut into ``folds`` contiguous blocks of whole groups of
+    ``group_size`` images (:func:`icnn.tasks.completion.folds.group_folds`; Olivetti: whole
+    people); the prediction for an image (and its mirror, when ``flip``) comes from the
+    baseline refit on the other blocks (and their mirrors). An energy anchored to ``g`` is
+    trained on these, so its training residuals look like the ones on new faces, not the
+    in-sample ones (kernel ridge fits its training faces almost exactly).
 
     Returns:
         ``(n, *y_shape)`` aligned with the training set (``n = len(train)``, or ``2 len(train)``
         with ``flip``: the images, then their mirrors).
 
     Raises:
-        ValueError: ``folds`` outside ``[2, len(train)]``, or a CNN ``result``.
+        ValueError: ``folds`` outside ``[2, number of groups]``, or a CNN ``result``.
     """
-    n = len(train)
-    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= n:
-        raise ValueError(f"expected folds in [2, {n}], got {folds!r}")
-    blocks = torch.arange(n).tensor_split(folds)
-    own = torch.empty_like(train.y)
-    mirror = torch.empty_like(train.y)
-    flipped = mirrored(train)
-    for block in blocks:
-        rest = torch.ones(n, dtype=torch.bool)
-        rest[block] = False
-        anchor = refit(result, _training_set(subset(train, rest.nonzero()[:, 0]), flip))
-        own[block] = predict_anchor(anchor, subset(train, block))
-        mirror[block] = predict_anchor(anchor, subset(flipped, block))
-    return torch.cat([own, mirror]) if flip else own
+    blocks = group_folds(len(train), folds, group_size)
+    return out_of_fold(lambda split: refit(result, split), train, blocks, flip=flip, mirrors=flip)
 
 
 def _score(anchor: Anchor, split: CompletionSplit) -> float:
@@ -450,5 +503,5 @@ def fit_baselines(train: CompletionSplit, validation: CompletionSplit, test: Com
 
 
 def best_baseline(results: dict[str, BaselineResult]) -> BaselineResult:
-    """The baseline with the lowest validation MSE (ties: the first)."""
-    return min(results.values(), key=lambda r: r.val_mse)
+    """The baseline with the lowest selection MSE (cross-validation, else validation; ties: the first)."""
+    return min(results.values(), key=lambda r: r.selection_mse)

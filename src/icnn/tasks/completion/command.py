@@ -34,6 +34,9 @@ DESCRIPTION = (
 METHOD_NAMES = ("bundle_entropy", "gd", "nonconvex", "anchored")  # = train.VARIANTS, torch-free
 BASELINE_NAMES = ("ridge", "kernel_ridge", "cnn")  # = baselines.BASELINES
 PROTOCOL_NAMES = ("paper", "small-faces")  # = protocols.PROTOCOLS
+# the anchored energy's default epochs: its validation MSE rose after epochs 4-15 on both
+# protocols (experiments/results/completion/commands.md)
+ANCHORED_EPOCHS = 15
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -85,11 +88,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation", type=int, default=None, metavar="N",
                         help="hold out the last N training images as the validation set (0: "
                              "none, the paper's protocol; default: --validation-fraction)")
-    parser.add_argument("--validation-fraction", type=float, default=0.15, metavar="F",
-                        help="fraction of the training images held out for validation: early "
-                             "stopping, the anchor and the baselines' hyper-parameters")
-    parser.add_argument("--epochs", type=int, default=30,
-                        help="passes over the training images (and their mirrors, see --flip)")
+    parser.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
+                        help="fraction of the training people (groups, see --group-size) held "
+                             "out for validation: early stopping and the anchored energy's "
+                             "fallback test")
+    parser.add_argument("--folds", type=int, default=10,
+                        help="folds (whole people, at most one per person) of the "
+                             "cross-validation that chooses the closed-form baselines and the "
+                             "anchor, and of the out-of-fold anchor values the anchored energy "
+                             "trains on")
+    parser.add_argument("--group-size", type=int, default=None, metavar="N",
+                        help="consecutive images per person, never split by a fold or the "
+                             "hold-out (default: 10 for the Olivetti faces, 1 for a .npy)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the training images (and their mirrors, see --flip); "
+                             "default 30, 15 for anchored (also the CNN baseline's when given)")
     parser.add_argument("--batch-size", type=int, default=70, help="images per Adam step")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--schedule", default="cosine", choices=("cosine", "constant", "step"),
@@ -168,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
             energy_scale=(args.energy_scale if args.energy_scale is not None
                           else 10.0 if method == "anchored" else 100.0),
             anchor_weight=args.anchor_weight, inner_steps=args.inner_steps,
-            inner_lr=args.inner_lr, momentum=args.momentum, epochs=args.epochs,
+            inner_lr=args.inner_lr, momentum=args.momentum,
+            epochs=(args.epochs if args.epochs is not None
+                    else ANCHORED_EPOCHS if method == "anchored" else 30),
             batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
             weight_decay=args.weight_decay, flip=args.flip, max_shift=args.max_shift,
             average=args.average, seed=args.seed,
@@ -181,7 +196,9 @@ def run(args: argparse.Namespace) -> int:
                          validation=args.validation, ensemble=args.ensemble,
                          validation_fraction=args.validation_fraction, protocol=args.protocol,
                          baselines=tuple(args.baselines), anchor=args.anchor,
-                         fallback_z=args.fallback_z)
+                         fallback_z=args.fallback_z, anchor_folds=args.folds,
+                         group_size=args.group_size,
+                         regressor_epochs=30 if args.epochs is None else args.epochs)
     summary = run_completion(spec, configs, log=print)
     for method, record in summary["methods"].items():
         if "members" in record:

@@ -20,12 +20,14 @@ from .baselines import (
     RegressorConfig,
     best_baseline,
     cross_fitted,
-    fit_baselines,
+    fit_on,
     predict_anchor,
 )
+from .crossval import fit_baselines_cv
 from .data import CompletionData, CompletionSplit, hold_out, make_completion_data, per_example_mse
 from .ensemble import CompletionEnsemble
 from .figure import save_completions_figure
+from .folds import clustered_mean, default_group_size, group_folds, held_out_size, n_groups
 from .protocols import apply_protocol
 from .train import (
     CompletionConfig,
@@ -54,16 +56,23 @@ class CompletionRun:
         seed: seeds the random masks.
         validation: hold out the last this many training images as a validation set
             (:func:`icnn.tasks.completion.data.hold_out`; 0: train on all ``n_train``, the
-            paper's protocol; None: ``round(validation_fraction * n_train)``, the default).
+            paper's protocol; None: ``round(validation_fraction * groups)`` whole groups (people),
+            :func:`icnn.tasks.completion.folds.held_out_size`, the default).
         validation_fraction: in ``(0, 1)``, used when ``validation`` is None; with
-            ``validation = 0`` the baselines still choose their hyper-parameters on this
-            fraction of the training images (held out from their fit only).
+            ``validation = 0`` the CNN baseline still chooses its epoch on this fraction of the
+            training images (held out from its fit only).
+        group_size: consecutive images per person, for the folds and the hold-out (None: 10 for
+            the Olivetti faces, 1 otherwise, :func:`icnn.tasks.completion.folds.default_group_size`).
         protocol: ``"paper"`` or ``"small-faces"`` (:mod:`icnn.tasks.completion.protocols`).
         baselines: baselines fit and scored besides the mean image (``"ridge"``,
             ``"kernel_ridge"``, ``"cnn"``).
-        anchor_folds: blocks of the out-of-fold anchor values the anchored energy trains on.
+        anchor_folds: folds (whole groups) of the cross-validation that chooses the closed-form
+            baselines' hyper-parameters and the anchor, and of the out-of-fold anchor values the
+            anchored energy trains on; capped at the number of groups (small faces: one fold
+            per person).
         anchor: the anchored energy's ``g``: ``"best"`` (the closed-form baseline best on
             validation), ``"mean_image"``, ``"ridge"`` or ``"kernel_ridge"``.
+        regressor_epochs: epochs of the CNN baseline (the direct regressor).
         fallback_z: the anchored energy is shipped only when its mean per-image validation
             gain over the anchor exceeds this many standard errors.
         ensemble: members per variant (seeds ``seed``, ``seed + 1``, ...); above 1 the variant's
@@ -79,10 +88,12 @@ class CompletionRun:
     seed: int = 0
     validation: int | None = None
     ensemble: int = 1
-    validation_fraction: float = 0.15
+    validation_fraction: float = 0.2
+    group_size: int | None = None
     protocol: str = "paper"
     baselines: tuple[str, ...] = BASELINES
-    anchor_folds: int = 5
+    anchor_folds: int = 10
+    regressor_epochs: int = 30
     anchor: str = "best"
     fallback_z: float = 2.0
 
@@ -123,10 +134,15 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
                          f"{spec.fallback_z!r}")
     if spec.ensemble > 1 and any(c.variant == "anchored" for c in configs):
         raise ValueError(f"expected --ensemble 1 with the anchored method, got {spec.ensemble}")
+    group_size = (default_group_size(spec.images, spec.protocol) if spec.group_size is None
+                  else spec.group_size)
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"expected a group size >= 1, got {group_size!r}")
     images = load_images(spec.images)
     images, n_train = apply_protocol(images, spec.protocol, spec.n_train)
     data = make_completion_data(images, n_train, spec.mask, seed=spec.seed)
-    n_held = round(fraction * len(data.train))
+    everything = data.train
+    n_held = held_out_size(len(data.train), fraction, group_size)
     if n_held < 1 or len(data.train) - n_held < 2:
         raise ValueError(f"expected enough training images for a validation fraction of "
                          f"{fraction} (at least one held out and two kept), got "
@@ -136,18 +152,29 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     elif spec.validation:
         data = hold_out(data, spec.validation)
     spec.out.mkdir(parents=True, exist_ok=True)
-    # baselines are fit on the training part and choose on the validation split; without one
-    # (the paper's protocol) on their own hold-out of the last training images
+    # the closed-form baselines choose their hyper-parameters by cross-validation over every
+    # training image (folds of whole people) and are fit again on all of them; the CNN is
+    # trained on the training part and keeps its epoch best on the validation split (without
+    # one, the paper's protocol, on its own hold-out of the last training images)
     selection = data if data.validation is not None else hold_out(data, n_held)
     geometry = configs[0]
-    fitted = fit_baselines(
-        selection.train, selection.validation, data.test, spec.baselines,
-        RegressorConfig(channels=geometry.channels, kernel_sizes=geometry.kernel_sizes,
-                        strides=geometry.strides, dense=geometry.dense, epochs=geometry.epochs,
-                        batch_size=geometry.batch_size, lr=geometry.lr, seed=geometry.seed,
-                        flip=geometry.flip))
+    if isinstance(spec.anchor_folds, bool) or not isinstance(spec.anchor_folds, int) \
+            or spec.anchor_folds < 2:
+        raise ValueError(f"expected folds >= 2, got {spec.anchor_folds!r}")
+    blocks = group_folds(len(everything),
+                         min(spec.anchor_folds, n_groups(len(everything), group_size)), group_size)
+    fitted = fit_baselines_cv(
+        everything, data.train, data.validation, data.test, spec.baselines, blocks,
+        flip=geometry.flip,
+        regressor=RegressorConfig(channels=geometry.channels, kernel_sizes=geometry.kernel_sizes,
+                                  strides=geometry.strides, dense=geometry.dense,
+                                  epochs=spec.regressor_epochs, batch_size=geometry.batch_size,
+                                  lr=geometry.lr, seed=geometry.seed, flip=geometry.flip),
+        regressor_split=(selection.train, selection.validation))
     for name, result in fitted.items():
-        log(f"baseline {name}: validation MSE {result.val_mse:.1f}, test MSE "
+        cv = "" if result.cv_mse is None else f"cross-validation MSE {result.cv_mse:.1f}, "
+        val = "" if result.val_mse is None else f"validation MSE {result.val_mse:.1f}, "
+        log(f"baseline {name}: {cv}{val}test MSE "
             f"{result.test_mse:.1f} ({result.params})")
     baseline = mean_start(data.train).expand_as(data.test.y)
     if data.test.observed is not None:
@@ -165,8 +192,10 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         "baselines": {"mean_image": paper_mse(baseline, data.test),
                       **{name: r.test_mse for name, r in fitted.items() if name != "mean_image"}},
         "baseline_details": {name: r.record() for name, r in fitted.items()},
-        "baseline_selection": {"n_fit": len(selection.train),
-                               "n_validation": len(selection.validation)},
+        "baseline_selection": {"closed_forms": "cross-validation", "n_images": len(everything),
+                               "folds": [len(block) for block in blocks],
+                               "group_size": group_size, "cnn_n_fit": len(selection.train),
+                               "cnn_n_validation": len(selection.validation)},
         "protocol": spec.protocol,
         "paper_mse": PAPER_MSE if spec.mask == "left-half" else {},
         "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -175,7 +204,7 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     completions = {}
     for config in configs:
         if config.variant == "anchored":
-            record, test_completion = _train_anchored(data, config, spec, fitted, log)
+            record, test_completion = _train_anchored(data, config, spec, fitted, group_size, log)
         else:
             record, test_completion = _train_method(data, config, spec, log)
         summary["test_mse"][config.variant] = record["test_mse"]
@@ -233,15 +262,23 @@ def _train_method(data: CompletionData, config: CompletionConfig, spec: Completi
 
 
 def _train_anchored(data: CompletionData, config: CompletionConfig, spec: CompletionRun,
-                    fitted: dict[str, BaselineResult], log: Callable[[str], Any],
-                    ) -> tuple[dict[str, Any], torch.Tensor]:
-    """Train the energy anchored to the closed-form baseline best on validation.
+                    fitted: dict[str, BaselineResult], group_size: int,
+                    log: Callable[[str], Any]) -> tuple[dict[str, Any], torch.Tensor]:
+    """Train the energy anchored to the closed-form baseline best by cross-validation.
 
     Ship the anchor's predictions instead when the energy does not beat it on validation.
 
+    The anchor's hyper-parameters are the cross-validated ones. The energy trains on out-of-fold
+    anchor values of the training part (the same grouped folds), is validated (best epoch, and
+    the fallback test) with the anchor fit on the training part (the validation people unseen),
+    and completes the test images with the anchor fit on every training image, the one the
+    baselines report and the fallback ships.
+
     "Beats" is a paired comparison over the validation images: the mean per-image improvement
     of the energy over the anchor must exceed ``spec.fallback_z`` standard errors (the energy's
-    validation MSE is the best of its epochs, so a bare "lower" would favour it by chance).
+    validation MSE is the best of its epochs, so a bare "lower" would favour it by chance). The
+    standard error is clustered by person (the spread of the people's mean gains over the
+    square root of their number; with a single validation person the anchor ships).
 
     Raises:
         ValueError: no validation split (the anchor and the fallback are chosen on it).
@@ -256,10 +293,20 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     chosen = best_baseline(closed) if spec.anchor == "best" else closed[spec.anchor]
     log(f"training anchored (anchor {chosen.name}, weight {config.anchor_weight}, seed "
         f"{config.seed}, {config.epochs} epochs)")
-    values = cross_fitted(chosen, data.train, flip=config.flip, folds=spec.anchor_folds)
+    folds = min(spec.anchor_folds, n_groups(len(data.train), group_size))
+    values = cross_fitted(chosen, data.train, flip=config.flip, folds=folds,
+                          group_size=group_size)
     out_dir = spec.out / config.variant
-    result = train_completion(data, config, out_dir=out_dir, anchor=chosen.anchor,
+    part_anchor = fit_on(chosen, data.train, flip=config.flip)
+    result = train_completion(data, config, out_dir=out_dir, anchor=part_anchor,
                               anchor_train=values)
+    # reported only: the same energy completing the test images from the anchor refit on every
+    # training image (what ships is the validated predictor, with the training-part anchor)
+    result.model.anchor = chosen.anchor.requires_grad_(False)
+    energy_test_full_anchor = paper_mse(
+        predict(result.model, data.test, result.y0, config.inference, config.eval_batch),
+        data.test)
+    result.model.anchor = part_anchor
     # the PICNN loads with icnn.load; the anchor's tensors (buffers) sit beside it
     save(result.model.inner.model, out_dir / "model.safetensors",
          metadata={"energy_scale": result.model.scale, "variant": config.variant,
@@ -272,14 +319,19 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     validation = data.validation
     energy_val = predict(result.model, validation, result.y0, config.inference,
                          config.eval_batch)
-    gain = (per_example_mse(predict_anchor(chosen.anchor, validation), validation)
-            - per_example_mse(energy_val, validation))
-    mean_gain = float(gain.mean())
-    stderr = float(gain.std() / len(gain) ** 0.5) if len(gain) > 1 else math.inf
+    anchor_val = predict_anchor(part_anchor, validation)
+    gain = per_example_mse(anchor_val, validation) - per_example_mse(energy_val, validation)
+    # images of one person are not independent: the standard error is the one of the people's
+    # mean gains (clustered by group; groups of one: per image)
+    mean_gain, stderr, per_person = clustered_mean(gain, len(data.train), group_size)
+    n_people = len(per_person)
     fallback = not mean_gain > spec.fallback_z * stderr
     record.update(anchor=chosen.name, anchor_params=chosen.params, anchor_val_mse=chosen.val_mse,
                   anchor_test_mse=chosen.test_mse, energy_val_mse=result.val_mse,
-                  energy_test_mse=result.test_mse, val_gain=mean_gain, val_gain_stderr=stderr,
+                  anchor_cv_mse=chosen.cv_mse, energy_test_mse=result.test_mse,
+                  energy_test_mse_full_anchor=energy_test_full_anchor,
+                  val_gain=mean_gain, val_gain_stderr=stderr, val_gain_groups=n_people,
+                  val_gain_per_group=per_person.tolist(),
                   fallback_z=spec.fallback_z, fallback=fallback,
                   shipped="anchor" if fallback else "energy",
                   selected_epoch=result.selected_epoch)
