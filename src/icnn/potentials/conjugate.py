@@ -19,7 +19,7 @@ to the same relative accuracy as one of norm ``1``) and ``r = 1`` exactly where 
 and ``z != 0``. (At ``z = 0`` it asks for ``grad f(y) = 0`` to relative accuracy: only an exact
 stationary point passes, so ``z = 0`` may come back unconverged in float32.) The solver is run
 in rounds of :data:`ROUND` iterations, always at least one round (a warm start is never accepted
-without a solver step); after each round the residual is measured on the examples still running,
+without a solver call); after each round the residual is measured on the examples still running,
 and only those that have not reached ``tol`` run again (from where they stopped). A potential
 with kinks (a ReLU part) may have its maximiser at a kink, where no (sub)gradient the network
 computes is small; for such potentials an example is also converged once the solver's
@@ -79,7 +79,9 @@ class ConjugateResult:
             others as ``unconverged`` says (default: detached, no gradient).
         y: ``(batch, *shape)`` the maximiser found, ``\nabla f^*(z)`` (detached).
         iterations: solver iterations run, summed over rounds (each round runs the batch's
-            slowest example; an example stops when its own test passes); at least 1.
+            slowest example; an example stops when its own test passes). The solver is always
+            called (``evaluations >= 2``), but reports 0 iterations where its own test already
+            certifies ``y0`` (a gap of exactly 0).
         evaluations: ``(batch,)`` gradient evaluations spent on each example (solver and
             residual checks).
         residual: ``(batch,)`` ``||clamp(z - grad_y f(x, y), lo - y, hi - y)|| / max(||z||,
