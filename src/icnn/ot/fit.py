@@ -116,9 +116,12 @@ class OTConfig:
 
 @dataclass
 class FitResult:
-    """A trained model, the per-epoch history (train loss, seconds, logged scores), wall time, and
-    the start's largest relative error against the map it was set to (None for a random start;
-    a quadratic rank below D − 1 represents a Gaussian map only approximately)."""
+    """A trained model, its per-epoch history, wall time and the start's error.
+
+    The history holds the train loss, seconds and logged scores per epoch; the start's error is
+    its largest relative error against the map it was set to (None for a random start; a
+    quadratic rank below D − 1 represents a Gaussian map only approximately).
+    """
 
     model: TransportModel
     history: list[dict[str, float]]

@@ -107,8 +107,9 @@ def fit_baselines_cv(everything: CompletionSplit, part: CompletionSplit,
         names: among ``"ridge"``, ``"kernel_ridge"``, ``"cnn"``.
         blocks: folds partitioning ``everything`` (:func:`icnn.tasks.completion.folds.group_folds`).
         flip: fit on images and their mirrors.
-        regressor, regressor_split: the CNN's training and its ``(train, validation)`` (the CNN
-            is trained, not solved: it keeps the epoch best on that validation split).
+        regressor: the CNN's training settings.
+        regressor_split: the CNN's ``(train, validation)`` (the CNN is trained, not solved: it
+            keeps the epoch best on that validation split).
 
     Returns:
         name -> result; the closed forms (mean image, ridge, kernel ridge, and their blend when
