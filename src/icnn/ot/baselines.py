@@ -20,7 +20,8 @@ __all__ = ["DiscreteOTMap", "LinearGaussianMap"]
 class LinearGaussianMap:
     r"""``T(x) = A x + b``, the OT map between the Gaussians fitted to the samples.
 
-    The Gaussians have the samples' means and covariances (:func:`icnn.potentials.gaussian_init.gaussian_map`, computed in float64);
+    The Gaussians have the samples' means and covariances
+    (:func:`icnn.potentials.gaussian_init.gaussian_map`, computed in float64);
     ``inverse(y) = A⁻¹(y − b)``.
 
     Args:
