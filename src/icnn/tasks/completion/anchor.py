@@ -1,13 +1,13 @@
 """An energy anchored to a direct predictor: ``E(x, y) = (w/2)||y - g(x)||^2 + s f(x, y)``.
 
-``g`` is a baseline (:mod:`.baselines`: ridge or kernel ridge regression, chosen on the
-validation split) and ``f`` the conv PICNN. The quadratic term is smooth and strongly convex with
-modulus ``w``, so ``E`` is convex in ``y`` whenever ``f`` is, and ``w``-strongly convex; at
-``f = 0`` its minimiser is ``g(x)``. Inference starts at ``g(x)`` and the PICNN learns what ``g``
-misses (the idea of the multi-label warm start from Proposition 2). The traits are the PICNN's
-plus the quadratic's (:meth:`icnn.nn.energy.EnergyTraits.plus`): smooth, ``mu = w``, with the
-PICNN's kinks, so it is trained and solved by unrolled gradient descent (the implicit
-bundle-entropy gradient refuses kinked smooth energies).
+``g`` is a baseline (:mod:`.baselines`: ridge, kernel ridge regression or their blend, chosen by
+cross-validation over people, :mod:`.crossval`) and ``f`` the conv PICNN. The quadratic term is
+smooth and strongly convex with modulus ``w``, so ``E`` is convex in ``y`` whenever ``f`` is, and
+``w``-strongly convex; at ``f = 0`` its minimiser is ``g(x)``. Inference starts at ``g(x)`` and
+the PICNN learns what ``g`` misses (the idea of the multi-label warm start from Proposition 2).
+The traits are the PICNN's plus the quadratic's (:meth:`icnn.nn.energy.EnergyTraits.plus`):
+smooth, ``mu = w``, with the PICNN's kinks, so it is trained and solved by unrolled gradient
+descent (the implicit bundle-entropy gradient refuses kinked smooth energies).
 
 The anchor's values are part of the context features: ``features = [PICNN features | vec g(x)]``,
 computed once per batch. For training, :func:`icnn.tasks.completion.baselines.cross_fitted`

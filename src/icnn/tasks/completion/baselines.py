@@ -19,9 +19,9 @@ way:
   output, trained as a direct regressor with the MSE (Adam, the epoch with the best validation
   MSE kept): the feed-forward counterpart of the energy model.
 
-Each is fit on the training split (and its mirrors when ``flip``), never on the validation split,
-so that its validation MSE is an honest estimate for selecting it (and for deciding whether an
-energy anchored to it improves on it).
+The ``fit_*`` functions here fit on the training split (and its mirrors when ``flip``) and choose
+on a validation split; ``icnn completion`` chooses the closed forms by cross-validation over every
+training image instead (:mod:`icnn.tasks.completion.crossval`, same candidates and fits).
 """
 
 from __future__ import annotations
