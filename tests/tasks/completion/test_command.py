@@ -141,6 +141,8 @@ def test_default_run_reports_baselines_and_the_anchored_energy(brightness_faces,
      "expected a validation split for the anchored method"),
     (["--train", "16", "--ensemble", "2"], "expected --ensemble 1 with the anchored method"),
     (["--train", "16", "--fallback-z", "-1"], "expected a fallback z that is a finite number"),
+    (["--train", "16", "--folds", "1"], "expected folds >= 2, got 1"),
+    (["--train", "16", "--group-size", "0"], "expected a group size >= 1, got 0"),
 ])
 def test_bad_inputs_are_one_line_errors(brightness_faces, tmp_path, capsys, flags, message):
     args = ["completion", "--images", str(brightness_faces), "--out", str(tmp_path / "run"),
@@ -151,3 +153,20 @@ def test_bad_inputs_are_one_line_errors(brightness_faces, tmp_path, capsys, flag
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert message in error and "\n" not in error
+
+
+def test_group_size_holds_out_and_folds_whole_people(brightness_faces, tmp_path):
+    out = tmp_path / "run"
+    code = main(["completion", "--images", str(brightness_faces), "--train", "16",
+                 "--group-size", "4", "--validation-fraction", "0.3", "--baselines", "ridge",
+                 "--out", str(out), "--epochs", "1", "--batch-size", "8", "--show", "2",
+                 "--no-progress", *TINY_NET])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    # 4 people of 4 images: round(0.3 * 4) = 1 person validates; one fold per person (10 > 4)
+    assert (metrics["n_train"], metrics["n_validation"]) == (12, 4)
+    selection = metrics["baseline_selection"]
+    assert selection["folds"] == [4, 4, 4, 4] and selection["group_size"] == 4
+    record = metrics["methods"]["anchored"]
+    assert record["val_gain_groups"] == 1 and record["fallback"]   # one person: no error bar
+    assert record["val_gain_stderr"] is None   # no standard error: null in metrics.json

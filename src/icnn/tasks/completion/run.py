@@ -330,7 +330,8 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
                   anchor_test_mse=chosen.test_mse, energy_val_mse=result.val_mse,
                   anchor_cv_mse=chosen.cv_mse, energy_test_mse=result.test_mse,
                   energy_test_mse_full_anchor=energy_test_full_anchor,
-                  val_gain=mean_gain, val_gain_stderr=stderr, val_gain_groups=n_people,
+                  val_gain=mean_gain, val_gain_groups=n_people,
+                  val_gain_stderr=stderr if math.isfinite(stderr) else None,
                   val_gain_per_group=per_person.tolist(),
                   fallback_z=spec.fallback_z, fallback=fallback,
                   shipped="anchor" if fallback else "energy",
@@ -338,7 +339,8 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     if not fallback:
         return record, result.test_completion
     log(f"anchored energy: validation MSE {result.val_mse:.1f} vs its anchor {chosen.name} "
-        f"{chosen.val_mse:.1f} (gain {mean_gain:.1f} +- {stderr:.1f} per image, needs > "
+        f"{chosen.val_mse:.1f} (gain {mean_gain:.1f} +- {stderr:.1f} per image, s.e. clustered by "
+        f"person, needs > "
         f"{spec.fallback_z} standard errors); shipping the anchor's predictions")
     record.update(test_mse=chosen.test_mse, val_mse=chosen.val_mse, train_mse=chosen.train_mse)
     return record, predict_anchor(chosen.anchor, data.test)
