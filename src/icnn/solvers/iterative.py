@@ -69,7 +69,10 @@ class Stopping:
     lower_bound <= tol * max(1, |best|)``, a certified relative suboptimality. Without one (an
     unbounded domain and no strong convexity, allowed only with ``allow_unbounded=True``, or a
     model that is not convex, whose cutting planes bound nothing): a stationarity test, the
-    projected-gradient-mapping norm ``||G(y)|| <= tol * max(1, |f(y)|)``.
+    projected-gradient-mapping norm relative to its value at the start, ``||G(y)|| <= tol *
+    ||G(y0)||`` (solvers record ``||G(y0)||`` with :meth:`start`). A test relative to ``|f(y)|``
+    would pass for a run-away iterate of a problem unbounded below, whose ``|f|`` grows without
+    bound while its gradient does not shrink.
     """
 
     def __init__(self, problem: Problem, tol: float) -> None:
@@ -77,6 +80,12 @@ class Stopping:
         self.mu = problem.traits.strong_convexity
         self.certified = problem.traits.convex and (problem.bounded or self.mu > 0.0)
         self.cuts = CutAggregator(problem.lo, problem.hi, self.mu)
+        self.reference: Tensor | None = None
+
+    def start(self, mapping_norm: Tensor) -> None:
+        """Record ``||G(y0)|| (batch,)``, the reference of the stationarity test (first call only)."""
+        if self.reference is None:
+            self.reference = mapping_norm.detach().clone()
 
     def scale(self, value: Tensor) -> Tensor:
         """``max(1, |value|)``, the scale of the relative tolerance."""
@@ -128,7 +137,11 @@ class Stopping:
         if mapping_norm is None:
             raise ValueError("expected the projected-gradient norm for the stationarity test "
                              "(this problem has no certificate), got None")
-        return mapping_norm <= self.tol * self.scale(best)
+        if self.reference is None:
+            raise ValueError("expected the start's projected-gradient norm (Stopping.start) before "
+                             "the stationarity test, got none")
+        reference = self.reference if index is None else self.reference[index]
+        return mapping_norm <= self.tol * reference
 
     def confirmed(self, best: Tensor) -> Tensor:
         """``(batch,)`` whether the whole batch's stopping test passes against the reported bound.

@@ -63,8 +63,10 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
     r_mem = y.new_zeros(memory, batch, n)
     filled = torch.zeros(memory, batch, dtype=torch.bool, device=device)
     failures = torch.zeros(batch, dtype=torch.long, device=device)
-    done = stop.passed(value, None if stop.certified else
-                       _mapping_norm(problem, y, grad, all_rows), None)
+    start_mapping = None if stop.certified else _mapping_norm(problem, y, grad, all_rows)
+    if start_mapping is not None:
+        stop.start(start_mapping)
+    done = stop.passed(value, start_mapping, None)
     stalled = torch.zeros(batch, dtype=torch.bool, device=device)
     lo_flat, hi_flat = problem.lo.reshape(batch, n), problem.hi.reshape(batch, n)
     free_flat = problem.free.reshape(batch, n)
@@ -132,8 +134,13 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
 
 
 def _mapping_norm(problem: Problem, y: Tensor, grad: Tensor, index: Tensor) -> Tensor:
-    """``||P(y - g) - y||`` per example (the projected-gradient norm)."""
-    moved = torch.maximum(torch.minimum(y - grad, problem.hi[index]), problem.lo[index]) - y
+    """``||P(y - g) - y||`` per example (the projected-gradient norm).
+
+    Computed as ``clamp(-g, lo - y, hi - y)``: equal to ``P(y - g) - y`` in exact arithmetic, but
+    ``-g`` exactly on an unbounded domain, where ``(y - g) - y`` rounds to 0 once ``|y| >> |g|``
+    (a run-away iterate of an unbounded problem would otherwise read as stationary).
+    """
+    moved = torch.maximum(torch.minimum(-grad, problem.hi[index] - y), problem.lo[index] - y)
     return moved.flatten(1).norm(dim=1)
 
 

@@ -103,7 +103,9 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
         value = _put(value, index, torch.where(increased, value_i, value_new), every)
         theta = _put(theta, index, torch.where(increased, torch.ones_like(theta_i), theta_next),
                      every)
-        mapping = None if stop.certified else lip * flat_norm(y_new - v)
+        mapping = None if stop.certified else _mapping_norm(problem, index, v, grad_v, lip, every)
+        if mapping is not None and iteration == 1:
+            stop.start(mapping)  # v = y0 on the first iteration (theta = 1: no momentum)
         done = _put(done, index, stop.passed(take(value), mapping, sel), every)
         if callback is not None:
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
@@ -151,6 +153,19 @@ def _put(store: Tensor, index: Tensor, new: Tensor, every: bool) -> Tensor:
         return new
     store[index] = new
     return store
+
+
+def _mapping_norm(problem: Problem, index: Tensor, v: Tensor, grad_v: Tensor, lip: Tensor,
+                  every: bool) -> Tensor:
+    """``L ||P(v - g / L) - v||`` per row, as ``L ||clamp(-g / L, lo - v, hi - v)||``.
+
+    The same number in exact arithmetic as ``L ||y_new - v||``, but not rounded to 0 when
+    ``|v| >> |g| / L`` on an unbounded domain (a run-away iterate is not stationary).
+    """
+    lo, hi = (problem.lo, problem.hi) if every else (problem.lo[index], problem.hi[index])
+    shape = (-1, *([1] * (v.dim() - 1)))
+    step = torch.maximum(torch.minimum(-grad_v / lip.view(shape), hi - v), lo - v)
+    return lip * flat_norm(step)
 
 
 def _backtrack(problem: Problem, index: Tensor, v: Tensor, value_v: Tensor, grad_v: Tensor,

@@ -64,6 +64,8 @@ def solve_unrolled(problem: Problem, y0: Tensor | None, *, steps: int, tol: floa
         step = torch.maximum(torch.minimum(v - grad_v / lipschitz.view(shape), problem.hi),
                              problem.lo)
         mapping = lipschitz * flat_norm(step.detach() - v_d)
+        if not stop.certified:
+            stop.start(mapping)  # the first step is taken from v = y0 (theta = 1: no momentum)
         lipschitz = lipschitz * SHRINK
         increased = value_new > value
         y_prev, y = y, torch.where(increased.view(shape), y, step)
