@@ -23,6 +23,8 @@ def _bad_inputs(tmp_path):
         "rl": (["rl", "--steps", "-5", "--out", out], "steps"),
         "figure": (["figure", "synthetic", "--out", out, "--datasets", "nonsense"], "nonsense"),
         "benchmark": (["benchmark", "overhead"], "overhead.py"),
+        "ot": (["ot", "--source", f"{missing}-a.npy", "--target", f"{missing}-b.npy", "--out", out],
+               "missing-a.npy"),
     }
 
 
