@@ -11,6 +11,8 @@ import torch
 import icnn
 from icnn.checkpoint import load_metadata
 from icnn.cli import main
+from icnn.tasks.completion.anchor import AnchoredEnergy
+from icnn.tasks.completion.baselines import BaselineResult, fit_on, load_anchor
 from icnn.tasks.completion.data import concatenate, hold_out, make_completion_data, mirrored
 from icnn.tasks.completion.energy import CompletionEnergy
 from icnn.tasks.completion.train import CompletionConfig, mean_start, paper_mse, predict
@@ -123,13 +125,71 @@ def test_default_run_reports_baselines_and_the_anchored_energy(brightness_faces,
     assert record["config"]["epochs"] == 3
     assert record["config"]["anchor_weight"] == 5.0 and record["config"]["energy_scale"] == 10.0
     assert record["fallback_z"] == 2.0 and record["val_gain_stderr"] > 0
-    assert record["fallback"] == (not record["val_gain"] > 2.0 * record["val_gain_stderr"])
+    # the verdict covers every baseline measured in the run, on the same validation images
+    assert set(record["comparisons"]) == set(metrics["baselines"])
+    for name, comparison in record["comparisons"].items():
+        assert record["validation_mse"][name] == pytest.approx(details[name]["val_mse"], rel=1e-5)
+        assert comparison["groups"] == 4 and comparison["critical"] == pytest.approx(3.3068, abs=1e-3)  # t_3
+    assert record["fallback"] == (not all(c["beaten"] for c in record["comparisons"].values()))
+    # one definition of the mean image's test MSE: the fit on every training image
+    assert metrics["baselines"]["mean_image"] == details["mean_image"]["test_mse"]
     # the gain is the paired per-image difference: its mean is the difference of the MSEs
     assert record["val_gain"] == pytest.approx(record["anchor_val_mse"] - record["energy_val_mse"],
                                                rel=1e-4, abs=1e-3)
-    shipped = record["anchor_test_mse"] if record["fallback"] else record["energy_test_mse"]
+    shipped = (metrics["baselines"][record["shipped"]] if record["fallback"]
+               else record["energy_test_mse"])
     assert metrics["test_mse"]["anchored"] == shipped
     assert (out / "anchored" / "anchor.safetensors").is_file()
+
+
+def test_saved_energy_and_anchor_reproduce_the_reported_predictions(brightness_faces, tmp_path):
+    out = tmp_path / "run"
+    code = main(["completion", "--images", str(brightness_faces), "--train", "16",
+                 "--validation", "4", "--anchor", "ridge", "--baselines", "ridge", "--out",
+                 str(out), "--epochs", "2", "--batch-size", "8", "--lr", "1e-2", "--show", "2",
+                 "--no-progress", *TINY_NET])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    record = metrics["methods"]["anchored"]
+    config = CompletionConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in record["config"].items()})
+    data = hold_out(make_completion_data(torch.from_numpy(np.load(brightness_faces)), 16), 4)
+    path = out / "anchored" / "model.safetensors"
+    anchor = load_anchor(out / "anchored" / "anchor.safetensors")
+    # the saved anchor is the one fit on the training part (the one validated), not the refit
+    part = fit_on(BaselineResult("ridge", anchor, {"alpha": record["anchor_params"]["alpha"]},
+                                 None, 0.0, 0.0), data.train)
+    assert torch.equal(anchor.weight, part.weight) and torch.equal(anchor.bias, part.bias)
+    energy = AnchoredEnergy(CompletionEnergy(icnn.load(path), load_metadata(path)["energy_scale"]),
+                            anchor, record["config"]["anchor_weight"])
+    start = mean_start(data.train)
+    test = paper_mse(predict(energy, data.test, start, config.inference), data.test)
+    assert test == pytest.approx(record["energy_test_mse"], rel=1e-5)
+    val = paper_mse(predict(energy, data.validation, start, config.inference), data.validation)
+    assert val == pytest.approx(record["energy_val_mse"], rel=1e-5)
+    if record["shipped"] == "energy":
+        assert test == pytest.approx(metrics["test_mse"]["anchored"], rel=1e-5)
+
+
+@pytest.mark.parametrize("validation", ["4", "0"])
+def test_every_method_gets_a_validation_verdict(brightness_faces, tmp_path, validation):
+    out = tmp_path / "run"
+    code = main(["completion", "--images", str(brightness_faces), "--train", "16",
+                 "--validation", validation, "--baselines", "ridge", "--method", "gd",
+                 "--out", str(out), "--epochs", "1", "--batch-size", "8", "--show", "2",
+                 "--no-progress", *TINY_NET])
+    assert code == 0
+    record = json.loads((out / "metrics.json").read_text())["methods"]["gd"]
+    if validation == "0":
+        assert record["selected"] is None and "no verdict" in record["verdict"]
+        return
+    assert set(record["comparisons"]) == {"mean_image", "ridge"}
+    assert record["selected"] in ("gd", "mean_image", "ridge")
+    assert record["validation_mse"]["gd"] == pytest.approx(record["val_mse"], rel=1e-5)
+    best = min(record["validation_mse"], key=record["validation_mse"].get)
+    assert record["best_on_validation"] == best
+    if record["selected"] != "gd":   # a baseline won on validation: said so, not hidden
+        assert record["selected"] in record["verdict"]
 
 
 @pytest.mark.parametrize(("flags", "message"), [

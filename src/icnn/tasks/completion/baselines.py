@@ -27,6 +27,7 @@ training image instead (:mod:`icnn.tasks.completion.crossval`, same candidates a
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -184,6 +185,8 @@ class BaselineResult:
         grid: every candidate tried, with its validation (or cross-validation) MSE.
         cv_mse: the out-of-fold MSE over every training image when the hyper-parameters were
             chosen by cross-validation (:mod:`icnn.tasks.completion.crossval`), else None.
+        val_anchor: the predictor whose validation predictions gave ``val_mse`` (fit on the
+            training part only; the CNN: ``anchor`` itself), None without a validation split.
     """
 
     name: str
@@ -194,6 +197,7 @@ class BaselineResult:
     train_mse: float
     grid: list[dict[str, Any]] = field(default_factory=list)
     cv_mse: float | None = None
+    val_anchor: Anchor | None = None
 
     @property
     def selection_mse(self) -> float:
@@ -221,7 +225,7 @@ def _sklearn() -> Any:
         import sklearn.linear_model
     except ImportError as error:
         raise ValueError("expected scikit-learn for the ridge and kernel-ridge baselines "
-                         "(pip install 'icnn[data]'), got ImportError: "
+                         "(pip install 'icnn-torch[data]'), got ImportError: "
                          f"{error}") from error
     return sklearn
 
@@ -339,6 +343,46 @@ def cross_fitted(result: BaselineResult, train: CompletionSplit, *, flip: bool =
     """
     blocks = group_folds(len(train), folds, group_size)
     return out_of_fold(lambda split: refit(result, split), train, blocks, flip=flip, mirrors=flip)
+
+
+def save_anchor(anchor: Anchor, name: str, params: dict[str, Any], path: Any) -> None:
+    """Write a closed-form anchor's buffers with its name and hyper-parameters (safetensors).
+
+    :func:`load_anchor` rebuilds it: the same predictions, bit for bit.
+    """
+    from ...checkpoint import write_tensors
+
+    write_tensors(path, {k: v.contiguous() for k, v in anchor.state_dict().items()},
+                  {"anchor": name, "params": json.dumps(params),
+                   "y_shape": json.dumps(list(anchor.y_shape))})
+
+
+def load_anchor(path: Any) -> Anchor:
+    """The closed-form anchor written by :func:`save_anchor` (mean image, ridge, kernel ridge, blend).
+
+    Raises:
+        ValueError: a file without an anchor name, or an anchor that is not a closed form.
+    """
+    from ...checkpoint import read_safetensors_header, read_tensors
+
+    _, header = read_safetensors_header(path)
+    name, tensors = header.get("anchor"), read_tensors(path)
+    params, y_shape = json.loads(header.get("params", "{}")), json.loads(header.get("y_shape", "[]"))
+    if name == "mean_image":
+        return MeanAnchor(tensors["mean"])
+    if name == "ridge":
+        return LinearAnchor(tensors["weight"], tensors["bias"], y_shape)
+    if name == "kernel_ridge":
+        return KernelAnchor(tensors["centers"], tensors["dual"], tensors["offset"],
+                            params["gamma"], y_shape)
+    if name == "blend":
+        gamma = params["kernel_ridge"]["gamma"]
+        return BlendAnchor([
+            LinearAnchor(tensors["members.0.weight"], tensors["members.0.bias"], y_shape),
+            KernelAnchor(tensors["members.1.centers"], tensors["members.1.dual"],
+                         tensors["members.1.offset"], gamma, y_shape)])
+    raise ValueError(f"expected an anchor file of mean_image, ridge, kernel_ridge or blend, got "
+                     f"{path} with anchor {name!r}")
 
 
 def _score(anchor: Anchor, split: CompletionSplit) -> float:
@@ -469,7 +513,8 @@ def fit_conv_regressor(train: CompletionSplit, validation: CompletionSplit,
     model.requires_grad_(False)
     model.eval()
     return BaselineResult("cnn", model, {"epoch": best["epoch"], "epochs": config.epochs},
-                          best["val_mse"], _score(model, test), _score(model, train), grid)
+                          best["val_mse"], _score(model, test), _score(model, train), grid,
+                          val_anchor=model)
 
 
 def fit_baselines(train: CompletionSplit, validation: CompletionSplit, test: CompletionSplit,

@@ -72,8 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="g of the anchored energy (best: the closed-form baseline best on "
                              "validation)")
     parser.add_argument("--fallback-z", type=float, default=2.0,
-                        help="ship the anchored energy only if its mean per-image validation gain "
-                             "over the anchor exceeds this many standard errors (else the anchor)")
+                        help="one-sided level, in normal deviations, of the validation verdict: "
+                             "a method beats a baseline when its mean per-image gain exceeds the "
+                             "Student-t critical value (validation people - 1 degrees of freedom) "
+                             "at this level in standard errors; the anchored energy ships only if "
+                             "it beats every baseline (else the baseline best on validation)")
     parser.add_argument("--anchor-weight", type=float, default=10.0,
                         help="w of the anchored energy's term (w/2)||y - g(x)||^2")
     parser.add_argument("--scale-geometry", action=argparse.BooleanOptionalAction, default=True,
@@ -210,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
         val = "" if record["val_mse"] is None else f", validation {record['val_mse']:.1f}"
         if record.get("fallback"):
             val += (f"; the energy ({record['energy_val_mse']:.1f} on validation) did not beat "
-                    f"its anchor {record['anchor']}: its predictions shipped")
+                    f"every baseline: {record['shipped']}'s predictions shipped")
+        elif record.get("selected") not in (None, method.split()[0]):
+            val += f"; validation selects {record['selected']} (see metrics.json verdict)"
         print(f"{method}: test MSE {record['test_mse']:.1f} (train {record['train_mse']:.1f}{val}), "
               f"{record['wall_seconds']:.0f} s")
     for name, mse in summary["baselines"].items():

@@ -75,12 +75,14 @@ def _result(name: str, params: dict[str, Any], fit: Fit, cv_mse: float, grid: li
             everything: CompletionSplit, part: CompletionSplit, validation: CompletionSplit | None,
             test: CompletionSplit, flip: bool) -> BaselineResult:
     anchor = fit(_with_mirrors(everything, flip))
-    val_mse = None
+    val_mse, val_anchor = None, None
     if validation is not None:
-        val_mse = paper_mse(predict_anchor(fit(_with_mirrors(part, flip)), validation), validation)
+        val_anchor = fit(_with_mirrors(part, flip))
+        val_mse = paper_mse(predict_anchor(val_anchor, validation), validation)
     return BaselineResult(name, anchor, params, val_mse,
                           paper_mse(predict_anchor(anchor, test), test),
-                          paper_mse(predict_anchor(anchor, everything), everything), grid, cv_mse)
+                          paper_mse(predict_anchor(anchor, everything), everything), grid, cv_mse,
+                          val_anchor)
 
 
 def _with_mirrors(split: CompletionSplit, flip: bool) -> CompletionSplit:

@@ -22,6 +22,7 @@ from .baselines import (
     cross_fitted,
     fit_on,
     predict_anchor,
+    save_anchor,
 )
 from .crossval import fit_baselines_cv
 from .data import CompletionData, CompletionSplit, hold_out, make_completion_data, per_example_mse
@@ -32,11 +33,11 @@ from .protocols import apply_protocol
 from .train import (
     CompletionConfig,
     CompletionResult,
-    mean_start,
     paper_mse,
     predict,
     train_completion,
 )
+from .verdict import validation_verdict
 
 ANCHORS = ("mean_image", "ridge", "kernel_ridge", "blend")
 # The paper's Olivetti table (test MSE, 0-255 units; reference notes §4.3).
@@ -73,8 +74,11 @@ class CompletionRun:
         anchor: the anchored energy's ``g``: ``"best"`` (the closed-form baseline best on
             validation), ``"mean_image"``, ``"ridge"`` or ``"kernel_ridge"``.
         regressor_epochs: epochs of the CNN baseline (the direct regressor).
-        fallback_z: the anchored energy is shipped only when its mean per-image validation
-            gain over the anchor exceeds this many standard errors.
+        fallback_z: the one-sided level, in standard normal deviations, of the validation
+            verdict: a trained predictor beats a baseline when its mean per-image validation
+            gain exceeds the Student-t critical value at this level (``groups - 1`` degrees of
+            freedom) in standard errors clustered by person; the anchored energy ships only
+            when it beats every baseline (:mod:`icnn.tasks.completion.verdict`).
         ensemble: members per variant (seeds ``seed``, ``seed + 1``, ...); above 1 the variant's
             prediction is the argmin of their mean energy
             (:class:`icnn.tasks.completion.ensemble.CompletionEnsemble`).
@@ -176,9 +180,6 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         val = "" if result.val_mse is None else f"validation MSE {result.val_mse:.1f}, "
         log(f"baseline {name}: {cv}{val}test MSE "
             f"{result.test_mse:.1f} ({result.params})")
-    baseline = mean_start(data.train).expand_as(data.test.y)
-    if data.test.observed is not None:
-        baseline = torch.where(data.test.observed, data.test.y, baseline)
     summary: dict[str, Any] = {
         "task": "completion",
         "images": str(spec.images), "n_images": int(images.shape[0]),
@@ -188,9 +189,9 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         "y_shape": list(data.y_shape),
         "metric": "mean over predicted test pixels of (255 * (y_hat - y))**2",
         "test_mse": {}, "methods": {}, "ensemble": spec.ensemble,
-        # test MSE per baseline; mean_image: the mean of every training image (as before)
-        "baselines": {"mean_image": paper_mse(baseline, data.test),
-                      **{name: r.test_mse for name, r in fitted.items() if name != "mean_image"}},
+        # test MSE per baseline, each fit on every training image (the validation people
+        # included; the CNN: its best validation epoch), the fit baseline_details reports
+        "baselines": {name: r.test_mse for name, r in fitted.items()},
         "baseline_details": {name: r.record() for name, r in fitted.items()},
         "baseline_selection": {"closed_forms": "cross-validation", "n_images": len(everything),
                                "folds": [len(block) for block in blocks],
@@ -207,6 +208,7 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
             record, test_completion = _train_anchored(data, config, spec, fitted, group_size, log)
         else:
             record, test_completion = _train_method(data, config, spec, log)
+            record.update(_method_verdict(record, data, config, spec, fitted, group_size))
         summary["test_mse"][config.variant] = record["test_mse"]
         summary["methods"][config.variant] = record
         completions[config.variant] = data.test.to_images(test_completion)
@@ -242,7 +244,12 @@ def _train_method(data: CompletionData, config: CompletionConfig, spec: Completi
         members.append(result)
     records = [_result_record(result) for result in members]
     if spec.ensemble == 1:
-        return records[0], members[0].test_completion
+        record = records[0]
+        if data.validation is not None:
+            record["_val_errors"] = per_example_mse(predict(
+                members[0].model, data.validation, members[0].y0, config.inference,
+                config.eval_batch), data.validation)
+        return record, members[0].test_completion
     ensemble = CompletionEnsemble([result.model for result in members])
     y0, inference = members[0].y0, config.inference
 
@@ -258,7 +265,29 @@ def _train_method(data: CompletionData, config: CompletionConfig, spec: Completi
         "wall_seconds": sum(r["wall_seconds"] for r in records), "seed": config.seed,
         "config": records[0]["config"], "members": records,
     }
+    if data.validation is not None:
+        record["_val_errors"] = per_example_mse(
+            predict(ensemble, data.validation, y0, inference, config.eval_batch), data.validation)
     return record, test_completion
+
+
+def _method_verdict(record: dict[str, Any], data: CompletionData, config: CompletionConfig,
+                    spec: CompletionRun, fitted: dict[str, BaselineResult], group_size: int,
+                    ) -> dict[str, Any]:
+    """The validation verdict of a non-anchored variant (it still ships its own predictions).
+
+    Pops the per-image validation errors ``_train_method`` left in ``record``.
+    """
+    errors = record.pop("_val_errors", None)
+    if errors is None:
+        return {"verdict": "no validation split (--validation 0): no verdict against the "
+                           "baselines is possible", "selected": None,
+                "best_on_validation": None}
+    verdict = _verdict(config.variant, errors, data, fitted, spec, group_size)
+    if verdict["selected"] != config.variant:
+        verdict["verdict"] += (f"; {config.variant}'s own predictions are still written (its "
+                               f"test_mse), the selected one's test MSE is in baselines")
+    return verdict
 
 
 def _train_anchored(data: CompletionData, config: CompletionConfig, spec: CompletionRun,
@@ -266,19 +295,22 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
                     log: Callable[[str], Any]) -> tuple[dict[str, Any], torch.Tensor]:
     """Train the energy anchored to the closed-form baseline best by cross-validation.
 
-    Ship the anchor's predictions instead when the energy does not beat it on validation.
+    Ship the predictions of the baseline best on validation instead when the energy does not
+    beat every baseline measured in the run (:func:`icnn.tasks.completion.verdict.validation_verdict`).
 
     The anchor's hyper-parameters are the cross-validated ones. The energy trains on out-of-fold
     anchor values of the training part (the same grouped folds), is validated (best epoch, and
     the fallback test) with the anchor fit on the training part (the validation people unseen),
-    and completes the test images with the anchor fit on every training image, the one the
-    baselines report and the fallback ships.
+    and completes the test images with that same anchor: ``model.safetensors`` and
+    ``anchor.safetensors`` reproduce ``energy_test_mse`` (the energy completing the test images
+    from the anchor refit on every training image is reported as ``energy_test_mse_full_anchor``).
 
-    "Beats" is a paired comparison over the validation images: the mean per-image improvement
-    of the energy over the anchor must exceed ``spec.fallback_z`` standard errors (the energy's
-    validation MSE is the best of its epochs, so a bare "lower" would favour it by chance). The
-    standard error is clustered by person (the spread of the people's mean gains over the
-    square root of their number; with a single validation person the anchor ships).
+    "Beats" is a paired comparison over the validation images with every baseline: the mean
+    per-image improvement must exceed the one-sided Student-t critical value (``groups - 1``
+    degrees of freedom, at the level of ``spec.fallback_z`` normal deviations) in standard
+    errors clustered by person (the energy's validation MSE is the best of its epochs, so a bare
+    "lower" would favour it by chance; with a single validation person a baseline ships). When
+    a baseline ships, its tensors are written to ``shipped.safetensors``.
 
     Raises:
         ValueError: no validation split (the anchor and the fallback are chosen on it).
@@ -307,14 +339,13 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
         predict(result.model, data.test, result.y0, config.inference, config.eval_batch),
         data.test)
     result.model.anchor = part_anchor
-    # the PICNN loads with icnn.load; the anchor's tensors (buffers) sit beside it
+    # the PICNN loads with icnn.load; the anchor it was validated and tested with (fit on the
+    # training part) sits beside it: together they reproduce energy_test_mse
     save(result.model.inner.model, out_dir / "model.safetensors",
          metadata={"energy_scale": result.model.scale, "variant": config.variant,
                    "seed": config.seed, "anchor": chosen.name,
                    "anchor_weight": config.anchor_weight, "test_mse": result.test_mse})
-    write_tensors(out_dir / "anchor.safetensors",
-                  {k: v.contiguous() for k, v in chosen.anchor.state_dict().items()},
-                  {"anchor": chosen.name, "params": json.dumps(chosen.params)})
+    save_anchor(part_anchor, chosen.name, chosen.params, out_dir / "anchor.safetensors")
     record = _result_record(result)
     validation = data.validation
     energy_val = predict(result.model, validation, result.y0, config.inference,
@@ -325,7 +356,10 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     # mean gains (clustered by group; groups of one: per image)
     mean_gain, stderr, per_person = clustered_mean(gain, len(data.train), group_size)
     n_people = len(per_person)
-    fallback = not mean_gain > spec.fallback_z * stderr
+    verdict = _verdict(config.variant, per_example_mse(energy_val, validation), data, fitted,
+                       spec, group_size)
+    shipped = verdict["selected"]
+    fallback = shipped != config.variant
     record.update(anchor=chosen.name, anchor_params=chosen.params, anchor_val_mse=chosen.val_mse,
                   anchor_test_mse=chosen.test_mse, energy_val_mse=result.val_mse,
                   anchor_cv_mse=chosen.cv_mse, energy_test_mse=result.test_mse,
@@ -334,16 +368,32 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
                   val_gain_stderr=stderr if math.isfinite(stderr) else None,
                   val_gain_per_group=per_person.tolist(),
                   fallback_z=spec.fallback_z, fallback=fallback,
-                  shipped="anchor" if fallback else "energy",
+                  shipped="energy" if not fallback else shipped, **verdict,
                   selected_epoch=result.selected_epoch)
     if not fallback:
         return record, result.test_completion
-    log(f"anchored energy: validation MSE {result.val_mse:.1f} vs its anchor {chosen.name} "
-        f"{chosen.val_mse:.1f} (gain {mean_gain:.1f} +- {stderr:.1f} per image, s.e. clustered by "
-        f"person, needs > "
-        f"{spec.fallback_z} standard errors); shipping the anchor's predictions")
-    record.update(test_mse=chosen.test_mse, val_mse=chosen.val_mse, train_mse=chosen.train_mse)
-    return record, predict_anchor(chosen.anchor, data.test)
+    winner = fitted[shipped]
+    log(f"anchored energy: {verdict['verdict']}; shipping the predictions of {shipped}")
+    # the shipped baseline's own file (closed forms: refit on every training image, the fit its
+    # test MSE is reported for; the CNN: its best-validation-epoch weights)
+    write_tensors(out_dir / "shipped.safetensors",
+                  {k: v.contiguous() for k, v in winner.anchor.state_dict().items()},
+                  {"baseline": shipped, "params": json.dumps(winner.params)})
+    record.update(test_mse=winner.test_mse, val_mse=winner.val_mse, train_mse=winner.train_mse)
+    return record, predict_anchor(winner.anchor, data.test)
+
+
+def _verdict(candidate: str, candidate_errors: torch.Tensor, data: CompletionData,
+             fitted: dict[str, BaselineResult], spec: CompletionRun, group_size: int,
+             ) -> dict[str, Any]:
+    """The validation verdict of ``candidate`` against every baseline measured in the run."""
+    assert data.validation is not None
+    errors = {candidate: candidate_errors}
+    for name, result in fitted.items():
+        if result.val_anchor is not None:
+            errors[name] = per_example_mse(predict_anchor(result.val_anchor, data.validation),
+                                           data.validation)
+    return validation_verdict(candidate, errors, len(data.train), group_size, spec.fallback_z)
 
 
 def _result_record(result: CompletionResult) -> dict[str, Any]:
