@@ -203,6 +203,10 @@ def test_every_method_gets_a_validation_verdict(brightness_faces, tmp_path, vali
     (["--train", "16", "--fallback-z", "-1"], "expected a fallback z that is a finite number"),
     (["--train", "16", "--folds", "1"], "expected folds >= 2, got 1"),
     (["--train", "16", "--group-size", "0"], "expected a group size >= 1, got 0"),
+    (["--train", "15", "--group-size", "10"],
+     "expected at least 2 people (groups of 10 images) in the training part"),
+    (["--train", "16", "--group-size", "4", "--validation", "3"],
+     "expected --validation to hold out whole people"),
 ])
 def test_bad_inputs_are_one_line_errors(brightness_faces, tmp_path, capsys, flags, message):
     args = ["completion", "--images", str(brightness_faces), "--out", str(tmp_path / "run"),

@@ -151,10 +151,20 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         raise ValueError(f"expected enough training images for a validation fraction of "
                          f"{fraction} (at least one held out and two kept), got "
                          f"{len(data.train)} training images")
+    if spec.validation and group_size > 1 and (len(data.train) - spec.validation) % group_size:
+        raise ValueError(f"expected --validation to hold out whole people (the last images "
+                         f"after a multiple of the group size {group_size} of the "
+                         f"{len(data.train)} training images), got {spec.validation}")
     if spec.validation is None:
         data = hold_out(data, n_held)
     elif spec.validation:
         data = hold_out(data, spec.validation)
+    people = n_groups(len(data.train), group_size)
+    if any(c.variant == "anchored" for c in configs) and people < 2:
+        raise ValueError(f"expected at least 2 people (groups of {group_size} images) in the "
+                         f"training part for the anchored energy's out-of-fold anchor values (K "
+                         f"folds of whole people need K >= 2), got {len(data.train)} images = "
+                         f"{people} person; use more training images or a smaller validation")
     spec.out.mkdir(parents=True, exist_ok=True)
     # the closed-form baselines choose their hyper-parameters by cross-validation over every
     # training image (folds of whole people) and are fit again on all of them; the CNN is
