@@ -133,3 +133,46 @@ def test_max_train_is_a_seeded_random_subset_not_the_first_rows(data_dir):
     sample = torch.cat([train.labels, validation.labels]).mean(0)
     assert (sample - full.labels.mean(0)).abs().max() < 0.08
     assert (first - full.labels.mean(0)).abs().max() > 0.2
+
+
+def _emotions(data_dir, tmp_path, *extra):
+    d = data_dir / "emotions"
+    return ["multilabel", "--train", str(d / "emotions-train.arff"), "--test",
+            str(d / "emotions-test.arff"), "--model", "ff", "--epochs", "1", "--hidden", "16",
+            "--out", str(tmp_path / "run"), "--no-progress", "--threads", "1", *extra]
+
+
+def test_missing_scikit_learn_is_one_line_before_training(data_dir, tmp_path, capsys,
+                                                          monkeypatch):
+    import builtins
+
+    from icnn.cli import main
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    assert main(_emotions(data_dir, tmp_path, "--baselines", "logreg", "knn")) == 2
+    error = capsys.readouterr().err.strip()
+    assert "expected scikit-learn for the logreg baselines" in error
+    assert "pip install 'icnn-torch[data]'" in error and "\n" not in error
+    assert not (tmp_path / "run").exists()   # refused before loading data or training
+
+
+def test_shipped_predictor_and_effective_max_train_are_explicit(data_dir, tmp_path, capsys):
+    from icnn.cli import main
+
+    assert main(_emotions(data_dir, tmp_path, "--baselines", "knn", "--max-train", "100000")) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # the request exceeds the 391 rows of emotions-train: the number used is recorded
+    assert metrics["config"]["max_train"] == 100000
+    assert metrics["max_train_effective"] == metrics["n_train"] + metrics["n_validation"] == 391
+    assert metrics["scores_of"] == "ff"
+    assert metrics["shipped"] == metrics["selected"]["name"] == metrics["best_on_validation"]
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f"validation selects {'baseline ' if metrics['shipped'] != 'ff' else ''}" \
+           f"{metrics['shipped']}" in last

@@ -18,7 +18,7 @@ constant as its score; the logistic models are fitted on the other labels.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from icnn.data import MultilabelData
 from .metrics import LOWER_IS_BETTER, best_threshold, multilabel_scores
 
 __all__ = ["BASELINES", "KNN_DISTANCES", "KNN_K", "LOGREG_C", "BaselineResult",
-           "knn_label_scores", "run_baselines"]
+           "knn_label_scores", "require_sklearn", "run_baselines"]
 
 BASELINES = ("logreg", "chain", "knn")
 LOGREG_C = (0.001, 0.01, 0.1, 1.0, 10.0)
@@ -67,12 +67,26 @@ class BaselineResult:
                 "hyper": self.hyper, "fit_s": round(self.fit_s, 2), "grid": self.grid}
 
 
-def _sklearn():
+def require_sklearn(names: Sequence[str]) -> None:
+    """Check, before any training, that scikit-learn is there when ``names`` need it.
+
+    Raises:
+        ValueError: ``logreg`` or ``chain`` requested and scikit-learn missing (one line, with
+            the install command).
+    """
+    needing = [name for name in names if name in ("logreg", "chain")]
+    if not needing:
+        return
     try:
         import sklearn  # noqa: F401
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("the logreg and chain baselines need scikit-learn: "
-                          f"{_SKLEARN_HINT} (or --baselines knn)") from error
+    except ImportError as error:
+        raise ValueError(f"expected scikit-learn for the {' and '.join(needing)} baselines "
+                         f"({_SKLEARN_HINT}, or --baselines knn), got ImportError: "
+                         f"{error}") from error
+
+
+def _sklearn():
+    require_sklearn(("logreg",))
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.multioutput import ClassifierChain

@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validation metric that picks the decision threshold")
     add("--no-init-from-ff", dest="init_from_ff", action="store_false",
         help="picnn: start from a fresh initialisation instead of a trained baseline "
-             "(default: warm start by Proposition 2, epoch 0 = the baseline's predictions)")
+             "(default: warm start by Proposition 2, epoch 0 = the baseline's predictions up to "
+             "the small y-path of --z-scale)")
     add("--ff-checkpoint", default=d.ff_checkpoint,
         help="picnn warm start: model.safetensors of an --model ff run (same data, seed, "
              "hidden); default: train the baseline first")
@@ -114,6 +115,14 @@ def run(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
 
     config = config_from_args(args)
-    run_experiment(config, log=tqdm.write)
-    print(f"wrote {config.out}/metrics.json and {config.out}/model.safetensors")
+    metrics = run_experiment(config, log=tqdm.write)
+    shipped = metrics["shipped"]
+    if shipped == config.model:
+        print(f"validation selects {shipped} (its test scores are metrics.json's top level); "
+              f"wrote {config.out}/metrics.json and {config.out}/model.safetensors")
+    else:
+        print(f"validation selects baseline {shipped}, not {config.model}: its test scores are "
+              f"metrics.json 'selected' (and baselines.{shipped}); the top-level scores and "
+              f"{config.out}/model.safetensors are {config.model}'s; wrote "
+              f"{config.out}/metrics.json")
     return 0

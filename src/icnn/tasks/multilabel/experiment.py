@@ -23,7 +23,7 @@ from icnn.data import (
     train_validation_split,
 )
 
-from .baselines import BaselineResult, run_baselines
+from .baselines import BaselineResult, require_sklearn, run_baselines
 from .config import MultilabelConfig
 from .inference import label_scores
 from .metrics import LOWER_IS_BETTER, best_threshold, multilabel_scores
@@ -160,6 +160,7 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         ``baselines`` (per baseline: test scores, ``val_score``, ``threshold``, ``hyper``) and
         the validation comparison of :func:`compare_on_validation`.
     """
+    require_sklearn(config.baselines)
     started = time.perf_counter()
     previous_threads = torch.get_num_threads()
     if config.threads:
@@ -206,16 +207,23 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         "n_parameters": count_parameters(model),
         "inference": "sigmoid" if config.model == "ff" else f"argmin:{solver}x{iters}",
         "config": dataclasses.asdict(config),
+        # --max-train as used: the training file's size when the request exceeds it
+        "max_train_effective": (None if config.max_train is None
+                                else train.n_examples + validation.n_examples),
         "baselines": {name: result.as_dict() for name, result in baselines.items()},
         **compare_on_validation(config.model, choice.score, scores, baselines,
                                 config.threshold_metric),
+        # the top-level test scores are always the model's; "shipped" names the predictor
+        # validation selects (a baseline's test scores are then in "selected")
+        "scores_of": config.model,
     }
+    metrics["shipped"] = metrics["selected"]["name"]
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, out / CHECKPOINT, {"threshold": choice.threshold, "seed": config.seed})
     (out / "history.json").write_text(json.dumps(history, indent=1))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    log("test: " + "  ".join(f"{k} {scores[k]:.4f}" for k in scores)
+    log(f"test ({config.model}): " + "  ".join(f"{k} {scores[k]:.4f}" for k in scores)
         + f"  (threshold {choice.threshold:.2f}, {wall:.1f} s)")
     log(f"validation: {metrics['verdict']}")
     return metrics
