@@ -110,7 +110,9 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         The summary written to ``metrics.json``: ``test_mse`` (method -> MSE), ``methods``
         (per method: test/train/validation MSE, wall seconds, seed, config, learning curve; with
         an ensemble, each member's record under ``members``; for ``anchored`` the anchor, the
-        energy's own MSEs, the paired validation gain and ``fallback`` / ``shipped``),
+        energy's own MSEs, the paired validation gain and ``fallback`` / ``shipped``; every
+        method with a validation split: ``validation_mse``, ``comparisons``,
+        ``best_on_validation``, ``selected``, ``verdict``, :mod:`.verdict`),
         ``baselines`` (test MSE per baseline), ``baseline_details`` (validation / test / train
         MSE, chosen parameters and grid), ``baseline_selection``, ``paper_mse`` and the data
         description.
