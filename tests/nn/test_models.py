@@ -175,3 +175,11 @@ def test_project_constraint_needs_project_and_then_is_convex():
     model.project_()
     report = icnn.check_convexity(model)
     assert report.ok, str(report)
+
+
+def test_check_convexity_refuses_contexts_that_do_not_match_the_pairs():
+    model = icnn.PICNN(x_dim=3, y_dim=2, hidden=(8,))
+    with pytest.raises(ValueError, match=r"expected x of shape \(16, 3\).*got \(5, 3\)"):
+        icnn.check_convexity(model, torch.randn(5, 3), n_pairs=16)
+    with pytest.raises(ValueError, match="expected y_points"):
+        icnn.check_convexity(model, torch.randn(4, 3), y_points=(torch.randn(4, 2), torch.randn(4, 3)))

@@ -74,6 +74,9 @@ def check_convexity(
 
     Returns:
         A :class:`ConvexityReport`.
+
+    Raises:
+        ValueError: ``x`` or ``y_points`` whose shapes do not match ``n_pairs`` and the model.
     """
     issues = structural_issues(model)
     structural_ok = not issues
@@ -87,10 +90,16 @@ def check_convexity(
         a = torch.randn(n_pairs, *shape, generator=generator, dtype=torch.float64) * scale
         b = torch.randn(n_pairs, *shape, generator=generator, dtype=torch.float64) * scale
         a, b = a.to(device), b.to(device)
+    if tuple(a.shape) != tuple(b.shape) or tuple(a.shape[1:]) != shape:
+        raise ValueError(f"expected y_points as two (n_pairs, {', '.join(map(str, shape))}) tensors, "
+                         f"got {tuple(a.shape)} and {tuple(b.shape)}")
     context = model.context_shape
     if context is not None:
         if x is None:
             x = torch.randn(n_pairs, *context, generator=generator, dtype=torch.float64) * scale
+        if tuple(x.shape) != (n_pairs, *context):
+            raise ValueError(f"expected x of shape {(n_pairs, *context)} (one context per pair: "
+                             f"n_pairs={n_pairs}), got {tuple(x.shape)}")
         x = x.to(device=a.device, dtype=torch.float64)
 
     def energy(y: Tensor) -> Tensor:

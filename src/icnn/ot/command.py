@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/train/checkpoints")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
-    actions = parser.add_subparsers(dest="ot_action", metavar="ACTION")
+    actions = parser.add_subparsers(dest="ot_action", metavar="ACTION",
+                                    help="omit to train a map; 'map' applies a trained map")
     mapper = actions.add_parser("map", help="apply a fitted map (or its inverse) to points",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     mapper.add_argument("--checkpoint", required=True, help="transport.safetensors of an `icnn ot` run")

@@ -298,8 +298,17 @@ class _ImplicitArgmin(torch.autograd.Function):
         if result.method == "bundle_entropy":
             info = result.info
             u, width, free = info["u"], info["width"], info["free"]
-            barrier = torch.where(free, 1.0 / (entropy_hessian_inverse(u) * torch.where(
-                free, width, torch.ones_like(width)).square()), torch.zeros_like(u))
+            inverse = entropy_hessian_inverse(u) * torch.where(
+                free, width, torch.ones_like(width)).square()
+            # a coordinate on a face up to rounding (u(1 - u) <= eps; 1 - u = 0 in float32) has a
+            # barrier beyond 1/eps: its derivative is the limit 0 to working precision, so it is
+            # held like a bound rather than entering CG as inf * p (NaN gradients) or as a
+            # diagonal 1/eps times the rest (CG cannot resolve that conditioning)
+            eps = torch.finfo(u.dtype).eps
+            held = free & (entropy_hessian_inverse(u) <= eps)
+            free = free & ~held
+            barrier = torch.where(free, 1.0 / torch.where(free, inverse, torch.ones_like(inverse)),
+                                  torch.zeros_like(u))
             diagonal = (barrier + ctx.damping).reshape(y_star.shape)
             inside = free.reshape(y_star.shape)
         else:
