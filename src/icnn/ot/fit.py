@@ -21,10 +21,12 @@ from torch import Tensor
 
 from ..learn import Trainer, TrainerConfig
 from ..learn.seeding import seed_everything
+from ..learn.state import LATEST
 from .amortized import AMORTIZATION, ConjugateStats, amortized_loss, refined_inverse
+from .identity import check_identity, run_identity, write_identity
 from .metrics import GroundTruth, transport_metrics, w2_squared
 from .mm import mm_loss, mm_phase
-from .samples import check_pair, check_samples
+from .samples import check_pair, check_samples, second_moment
 from .transport_model import PotentialConfig, TransportModel
 from .w2gn import w2gn_loss
 
@@ -32,7 +34,16 @@ SOLVERS = ("mm", "w2gn", "amortized")
 """The neural W2 solvers of :func:`fit_transport` (``OTConfig.solver``)."""
 STARTS = ("gaussian", "identity", "random")
 
-__all__ = ["SOLVERS", "FitResult", "OTConfig", "fit_transport", "inverse_map"]
+__all__ = ["SOLVERS", "DivergenceError", "FitResult", "OTConfig", "fit_transport", "inverse_map"]
+
+DIVERGENCE_FACTOR = 1e4
+"""A training loss beyond this many times ``1 + E|x|² + E|y|²`` (the scale of every solver's loss
+at and near the optimum: potentials, inner products and squared distances of the samples) means
+the run diverged (too large a step, or a dual that is unbounded below)."""
+
+
+class DivergenceError(ValueError):
+    """The training loss became non-finite or exploded: the run diverged (a user-facing error)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,9 @@ class OTConfig:
 class FitResult:
     """A trained model, its per-epoch history, wall time and the start's error.
 
-    The history holds the train loss, seconds and logged scores per epoch; the start's error is
+    The history holds the train loss, the training seconds (``seconds``, evaluation excluded),
+    the evaluation seconds (``eval_seconds``) and logged scores per epoch, across resumes;
+    ``seconds`` is their training total (every epoch, the resumed ones too). The start's error is
     its largest relative error against the map it was set to (None for a random start; a
     quadratic rank below D − 1 represents a Gaussian map only approximately).
     """
@@ -173,7 +186,8 @@ def _loss(config: OTConfig, stats: ConjugateStats, clock: _StepClock) -> Callabl
 
 def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_context: Tensor | None = None,
                   target_context: Tensor | None = None, truth: GroundTruth | None = None,
-                  out_dir: str | Path | None = None, resume: bool = False) -> FitResult:
+                  out_dir: str | Path | None = None, resume: bool = False,
+                  data_description: dict[str, Any] | None = None) -> FitResult:
     """Fit ``f`` (and ``g``) so that ``∇f`` transports the source samples onto the target samples.
 
     Args:
@@ -185,20 +199,31 @@ def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_co
         target_context: ``(M, C)`` per-sample contexts of the target (None for one map).
         truth: the true map on test points, only to *log* scores each epoch (selects nothing).
         out_dir: the trainer's folder (``checkpoints/``, its ``metrics.json``); None: no files.
-        resume: continue from ``out_dir/checkpoints`` (ends with the uninterrupted weights).
+        resume: continue from ``out_dir/checkpoints`` (ends with the uninterrupted weights);
+            refused unless the folder's ``identity.json`` (settings and data, see
+            :mod:`icnn.ot.identity`) matches this call's.
+        data_description: where the data came from (JSON values), stored in the identity.
 
     Returns:
         :class:`FitResult` with the final (not the best) weights.
 
     Raises:
-        ValueError: refused samples (shape, NaN, too few, mismatched dimensions or contexts) or
-            settings; FloatingPointError: the loss diverged.
+        ValueError: refused samples (shape, NaN, too few, mismatched dimensions, contexts that
+            do not overlap) or settings, or a resume of another run;
+            DivergenceError (a ValueError): the loss became non-finite or exploded.
     """
     check_samples(source, "source")
     check_samples(target, "target")
     dim = check_pair(source, target, source_context, target_context)
     context_dim = 0 if source_context is None else int(source_context.shape[1])
     trainer_config = config.trainer_config()
+    if out_dir is not None:
+        identity = run_identity(describe(config), source, target, source_context, target_context,
+                                data_description)
+        if resume and (Path(out_dir) / "checkpoints" / LATEST).is_file():
+            check_identity(out_dir, identity)
+        else:
+            write_identity(out_dir, identity)
     seed_everything(config.seed)
     model = TransportModel(config.potential_config(dim, context_dim)).to(device=source.device,
                                                                          dtype=source.dtype)
@@ -214,17 +239,29 @@ def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_co
     clock = _StepClock()
     per_pair = _loss(config, stats, clock)
     device = source.device
+    bound = DIVERGENCE_FACTOR * (1.0 + second_moment(source) + second_moment(target))
+    trainer: Trainer | None = None
 
     def loss_fn(module: TransportModel, batch: tuple[Tensor, ...]) -> Tensor:
         si, ti = (b.to(device) for b in batch)
         cx = None if source_context is None else source_context[si]
         cy = None if target_context is None else target_context[ti]
-        return per_pair(module, source[si], target[ti], cx, cy)
+        try:
+            loss = per_pair(module, source[si], target[ti], cx, cy)
+        except ValueError as error:  # e.g. the conjugate solver refusing non-finite weights
+            if all(torch.isfinite(p).all() for p in module.parameters()):
+                raise
+            raise _diverged(config, trainer, "non-finite weights") from error
+        value = float(loss.detach().mean())  # per-pair losses: their mean
+        if not math.isfinite(value) or abs(value) > bound:
+            raise _diverged(config, trainer, f"loss {value:.4g} (bound {bound:.3g})")
+        return loss
 
     evaluation = source[: config.eval_points]
     evaluation_context = None if source_context is None else source_context[: config.eval_points]
 
     def eval_fn(module: TransportModel) -> dict[str, float]:
+        started = time.perf_counter()
         scores = stats.summary()
         with torch.no_grad():
             pushed = module.forward_map(evaluation, evaluation_context)
@@ -234,13 +271,20 @@ def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_co
                     lambda p: _forward(module, p), lambda p: inverse_map(module, config, p),
                     truth).items():
                 scores[key] = value
+        scores["eval_seconds"] = time.perf_counter() - started
         return scores
 
     trainer = Trainer(model, loss_fn, trainer_config, out_dir=out_dir, eval_fn=eval_fn)
     clock.trainer = trainer
-    started = time.perf_counter()
     history = trainer.fit(pairs, resume=resume)
-    return FitResult(model, history, time.perf_counter() - started, start_error)
+    return FitResult(model, history, float(sum(r["seconds"] for r in history)), start_error)
+
+
+def _diverged(config: OTConfig, trainer: Trainer | None, what: str) -> DivergenceError:
+    epoch = 1 if trainer is None else trainer.epoch + 1
+    return DivergenceError(f"expected a bounded, finite training loss, got {what} at epoch {epoch}: the "
+                           f"{config.solver} run diverged; try a lower --lr (now {config.lr:g}) or check "
+                           "that the source and target (and their contexts) overlap")
 
 
 def _forward(model: TransportModel, points: Tensor) -> Tensor:

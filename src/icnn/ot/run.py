@@ -105,13 +105,12 @@ def run_ot(spec: OTRunSpec, config: OTConfig, out_dir: str | os.PathLike) -> dic
     dtype = DTYPES[spec.dtype]
     source, target, source_context, target_context, truth = _data(spec, config.seed, dtype)
     moved = [None if t is None else t.to(device) for t in (source, target, source_context, target_context)]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _run_folder(out_dir)
     fit = fit_transport(moved[0], moved[1], config, source_context=moved[2], target_context=moved[3],
                         truth=None if truth is None else _to(truth, device), out_dir=out / "train",
-                        resume=spec.resume)
+                        resume=spec.resume, data_description=_describe_data(spec))
     report = _report(fit, config, spec, moved, truth, device)
-    report["wall_seconds"] = time.perf_counter() - started
+    report["wall_seconds"] = time.perf_counter() - started  # this invocation (data, fit, scores)
     save_transport(fit.model, config, out / "transport.safetensors",
                    info={"benchmark": spec.benchmark, "dim": int(source.shape[1])})
     _write_curve(fit.history, out / "curve.csv")
@@ -126,6 +125,27 @@ def run_ot(spec: OTRunSpec, config: OTConfig, out_dir: str | os.PathLike) -> dic
     text = json.dumps(report, indent=1)
     atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(text))
     return report
+
+
+def _run_folder(out_dir: str | os.PathLike) -> Path:
+    """Create the run folder (one line on a path that is a file or cannot be created)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"expected --out to be a folder (new or existing), got the file {out}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"expected --out to be a folder that can be created, got {out} "
+                         f"({error.strerror or error})") from None
+    return out
+
+
+def _describe_data(spec: OTRunSpec) -> dict[str, Any]:
+    """Where the samples come from (part of the run's identity, :mod:`icnn.ot.identity`)."""
+    if spec.benchmark is not None:
+        return {"benchmark": spec.benchmark, "samples": spec.samples}
+    return {"files": [None if p is None else os.path.basename(p) for p in
+                      (spec.source, spec.target, spec.source_context, spec.target_context)]}
 
 
 def _to(truth: GroundTruth, device: torch.device) -> GroundTruth:
@@ -143,7 +163,10 @@ def _report(fit: FitResult, config: OTConfig, spec: OTRunSpec, data: list[Tensor
         "solver": config.solver, "benchmark": spec.benchmark, "dim": int(source.shape[1]),
         "source_samples": int(source.shape[0]), "target_samples": int(target.shape[0]),
         "conditional": source_context is not None, "seed": config.seed, "steps": steps,
+        # training time of every epoch (resumed ones too), per-epoch evaluation excluded
         "train_seconds": fit.seconds, "seconds_per_step": fit.seconds / max(steps, 1),
+        "eval_seconds": float(sum(r.get("eval_seconds", 0.0) for r in fit.history)),
+        "resumed": spec.resume,
         "config": describe(config), "dtype": spec.dtype, "device": str(device),
         "start_error": fit.start_error,
     }
@@ -224,7 +247,13 @@ def apply_map(checkpoint: str | os.PathLike, inputs: str | os.PathLike, output: 
         with torch.no_grad():
             mapped = model.forward_map(points, ctx)
     array = mapped.detach().cpu().numpy()
-    atomic_write(output, lambda tmp: _save_npy(tmp, array))
+    if Path(output).is_dir():
+        raise ValueError(f"expected --out to be a .npy file name, got the folder {output}")
+    try:
+        atomic_write(output, lambda tmp: _save_npy(tmp, array))
+    except OSError as error:
+        raise ValueError(f"expected --out to be a writable .npy file name, got {output} "
+                         f"({error.strerror or type(error).__name__})") from None
     return int(points.shape[0])
 
 

@@ -15,7 +15,8 @@ from torch import Tensor
 
 MIN_SAMPLES = 8
 
-__all__ = ["MIN_SAMPLES", "check_pair", "check_samples", "load_samples"]
+__all__ = ["MIN_SAMPLES", "check_context_overlap", "check_pair", "check_samples", "load_samples",
+           "second_moment"]
 
 
 def check_samples(samples: Tensor, name: str, *, min_samples: int = MIN_SAMPLES) -> Tensor:
@@ -124,4 +125,50 @@ def check_pair(source: Tensor, target: Tensor, source_context: Tensor | None = N
         if source_context.shape[1] != target_context.shape[1]:
             raise ValueError(f"expected source and target contexts of one width C, got "
                              f"{source_context.shape[1]} and {target_context.shape[1]}")
+        check_context_overlap(source_context, target_context)
     return int(source.shape[1])
+
+
+DISCRETE_CONTEXTS = 64
+"""Contexts with at most this many distinct rows on each side are treated as discrete labels."""
+
+
+def check_context_overlap(source_context: Tensor, target_context: Tensor) -> None:
+    """Refuse source and target contexts that never meet.
+
+    A conditional map is fitted per context from the source and target samples of that context;
+    where the two never share a context the dual objective is unbounded below and training runs
+    to minus infinity. Discrete contexts (at most ``DISCRETE_CONTEXTS`` distinct rows on each
+    side) must share at least one row; otherwise the ranges of every column must intersect.
+
+    Args:
+        source_context: ``(N, C)`` contexts of the source samples.
+        target_context: ``(M, C)`` contexts of the target samples.
+
+    Raises:
+        ValueError: no shared context row (discrete), or a column whose source and target ranges
+            are disjoint (continuous).
+    """
+    rows_s = torch.unique(source_context, dim=0)
+    rows_t = torch.unique(target_context, dim=0)
+    if rows_s.shape[0] <= DISCRETE_CONTEXTS and rows_t.shape[0] <= DISCRETE_CONTEXTS:
+        shared = (rows_s[:, None, :] == rows_t[None, :, :]).all(dim=2).any()
+        if not bool(shared):
+            raise ValueError(f"expected source and target contexts that share at least one value, got "
+                             f"{rows_s.shape[0]} source and {rows_t.shape[0]} target context rows with "
+                             "none in common (the conditional dual is unbounded)")
+        return
+    low_s, high_s = source_context.amin(dim=0), source_context.amax(dim=0)
+    low_t, high_t = target_context.amin(dim=0), target_context.amax(dim=0)
+    disjoint = ((high_s < low_t) | (high_t < low_s)).nonzero().flatten().tolist()
+    if disjoint:
+        j = disjoint[0]
+        raise ValueError(f"expected overlapping source and target context ranges in every column, got "
+                         f"column {j}: source [{float(low_s[j]):.4g}, {float(high_s[j]):.4g}], target "
+                         f"[{float(low_t[j]):.4g}, {float(high_t[j]):.4g}] (the conditional dual is "
+                         "unbounded)")
+
+
+def second_moment(samples: Tensor) -> float:
+    """``E|x|²`` of ``(N, D)`` samples (a Python float)."""
+    return float(samples.detach().double().pow(2).sum(dim=1).mean())

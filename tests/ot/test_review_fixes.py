@@ -1,0 +1,121 @@
+"""Regressions of the ``icnn ot`` review: resume identity, divergence, contexts, timing, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from icnn.cli import main
+from icnn.ot.fit import DivergenceError, OTConfig, fit_transport
+from icnn.ot.samples import check_context_overlap
+
+FAST = ["--epochs", "1", "--samples", "128", "--batch-size", "64", "--hidden", "4",
+        "--threads", "1"]
+FAST_FLAGS = dict(zip(FAST[::2], FAST[1::2], strict=True))
+
+
+def _ot(*args):
+    return main(["ot", *args])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ot") / "run"
+    assert _ot("--benchmark", "gaussian:2", "--out", str(out), *FAST) == 0
+    return out
+
+
+@pytest.mark.parametrize("change", [
+    ["--benchmark", "gaussian:3"], ["--solver", "mm"], ["--samples", "256"], ["--cycle", "2"],
+    ["--hidden", "8"], ["--dtype", "float64"], ["--seed", "1"], ["--activation", "softplus"],
+])
+def test_resume_of_another_run_is_one_line_exit_2(run_dir, change, capsys):
+    args = {"--benchmark": "gaussian:2", "--out": str(run_dir), **FAST_FLAGS}
+    args.update(dict(zip(change[::2], change[1::2], strict=True)))
+    args["--epochs"] = "2"
+    before = (run_dir / "curve.csv").read_text()
+    capsys.readouterr()
+    assert _ot(*[x for kv in args.items() for x in kv], "--resume") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expected --resume with the settings" in err and "got" in err
+    assert change[0].lstrip("-").replace("-", "_").split("_")[0] in err or "sha256" in err
+    assert (run_dir / "curve.csv").read_text() == before
+
+
+def test_resume_of_the_same_run_continues_and_times_training_only(run_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(run_dir, folder)
+    fast = {**FAST_FLAGS, "--epochs": "2"}
+    assert _ot("--benchmark", "gaussian:2", "--out", str(folder), "--resume",
+               *[x for kv in fast.items() for x in kv]) == 0
+    metrics = json.loads((folder / "metrics.json").read_text())
+    curve = (folder / "curve.csv").read_text().splitlines()
+    assert len(curve) == 3  # header + epochs 1, 2
+    first = json.loads((run_dir / "metrics.json").read_text())
+    # the training time of epoch 1 (recorded by the first run) is kept, evaluation is apart
+    assert metrics["train_seconds"] > first["train_seconds"] > 0
+    assert metrics["eval_seconds"] > 0 and metrics["resumed"] is True
+    assert metrics["seconds_per_step"] == pytest.approx(metrics["train_seconds"] / metrics["steps"])
+
+
+def test_resume_of_a_folder_without_identity_is_refused(run_dir, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(run_dir, folder)
+    (folder / "train" / "identity.json").unlink()
+    assert _ot("--benchmark", "gaussian:2", "--out", str(folder), "--resume", *FAST) == 2
+    assert "identity.json" in capsys.readouterr().err
+
+
+def test_disjoint_discrete_contexts_are_refused():
+    with pytest.raises(ValueError, match="share at least one value"):
+        check_context_overlap(torch.zeros(8, 1), torch.ones(8, 1))
+    check_context_overlap(torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [2.0]]))
+
+
+def test_disjoint_continuous_context_ranges_are_refused():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(200, 2, generator=g), torch.rand(200, 2, generator=g)
+    check_context_overlap(a, b)
+    with pytest.raises(ValueError, match="column 1"):
+        check_context_overlap(a, b + torch.tensor([0.0, 5.0]))
+
+
+def test_fit_refuses_disjoint_contexts():
+    x, y = torch.randn(64, 2), torch.randn(64, 2)
+    with pytest.raises(ValueError, match="share at least one value"):
+        fit_transport(x, y, OTConfig(hidden=(4,), epochs=1, batch_size=32),
+                      source_context=torch.zeros(64, 1), target_context=torch.ones(64, 1))
+
+
+@pytest.mark.parametrize("solver", ["w2gn", "mm", "amortized"])
+def test_divergence_is_one_line_exit_2_naming_the_lr(solver, tmp_path, capsys):
+    code = _ot("--benchmark", "gaussian:2", "--out", str(tmp_path / solver), "--solver", solver,
+               "--lr", "1e3", "--epochs", "3", *FAST[2:])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "diverged" in err and "--lr" in err
+
+
+def test_divergence_error_is_a_value_error():
+    assert issubclass(DivergenceError, ValueError)
+
+
+def test_out_that_is_a_file_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "f"
+    path.write_text("x")
+    assert _ot("--benchmark", "gaussian:2", "--out", str(path), *FAST) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expected --out" in err
+
+
+def test_map_out_that_is_a_folder_is_one_line_exit_2(run_dir, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((4, 2), dtype=np.float32))
+    assert _ot("map", "--checkpoint", str(run_dir / "transport.safetensors"), "--inputs",
+               str(tmp_path / "x.npy"), "--out", str(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expected --out" in err and ".tmp" not in err
