@@ -119,3 +119,20 @@ def test_map_out_that_is_a_folder_is_one_line_exit_2(run_dir, tmp_path, capsys):
                str(tmp_path / "x.npy"), "--out", str(tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "expected --out" in err and ".tmp" not in err
+
+
+def test_inexact_gaussian_start_warns_and_is_recorded(tmp_path):
+    with pytest.warns(UserWarning, match="--quadratic-rank 2 for an exact start"):
+        assert _ot("--benchmark", "gaussian:3", "--out", str(tmp_path / "r1"), "--epochs", "1",
+                   "--samples", "128", "--batch-size", "64", "--hidden", "4", "--lr", "1e-12") == 0
+    metrics = json.loads((tmp_path / "r1" / "metrics.json").read_text())
+    assert metrics["start_exact"] is False and metrics["start_error"] > 0.05
+    assert "quadratic-rank" in metrics["start_warning"]
+
+
+def test_full_rank_gaussian_start_is_exact(tmp_path):
+    assert _ot("--benchmark", "gaussian:3", "--out", str(tmp_path / "r2"), "--quadratic-rank", "2",
+               *FAST) == 0
+    metrics = json.loads((tmp_path / "r2" / "metrics.json").read_text())
+    assert metrics["start_exact"] is True and metrics["start_error"] < 1e-2  # network share 1e-3
+    assert "start_warning" not in metrics

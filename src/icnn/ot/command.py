@@ -44,7 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rank of each ICNN unit's PSD quadratic term (0: none)")
     parser.add_argument("--start", choices=("gaussian", "identity", "random"), default="gaussian",
                         help="initial map: the Gaussian map of the samples' moments, the identity, "
-                             "(both need --quadratic-rank >= 1) or the networks' random initialisation")
+                             "(both need --quadratic-rank >= 1; exact only with --quadratic-rank >= D-1, "
+                             "otherwise a rank-R part of the map's matrix: a warning, and start_error / "
+                             "start_warning in metrics.json) or the networks' random initialisation. "
+                             "The recorded mix3tomix10 runs at D >= 4 in experiments/results/ot used "
+                             "--quadratic-rank 1, i.e. this inexact start")
     parser.add_argument("--mm-inner", type=int, default=1, help="MM: g steps per f step")
     parser.add_argument("--cycle", type=float, default=1.0, help="W2GN cycle weight lambda")
     parser.add_argument("--amortization", choices=("regression", "objective"), default="regression",

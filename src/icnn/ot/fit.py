@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +35,21 @@ SOLVERS = ("mm", "w2gn", "amortized")
 """The neural W2 solvers of :func:`fit_transport` (``OTConfig.solver``)."""
 STARTS = ("gaussian", "identity", "random")
 
-__all__ = ["SOLVERS", "DivergenceError", "FitResult", "OTConfig", "fit_transport", "inverse_map"]
+__all__ = ["SOLVERS", "START_TOLERANCE", "DivergenceError", "FitResult", "InexactStartWarning", "OTConfig",
+           "fit_transport", "inverse_map", "start_warning"]
 
 DIVERGENCE_FACTOR = 1e4
 """A training loss beyond this many times ``1 + E|x|² + E|y|²`` (the scale of every solver's loss
 at and near the optimum: potentials, inner products and squared distances of the samples) means
 the run diverged (too large a step, or a dual that is unbounded below)."""
+
+
+START_TOLERANCE = 0.05
+"""A start whose relative error against its map exceeds this is reported as inexact."""
+
+
+class InexactStartWarning(UserWarning):
+    """The Gaussian/identity start is far from its map (quadratic rank below D - 1)."""
 
 
 class DivergenceError(ValueError):
@@ -55,8 +65,10 @@ class OTConfig:
         hidden, activation, strong_convexity, quadratic_rank: the networks
             (:class:`PotentialConfig`).
         start: ``"gaussian"`` (``∇f`` starts as the Gaussian map between the samples' moments,
-            ``g`` as its inverse; needs ``quadratic_rank > 0``), ``"identity"`` (likewise with
-            the identity) or ``"random"`` (the networks' own initialisation).
+            ``g`` as its inverse; needs ``quadratic_rank > 0`` and is exact only with
+            ``quadratic_rank >= D - 1``, otherwise an :class:`InexactStartWarning` and
+            ``FitResult.start_error``), ``"identity"`` (likewise with the identity) or
+            ``"random"`` (the networks' own initialisation).
         epochs, batch_size, lr, seed, average, schedule: the :class:`icnn.learn.TrainerConfig`
             settings of the same names (Adam).
         cycle: W2GN's cycle weight λ.
@@ -231,6 +243,8 @@ def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_co
     if config.start != "random":
         gaussian = config.start == "gaussian"
         start_error = model.start_gaussian(source if gaussian else None, target if gaussian else None)
+        if start_error > START_TOLERANCE:
+            warnings.warn(start_warning(config, dim, start_error), InexactStartWarning, stacklevel=2)
     n, m = source.shape[0], target.shape[0]
     length = max(n, m)
     order = torch.Generator().manual_seed(config.seed + 1)
@@ -278,6 +292,14 @@ def fit_transport(source: Tensor, target: Tensor, config: OTConfig, *, source_co
     clock.trainer = trainer
     history = trainer.fit(pairs, resume=resume)
     return FitResult(model, history, float(sum(r["seconds"] for r in history)), start_error)
+
+
+def start_warning(config: OTConfig, dim: int, error: float) -> str:
+    """The one-line warning of an inexact start (also recorded in ``metrics.json``)."""
+    return (f"the {config.start} start is not the {config.start} map: relative error {error:.3g} > "
+            f"{START_TOLERANCE} because --quadratic-rank {config.quadratic_rank} < D - 1 = {dim - 1} "
+            f"(the output unit holds only a rank-{config.quadratic_rank} part of the map's matrix); "
+            f"pass --quadratic-rank {max(dim - 1, 1)} for an exact start")
 
 
 def _diverged(config: OTConfig, trainer: Trainer | None, what: str) -> DivergenceError:

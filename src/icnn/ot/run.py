@@ -22,7 +22,7 @@ from ..checkpoint import atomic_write
 from .amortized import ConjugateStats
 from .baselines import LinearGaussianMap
 from .checkpoint import load_transport, save_transport
-from .fit import FitResult, OTConfig, describe, fit_transport, inverse_map
+from .fit import START_TOLERANCE, FitResult, OTConfig, describe, fit_transport, inverse_map, start_warning
 from .metrics import GroundTruth, transport_metrics, w2_squared
 from .problems import make_problem
 from .samples import load_samples
@@ -169,7 +169,10 @@ def _report(fit: FitResult, config: OTConfig, spec: OTRunSpec, data: list[Tensor
         "resumed": spec.resume,
         "config": describe(config), "dtype": spec.dtype, "device": str(device),
         "start_error": fit.start_error,
+        "start_exact": None if fit.start_error is None else fit.start_error <= START_TOLERANCE,
     }
+    if fit.start_error is not None and fit.start_error > START_TOLERANCE:
+        report["start_warning"] = start_warning(config, int(source.shape[1]), fit.start_error)
     conjugate_training = [r for r in fit.history if "conjugate_iterations" in r]
     if conjugate_training:
         report["train_conjugate_iterations_mean"] = float(np.mean(
