@@ -136,3 +136,32 @@ def test_full_rank_gaussian_start_is_exact(tmp_path):
     metrics = json.loads((tmp_path / "r2" / "metrics.json").read_text())
     assert metrics["start_exact"] is True and metrics["start_error"] < 1e-2  # network share 1e-3
     assert "start_warning" not in metrics
+
+
+def test_amortized_inverse_with_unconverged_solves_refuses_or_reports(tmp_path, capsys):
+    out = tmp_path / "am"
+    assert _ot("--benchmark", "gaussian:3", "--solver", "amortized", "--quadratic-rank", "2",
+               "--conjugate-max-iter", "2", "--out", str(out), *FAST) == 0
+    far = np.random.default_rng(1).normal(size=(10, 3)).astype(np.float32) * 1e4
+    np.save(tmp_path / "far.npy", far)
+    args = ["map", "--checkpoint", str(out / "transport.safetensors"), "--inputs", str(tmp_path / "far.npy"),
+            "--inverse", "--out", str(tmp_path / "inv.npy")]
+    capsys.readouterr()
+    assert _ot(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "of 10 unconverged" in err and "--allow-unconverged" in err
+    assert not (tmp_path / "inv.npy").exists()
+    assert _ot(*args, "--allow-unconverged") == 0
+    captured = capsys.readouterr()
+    assert "of 10 conjugate solves did not converge" in captured.err
+    assert np.load(tmp_path / "inv.npy").shape == (10, 3)
+
+
+@pytest.mark.parametrize("name", ["missing.safetensors", "corrupt.safetensors"])
+def test_bad_checkpoint_is_one_expected_got_line(name, tmp_path, capsys):
+    (tmp_path / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
+    np.save(tmp_path / "x.npy", np.zeros((4, 2), dtype=np.float32))
+    assert _ot("map", "--checkpoint", str(tmp_path / name), "--inputs", str(tmp_path / "x.npy"),
+               "--out", str(tmp_path / "y.npy")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expected an 'icnn ot' checkpoint" in err and ", got " in err

@@ -39,23 +39,34 @@ def load_transport(path: str | os.PathLike) -> tuple[TransportModel, OTConfig, d
         FileNotFoundError: no file; CheckpointError (a ValueError): not an ``icnn ot`` checkpoint,
             a corrupt header, or weights that do not fit the stored architecture.
     """
-    stored, meta = read_safetensors_header(path)
+    wanted = f"expected an 'icnn ot' checkpoint (transport.safetensors of a run) at {path}"
+    try:
+        stored, meta = read_safetensors_header(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{wanted}, got no such file") from None
+    except CheckpointError as error:
+        raise CheckpointError(f"{wanted}, got an unreadable file ({error})") from None
     if KEY not in meta:
-        raise CheckpointError(f"{path}: expected an 'icnn ot' checkpoint (header key {KEY!r}), got "
-                              f"header keys {sorted(meta)}")
+        raise CheckpointError(f"{wanted}, got a safetensors file without the header key {KEY!r} "
+                              f"(header keys {sorted(meta)})")
     try:
         header = json.loads(meta[KEY])
         potential = PotentialConfig(**{**header["potential"], "hidden": tuple(header["potential"]["hidden"])})
         config = OTConfig(**{**header["ot"], "hidden": tuple(header["ot"]["hidden"])})
         dtype = header["dtype"]
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype {dtype!r}, expected float32 or float64")
+        model = TransportModel(potential)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: corrupt 'icnn ot' header ({error})") from None
-    model = TransportModel(potential)
-    if dtype not in ("float32", "float64"):
-        raise CheckpointError(f"{path}: expected dtype float32 or float64, got {dtype!r}")
+        raise CheckpointError(f"{wanted}, got a corrupt 'icnn ot' header ({type(error).__name__}: "
+                              f"{error})") from None
     model = model.double() if dtype == "float64" else model.float()
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    compare_shapes(path, expected, {key: shape for key, (_, shape) in stored.items()},
-                   source="the stored architecture")
-    model.load_state_dict(read_tensors(path, "cpu"), strict=True)
+    try:
+        compare_shapes(path, expected, {key: shape for key, (_, shape) in stored.items()},
+                       source="the stored architecture")
+        model.load_state_dict(read_tensors(path, "cpu"), strict=True)
+    except (CheckpointError, RuntimeError) as error:
+        raise CheckpointError(f"{wanted}, got weights that do not fit its stored architecture "
+                              f"({error})") from None
     return model.eval(), config, header.get("info", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .fit import SOLVERS
 
@@ -70,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mapper.add_argument("--inputs", required=True, help="(n, D) .npy points")
     mapper.add_argument("--context", help="(n, C) .npy context per point (conditional maps)")
     mapper.add_argument("--inverse", action="store_true", help="apply the inverse map Q -> P")
+    mapper.add_argument("--allow-unconverged", action="store_true",
+                        help="amortised --inverse: write the points whose conjugate solve did not converge "
+                             "(their count goes to stderr) instead of refusing with exit 2")
     mapper.add_argument("--out", dest="map_out", required=True, help="output .npy of shape (n, D)")
     mapper.set_defaults(_run=run_map)
 
@@ -113,7 +117,11 @@ def run_map(args: argparse.Namespace) -> int:
     """Run ``icnn ot map``: apply a fitted map (or its inverse) to points; return the exit status."""
     from .run import apply_map
 
+    unconverged: list[int] = []
     count = apply_map(args.checkpoint, args.inputs, args.map_out, context=args.context,
-                      inverse=args.inverse)
+                      inverse=args.inverse, allow_unconverged=args.allow_unconverged, unconverged=unconverged)
+    if unconverged and unconverged[0]:
+        print(f"icnn ot map: warning: {unconverged[0]} of {count} conjugate solves did not converge "
+              "(their rows are the solver's last iterates)", file=sys.stderr)
     print(f"wrote {count} {'inverse-' if args.inverse else ''}mapped points to {args.map_out}")
     return 0

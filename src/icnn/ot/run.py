@@ -10,6 +10,7 @@ import io
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..checkpoint import atomic_write
-from .amortized import ConjugateStats
+from .amortized import ConjugateStats, refined_inverse
 from .baselines import LinearGaussianMap
 from .checkpoint import load_transport, save_transport
 from .fit import START_TOLERANCE, FitResult, OTConfig, describe, fit_transport, inverse_map, start_warning
@@ -216,15 +217,21 @@ def _write_curve(history: list[dict[str, float]], path: Path) -> None:
 
 
 def apply_map(checkpoint: str | os.PathLike, inputs: str | os.PathLike, output: str | os.PathLike, *,
-              context: str | os.PathLike | None = None, inverse: bool = False) -> int:
+              context: str | os.PathLike | None = None, inverse: bool = False,
+              allow_unconverged: bool = False, unconverged: list[int] | None = None) -> int:
     """Apply a fitted map (or its inverse) to the points of a ``.npy`` file.
 
     Apply the fitted map of ``checkpoint`` (or its inverse) to the ``(n, D)`` points of the
-    ``.npy`` file ``inputs`` and write ``(n, D)`` to ``output``; return ``n``.
+    ``.npy`` file ``inputs`` and write ``(n, D)`` to ``output``; return ``n``. The inverse of an
+    amortised model is a conjugate solve per point: points whose solve did not reach the
+    checkpoint's tolerance refuse the whole call unless ``allow_unconverged`` (then their rows
+    are the solver's last iterates and their count is appended to ``unconverged``).
 
     Raises:
         ValueError: points of the wrong width, NaN points, a context missing or given wrongly,
-            or a file that is not an ``icnn ot`` checkpoint; FileNotFoundError: a missing file.
+            a file that is not an ``icnn ot`` checkpoint, an output path that is a folder or not
+            writable, or unconverged conjugate solves without ``allow_unconverged``;
+            FileNotFoundError: a missing file.
     """
     model, config, _ = load_transport(checkpoint)
     dtype = next(model.parameters()).dtype
@@ -244,7 +251,22 @@ def apply_map(checkpoint: str | os.PathLike, inputs: str | os.PathLike, output: 
                              f"got {tuple(ctx.shape)}")
     elif context is not None:
         raise ValueError("expected no --context for this unconditional map, got one")
-    if inverse:
+    if inverse and model.config.g_kind == "mlp":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # counted and reported below, in one line
+            result = refined_inverse(model, points, ctx, tol=config.conjugate_tol,
+                                     max_iter=config.conjugate_max_iter)
+        mapped = result.y.detach()
+        failed = int((~result.converged).sum())
+        if failed and not allow_unconverged:
+            raise ValueError(f"expected every inverse point's conjugate solve to reach the relative residual "
+                             f"{config.conjugate_tol:g} within {config.conjugate_max_iter} iterations, got "
+                             f"{failed} of {points.shape[0]} unconverged (largest residual "
+                             f"{float(result.residual.max()):.3g}); nothing written (pass "
+                             "--allow-unconverged to write them anyway)")
+        if unconverged is not None:
+            unconverged.append(failed)
+    elif inverse:
         mapped = inverse_map(model, config, points, ctx)
     else:
         with torch.no_grad():
