@@ -174,7 +174,8 @@ def control_note(results: dict[str, dict[str, list[dict]]]) -> str:
 NOTES = """
 Rows: `ff` the feed-forward baseline; `picnn-argmin` / `picnn-max-margin` a PICNN that starts as
 the `ff` run of the same seed (Proposition 2: energy -phi(x)^T y, whose bundle-entropy argmin is
-sigmoid(phi(x)); epoch 0 reproduces the `ff` validation score exactly) and is fine-tuned by a
+sigmoid(phi(x)); epoch 0 reproduces the `ff` validation score closely, exactly only with
+`--z-scale 0`) and is fine-tuned by a
 loss through the bundle-entropy argmin (implicit gradient; `picnn-argmin`: one minus the soft
 example F1 of the relaxed labels, `-bce`: binary cross-entropy) or by max-margin (Hamming
 margin); `picnn-argmin-no-z` the same fine-tuning with the convex y-path switched off
