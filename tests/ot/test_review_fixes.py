@@ -165,3 +165,40 @@ def test_bad_checkpoint_is_one_expected_got_line(name, tmp_path, capsys):
                "--out", str(tmp_path / "y.npy")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "expected an 'icnn ot' checkpoint" in err and ", got " in err
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_activation_with_kinks_is_refused(activation, tmp_path, capsys):
+    assert _ot("--benchmark", "gaussian:2", "--out", str(tmp_path / "a"), "--activation", activation,
+               *FAST) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "expected a smooth activation" in err and activation in err
+
+
+def test_samples_with_files_is_refused(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", rng.normal(size=(32, 2)).astype(np.float32))
+    assert _ot("--source", str(tmp_path / "a.npy"), "--target", str(tmp_path / "b.npy"), "--samples", "16",
+               "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden", "4") == 2
+    assert "expected --samples only with --benchmark" in capsys.readouterr().err
+
+
+def test_pair_seed_fixes_the_pair_across_training_seeds():
+    from icnn.ot.problems import make_problem
+
+    _, _, a = make_problem("gaussian:3", 16, 0, pair_seed=7)
+    _, _, b = make_problem("gaussian:3", 16, 1, pair_seed=7)
+    _, _, c = make_problem("gaussian:3", 16, 1)
+    assert torch.equal(a.mapped, b.mapped) and not torch.equal(a.mapped, c.mapped)
+    # the default (no pair seed) is the old behaviour: the pair of the training seed
+    _, _, d = make_problem("gaussian:3", 16, 7)
+    assert torch.equal(a.mapped, d.mapped)
+
+
+def test_training_seed_equal_to_the_test_points_seed_is_refused():
+    from icnn.ot.gaussian_pair import TRUTH_SEED
+    from icnn.ot.problems import make_problem
+
+    with pytest.raises(ValueError, match=f"other than {TRUTH_SEED}"):
+        make_problem("gaussian:2", 16, TRUTH_SEED)

@@ -27,8 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--source-context", help="(N, C) .npy context per source sample (conditional map)")
     data.add_argument("--target-context", help="(M, C) .npy context per target sample (conditional map)")
     data.add_argument("--benchmark", help="gaussian:D (D in 1..256) or mix3tomix10:D (D in 2,4,...,64)")
-    data.add_argument("--samples", type=int, default=16384,
-                      help="samples drawn from each benchmark distribution (training set)")
+    data.add_argument("--samples", type=int, default=None,
+                      help="samples drawn from each benchmark distribution (training set; default 16384; "
+                           "only with --benchmark)")
+    data.add_argument("--pair-seed", type=int, default=None,
+                      help="seed of the gaussian:D pair (default: --seed, as the recorded runs; fix it to "
+                           "compare training seeds on one pair)")
     parser.add_argument("--solver", choices=SOLVERS, default="w2gn", help="neural W2 solver")
     parser.add_argument("--out", help="run folder (created if missing)")
     parser.add_argument("--epochs", type=int, default=20, help="passes over the training pairs")
@@ -57,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conjugate-tol", type=float, default=1e-4,
                         help="relative residual of the conjugate solves (amortised solver)")
     parser.add_argument("--conjugate-max-iter", type=int, default=100, help="conjugate iteration cap")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the training")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the benchmark samples (and of the gaussian pair unless --pair-seed) "
+                             "and of the training; not 12345 with gaussian:D (its test points' seed)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="precision")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -84,9 +90,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise ValueError("expected --out DIR (the run folder), got none")
+    if args.samples is not None and args.benchmark is None:
+        raise ValueError(f"expected --samples only with --benchmark (files use all their rows), got "
+                         f"--samples {args.samples} with --source/--target")
+    if args.pair_seed is not None and not str(args.benchmark or "").startswith("gaussian:"):
+        raise ValueError(f"expected --pair-seed only with --benchmark gaussian:D, got --benchmark "
+                         f"{args.benchmark}")
     spec = OTRunSpec(
         source=args.source, target=args.target, source_context=args.source_context,
-        target_context=args.target_context, benchmark=args.benchmark, samples=args.samples,
+        target_context=args.target_context, benchmark=args.benchmark,
+        samples=16384 if args.samples is None else args.samples, pair_seed=args.pair_seed,
         dtype=args.dtype, device=args.device, threads=args.threads, resume=args.resume,
     )
     config = _config(args)

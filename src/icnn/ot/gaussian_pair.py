@@ -19,8 +19,10 @@ from torch import Tensor
 from .metrics import GroundTruth
 
 MAX_DIM = 256
+TRUTH_SEED = 12345
+"""Seed of the test points of :meth:`GaussianPair.truth` (a training seed must differ)."""
 
-__all__ = ["GaussianPair", "sqrtm_psd"]
+__all__ = ["TRUTH_SEED", "GaussianPair", "sqrtm_psd"]
 
 
 def sqrtm_psd(matrix: Tensor) -> Tensor:
@@ -109,7 +111,7 @@ class GaussianPair:
             + torch.trace(self.cov_q) - 2 * cross
         return float(w2 / 2)
 
-    def truth(self, n: int = 4096, seed: int = 12345, *, dtype: torch.dtype = torch.float32
+    def truth(self, n: int = 4096, seed: int = TRUTH_SEED, *, dtype: torch.dtype = torch.float32
               ) -> GroundTruth:
         """``n`` test points of P (from ``seed``), their exact images and the exact variances.
 

@@ -42,6 +42,7 @@ class OTRunSpec:
         source_context, target_context: ``.npy`` contexts ``(N, C)``, ``(M, C)`` or None.
         benchmark: ``"gaussian:D"`` or ``"mix3tomix10:D"`` instead of files.
         samples: points drawn from each benchmark distribution.
+        pair_seed: seed of the Gaussian pair (None: the training seed, as the recorded runs did).
         dtype: ``"float32"`` or ``"float64"``; device: a torch device string.
         threads: torch CPU threads (None: leave as is); resume: continue from the run folder.
     """
@@ -52,6 +53,7 @@ class OTRunSpec:
     target_context: str | None = None
     benchmark: str | None = None
     samples: int = 16384
+    pair_seed: int | None = None
     dtype: str = "float32"
     device: str = "cpu"
     threads: int | None = None
@@ -67,8 +69,11 @@ def _data(spec: OTRunSpec, seed: int, dtype: torch.dtype
     if spec.benchmark is not None:
         if spec.source_context is not None or spec.target_context is not None:
             raise ValueError("expected contexts only with --source/--target files, got them with --benchmark")
-        source, target, truth = make_problem(spec.benchmark, spec.samples, seed, dtype=dtype)
+        source, target, truth = make_problem(spec.benchmark, spec.samples, seed, dtype=dtype,
+                                             pair_seed=spec.pair_seed)
         return source, target, None, None, truth
+    if spec.pair_seed is not None:
+        raise ValueError("expected --pair-seed only with --benchmark gaussian:D, got it with files")
     if spec.source is None or spec.target is None:
         raise ValueError(f"expected both --source and --target, got only "
                          f"{'--source' if spec.source is not None else '--target'}")
@@ -144,7 +149,7 @@ def _run_folder(out_dir: str | os.PathLike) -> Path:
 def _describe_data(spec: OTRunSpec) -> dict[str, Any]:
     """Where the samples come from (part of the run's identity, :mod:`icnn.ot.identity`)."""
     if spec.benchmark is not None:
-        return {"benchmark": spec.benchmark, "samples": spec.samples}
+        return {"benchmark": spec.benchmark, "samples": spec.samples, "pair_seed": spec.pair_seed}
     return {"files": [None if p is None else os.path.basename(p) for p in
                       (spec.source, spec.target, spec.source_context, spec.target_context)]}
 

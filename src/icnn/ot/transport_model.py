@@ -35,7 +35,8 @@ class PotentialConfig:
         context_dim: C, the width of the per-sample context (0: unconditional maps).
         hidden: hidden widths of ``f`` and ``g``.
         activation: convex, non-decreasing and smooth activation of the ICNNs (a
-            :mod:`icnn.nn.activations` name, e.g. ``"celu"`` or ``"softplus"``).
+            :mod:`icnn.nn.activations` name, e.g. ``"celu"`` or ``"softplus"``); one with kinks
+            (relu, leaky_relu) is refused by :class:`TransportModel`.
         strong_convexity: ``mu`` of ``f`` (and of an ICNN ``g``), keeps the maps invertible.
         g_kind: ``"icnn"`` or ``"mlp"`` (see the module doc).
         quadratic_rank: rank of the PSD quadratic terms of every ICNN unit (0: none;
@@ -117,6 +118,10 @@ class TransportModel(nn.Module):
         super().__init__()
         self.config = config
         self.f = _potential(config)
+        if self.f.energy_traits().kinks:
+            raise ValueError(f"expected a smooth activation (celu, elu, softplus or squared_relu: the maps "
+                             f"are gradients of the potentials, which must be differentiable), got "
+                             f"{config.activation!r}, whose potential has kinks")
         self.g = _potential(config) if config.g_kind == "icnn" else _Predictor(
             config.dim, config.context_dim, config.hidden)
 
