@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -76,7 +77,7 @@ def argv_for(protocol: str, dataset: str, variant: str | None, seed: int, data_d
         out = folder / slug(variant) / f"seed{seed}"
     if protocol == "small":
         flags += ["--max-train", str(SMALL[dataset])]
-    d = data_dir / dataset
+    d = Path(os.path.relpath(data_dir / dataset, ROOT))  # recorded relative to the repository
     argv = ["icnn", "multilabel", "--train", str(d / f"{dataset}-train.arff"),
             "--test", str(d / f"{dataset}-test.arff"), "--labels", str(DATASETS[dataset]),
             *flags, "--seed", str(seed), "--threads", "1", "--no-progress",

@@ -26,3 +26,27 @@ def test_fallback_is_shared_data_beside_the_repository(monkeypatch) -> None:
     repo_root = Path(paths.__file__).resolve().parents[3]
     assert (repo_root / "pyproject.toml").is_file()
     assert default_data_dir() == (repo_root.parent / "shared" / "data").resolve()
+
+
+def test_recorded_path_keeps_a_relative_path_as_given() -> None:
+    assert paths.recorded_path("data/faces.npy") == "data/faces.npy"
+    assert paths.recorded_path(Path("../shared/data/x.arff")) == str(Path("../shared/data/x.arff"))
+
+
+def test_recorded_path_of_the_default_data_folder_is_relative_to_the_repository(monkeypatch) -> None:
+    monkeypatch.delenv("ICNN_DATA_DIR", raising=False)
+    target = default_data_dir() / "bibtex" / "bibtex-train.arff"
+    assert paths.recorded_path(target) == "../shared/data/bibtex/bibtex-train.arff"
+    repo_root = Path(paths.__file__).resolve().parents[3]
+    assert paths.recorded_path(repo_root / "runs" / "demo") == "runs/demo"
+
+
+def test_recorded_path_inside_the_env_folder_names_the_variable(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ICNN_DATA_DIR", str(tmp_path))
+    assert paths.recorded_path(default_data_dir() / "olivetti" / "faces.mat") == (
+        "$ICNN_DATA_DIR/olivetti/faces.mat")
+
+
+def test_recorded_path_keeps_another_absolute_path(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("ICNN_DATA_DIR", raising=False)
+    assert paths.recorded_path(tmp_path / "x.npy") == str(tmp_path / "x.npy")

@@ -9,12 +9,16 @@ The second rule holds for a development checkout (``src/icnn/data/paths.py`` is 
 below the repository root) and for CI, which clones the repository into a folder that has a
 copy of ``shared/`` beside it. Nothing checks that the folder exists: callers (tests, tasks)
 decide whether a missing folder is an error or a reason to skip.
+
+Files that are kept (``metrics.json``, recorded commands) name data by :func:`recorded_path`:
+as the user gave them, relative to the repository (``../shared/data/...``) or under
+``$ICNN_DATA_DIR``, never one machine's absolute path when that can be avoided.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 DATA_DIR_ENV = "ICNN_DATA_DIR"
 
@@ -32,3 +36,43 @@ def default_data_dir() -> Path:
     if from_env:
         return Path(from_env).expanduser().resolve()
     return (_REPO_ROOT / ".." / "shared" / "data").resolve()
+
+
+def recorded_path(path: str | os.PathLike[str]) -> str:
+    """How ``path`` is written into a kept file (``metrics.json``, recorded commands).
+
+    Reading goes through the path itself; only the record changes:
+
+    1. a relative path is kept as given (relative to the folder the command ran in);
+    2. an absolute path inside ``$ICNN_DATA_DIR`` (when set) becomes ``$ICNN_DATA_DIR/<rest>``;
+    3. an absolute path inside the repository or inside ``<repo>/../shared/data`` becomes relative
+       to the repository root (``../shared/data/bibtex/...``, ``runs/...``);
+    4. any other absolute path is kept: the user named it.
+
+    Args:
+        path: the path a command reads or writes.
+
+    Returns:
+        The path to record, with ``/`` separators for cases 2 and 3.
+    """
+    given = Path(path)
+    if not given.is_absolute():
+        return str(path)
+    resolved = given.expanduser().resolve()
+    from_env = os.environ.get(DATA_DIR_ENV, "").strip()
+    if from_env:
+        inside = _relative_to(resolved, Path(from_env).expanduser().resolve())
+        if inside is not None:
+            return str(PurePosixPath("$" + DATA_DIR_ENV, *inside.parts))
+    for base in (_REPO_ROOT, (_REPO_ROOT / ".." / "shared" / "data").resolve()):
+        if _relative_to(resolved, base) is not None:
+            return PurePosixPath(*Path(os.path.relpath(resolved, _REPO_ROOT)).parts).as_posix()
+    return str(path)
+
+
+def _relative_to(path: Path, base: Path) -> Path | None:
+    """``path`` relative to ``base`` when it lies inside it, else None."""
+    try:
+        return path.relative_to(base)
+    except ValueError:
+        return None

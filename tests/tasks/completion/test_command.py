@@ -234,3 +234,15 @@ def test_group_size_holds_out_and_folds_whole_people(brightness_faces, tmp_path)
     record = metrics["methods"]["anchored"]
     assert record["val_gain_groups"] == 1 and record["fallback"]   # one person: no error bar
     assert record["val_gain_stderr"] is None   # no standard error: null in metrics.json
+
+
+def test_metrics_record_a_relative_images_path_as_given(brightness_faces, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["completion", "--images", brightness_faces.name, "--train", "16",
+                 "--validation", "0", "--baselines", "--out", "run", "--method", "gd",
+                 "--epochs", "1", "--batch-size", "8", "--inner-steps", "2", "--show", "2",
+                 "--no-progress", *TINY_NET])
+    assert code == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["images"] == "faces.npy"
+    assert "/" not in metrics["images"] and str(tmp_path) not in json.dumps(metrics)

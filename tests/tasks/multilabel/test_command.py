@@ -170,6 +170,11 @@ def test_shipped_predictor_and_effective_max_train_are_explicit(data_dir, tmp_pa
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     # the request exceeds the 391 rows of emotions-train: the number used is recorded
     assert metrics["config"]["max_train"] == 100000
+    # data in the default folder (or $ICNN_DATA_DIR) are recorded without this machine's path
+    for key in ("train", "test"):
+        recorded = metrics["config"][key]
+        assert recorded.startswith(("../shared/data/", "$ICNN_DATA_DIR/")), recorded
+        assert recorded.endswith(f"emotions-{key}.arff")
     assert metrics["max_train_effective"] == metrics["n_train"] + metrics["n_validation"] == 391
     assert metrics["scores_of"] == "ff"
     assert metrics["shipped"] == metrics["selected"]["name"] == metrics["best_on_validation"]

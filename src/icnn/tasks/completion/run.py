@@ -14,6 +14,7 @@ import torch
 
 from ...checkpoint import atomic_write, save, write_tensors
 from ...data.images import load_images
+from ...data.paths import recorded_path
 from .baselines import (
     BASELINES,
     BaselineResult,
@@ -194,7 +195,7 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
             f"{result.test_mse:.1f} ({result.params})")
     summary: dict[str, Any] = {
         "task": "completion",
-        "images": str(spec.images), "n_images": int(images.shape[0]),
+        "images": recorded_path(spec.images), "n_images": int(images.shape[0]),
         "n_train": len(data.train), "n_test": len(data.test),
         "n_validation": 0 if data.validation is None else len(data.validation), "mask": spec.mask,
         "image_shape": list(images.shape[1:]), "x_shape": list(data.x_shape),

@@ -20,6 +20,7 @@ from icnn.data import (
     MultilabelData,
     label_count_from_xml,
     load_multilabel_arff,
+    recorded_path,
     train_validation_split,
 )
 
@@ -206,7 +207,9 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         "n_test": test.n_examples, "n_features": train.n_features, "n_labels": train.n_labels,
         "n_parameters": count_parameters(model),
         "inference": "sigmoid" if config.model == "ff" else f"argmin:{solver}x{iters}",
-        "config": dataclasses.asdict(config),
+        # data paths as given, or relative to the repository / $ICNN_DATA_DIR (recorded_path)
+        "config": {**dataclasses.asdict(config), "train": recorded_path(config.train),
+                   "test": recorded_path(config.test)},
         # --max-train as used: the training file's size when the request exceeds it
         "max_train_effective": (None if config.max_train is None
                                 else train.n_examples + validation.n_examples),
