@@ -50,29 +50,35 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from error
 
 
+# Ends a help text that states its own default: ``%(default)`` in the text stops
+# ArgumentDefaultsHelpFormatter from appending "(default: None)", and ``.0s`` prints nothing.
+OWN_DEFAULT = "%(default).0s"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags: data, output, methods, and one per field of ``CompletionConfig``."""
     parser.add_argument(
         "--images", default=None,
         help="Olivetti olivettifaces.mat or a .npy (N, H, W) array in [0, 1] "
-             "(default: the Olivetti file in the data folder)",
+             "(default: the Olivetti file in the data folder)" + OWN_DEFAULT,
     )
     parser.add_argument("--train", type=int, default=None,
-                        help="the first N images train, the others test (default 350)")
+                        help="the first N images train, the others test (default 350)" + OWN_DEFAULT)
     parser.add_argument("--protocol", default="paper", choices=PROTOCOL_NAMES,
                         help="paper: the images as given; small-faces: Olivetti at 24x24, "
                              "images 0-79 train, 350-399 test (a small set to develop on)")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", required=True, help="output directory" + OWN_DEFAULT)
     parser.add_argument("--method", nargs="+", choices=METHOD_NAMES, default=["anchored"],
                         help="variants to train, in order (the paper's table: bundle_entropy gd "
                              "nonconvex with --validation 0)")
     parser.add_argument("--baselines", nargs="*", choices=BASELINE_NAMES,
                         default=list(BASELINE_NAMES),
-                        help="baselines fit besides the mean image, chosen on validation")
+                        help="baselines fit besides the mean image (closed-form ones: hyper-parameters by "
+                             "cross-validation over people; cnn: epoch on validation)")
     parser.add_argument("--anchor", default="best",
                         choices=("best", "mean_image", "ridge", "kernel_ridge", "blend"),
-                        help="g of the anchored energy (best: the closed-form baseline best on "
-                             "validation)")
+                        help="g of the anchored energy (best: the closed-form baseline best by "
+                             "cross-validation over people)")
     parser.add_argument("--fallback-z", type=float, default=2.0,
                         help="one-sided level, in normal deviations, of the validation verdict: "
                              "a method beats a baseline when its mean per-image gain exceeds the "
@@ -94,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "argmin of their mean energy, still one convex problem")
     parser.add_argument("--validation", type=int, default=None, metavar="N",
                         help="hold out the last N training images as the validation set (0: "
-                             "none, the paper's protocol; default: --validation-fraction)")
+                             "none, the paper's protocol; default: --validation-fraction)" + OWN_DEFAULT)
     parser.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
                         help="fraction of the training people (groups, see --group-size) held "
                              "out for validation: early stopping and the anchored energy's "
@@ -106,10 +112,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "trains on")
     parser.add_argument("--group-size", type=int, default=None, metavar="N",
                         help="consecutive images per person, never split by a fold or the "
-                             "hold-out (default: 10 for the Olivetti faces, 1 for a .npy)")
+                             "hold-out (default: 10 for the Olivetti faces, 1 for a .npy)" + OWN_DEFAULT)
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training images (and their mirrors, see --flip); "
-                             "default 30, 15 for anchored (also the CNN baseline's when given)")
+                             "default 30, 15 for anchored (also the CNN baseline's when given)" + OWN_DEFAULT)
     parser.add_argument("--batch-size", type=int, default=70, help="images per Adam step")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--schedule", default="cosine", choices=("cosine", "constant", "step"),
@@ -122,14 +128,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "pixels each mini-batch (0: none)")
     parser.add_argument("--average", type=float, default=None, metavar="DECAY",
                         help="evaluate an exponential moving average of the weights with this "
-                             "decay, e.g. 0.95 (default: the last weights)")
+                             "decay, e.g. 0.95 (default: the last weights)" + OWN_DEFAULT)
     parser.add_argument("--inner-steps", type=int, default=5,
                         help="bundle-entropy iterations or unrolled GD steps per prediction")
     parser.add_argument("--inner-lr", type=float, default=0.01, help="step size of the GD steps")
     parser.add_argument("--momentum", type=float, default=0.9, help="momentum of the GD steps")
     parser.add_argument("--energy-scale", type=float, default=None,
                         help="initial value of the learned positive factor of the energy "
-                             "(default 100; 10 for anchored)")
+                             "(default 100; 10 for anchored)" + OWN_DEFAULT)
     parser.add_argument("--constraint", default="project", choices=("project", "softplus", "exp"),
                         help="how W^(z) >= 0 is kept (project: the paper's clipping)")
     parser.add_argument("--channels", type=_ints, default=(32, 64, 64),
@@ -143,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="epochs between test evaluations (learning curve only)")
     parser.add_argument("--show", type=int, default=12, help="test faces in completions.png")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (unset: torch's default)")
+                        help="torch intra-op threads (default: torch's)" + OWN_DEFAULT)
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="show a progress bar")
 
