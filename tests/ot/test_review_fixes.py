@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from icnn.cli import main
+from icnn.ot.checkpoint import load_transport
 from icnn.ot.fit import DivergenceError, OTConfig, fit_transport
 from icnn.ot.samples import check_context_overlap
 
@@ -122,9 +123,10 @@ def test_map_out_that_is_a_folder_is_one_line_exit_2(run_dir, tmp_path, capsys):
 
 
 def test_inexact_gaussian_start_warns_and_is_recorded(tmp_path):
-    with pytest.warns(UserWarning, match="--quadratic-rank 2 for an exact start"):
+    with pytest.warns(UserWarning, match="--output-quadratic on"):
         assert _ot("--benchmark", "gaussian:3", "--out", str(tmp_path / "r1"), "--epochs", "1",
-                   "--samples", "128", "--batch-size", "64", "--hidden", "4", "--lr", "1e-12") == 0
+                   "--samples", "128", "--batch-size", "64", "--hidden", "4", "--lr", "1e-12",
+                   "--output-quadratic", "off") == 0
     metrics = json.loads((tmp_path / "r1" / "metrics.json").read_text())
     assert metrics["start_exact"] is False and metrics["start_error"] > 0.05
     assert "quadratic-rank" in metrics["start_warning"]
@@ -202,3 +204,41 @@ def test_training_seed_equal_to_the_test_points_seed_is_refused():
 
     with pytest.raises(ValueError, match=f"other than {TRUTH_SEED}"):
         make_problem("gaussian:2", 16, TRUTH_SEED)
+
+
+@pytest.mark.parametrize("solver", ["w2gn", "mm", "amortized"])
+def test_default_gaussian_start_is_exact_at_rank_1_and_round_trips(solver, tmp_path):
+    out = tmp_path / solver
+    assert _ot("--benchmark", "gaussian:4", "--solver", solver, "--out", str(out), *FAST[:2], "--samples",
+               "256", *FAST[4:], "--lr", "1e-12") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["quadratic_rank"] == 1 and metrics["start_exact"] is True
+    assert metrics["start_error"] < 2e-2 and "start_warning" not in metrics
+    # lr 1e-12: the scores are the start's, the Gaussian map of the training moments
+    assert metrics["l2_uvp_forward"] < 3.0 and metrics["l2_uvp_inverse"] < 3.0
+    model, _, _ = load_transport(out / "transport.safetensors")
+    assert model.config.output_quadratic
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32))
+    assert _ot("map", "--checkpoint", str(out / "transport.safetensors"), "--inputs", str(tmp_path / "x.npy"),
+               "--inverse", "--out", str(tmp_path / "y.npy")) == 0
+
+
+def test_quadratic_output_traits_gradient_and_conjugate():
+    from icnn import conjugate, gradient_map
+    from icnn.ot.transport_model import PotentialConfig, QuadraticOutput, TransportModel
+
+    torch.manual_seed(0)
+    model = TransportModel(PotentialConfig(dim=3, hidden=(8,), quadratic_rank=1, strong_convexity=0.5,
+                                           output_quadratic=True)).double()
+    f = model.f
+    assert isinstance(f, QuadraticOutput)
+    with torch.no_grad():
+        f.factor.copy_(torch.randn(3, 3, dtype=torch.float64))
+        f.linear.copy_(torch.randn(3, dtype=torch.float64))
+    traits = f.energy_traits()
+    assert traits.convex and not traits.kinks and traits.strong_convexity >= 0.5
+    y = torch.randn(5, 3, dtype=torch.float64)
+    z = gradient_map(f)(y)
+    result = conjugate(f, z, tol=1e-8, max_iter=500)
+    assert bool(result.converged.all())
+    torch.testing.assert_close(result.y, y, atol=1e-5, rtol=1e-5)  # ∇f*(∇f(y)) = y

@@ -7,12 +7,16 @@
 - scores: :func:`transport_metrics` (L2-UVP, cos, W2²); baselines: :class:`LinearGaussianMap`,
   :class:`DiscreteOTMap` (POT).
 
-The Gaussian (and identity) start is exact only with ``quadratic_rank >= D - 1``: the output unit
-then holds the map's whole matrix. With a smaller rank (the default 1) it holds a rank-R part, an
+The Gaussian (and identity) start is exact when the output unit holds the map's whole matrix:
+with ``quadratic_rank >= D - 1``, or with a full-rank PSD quadratic on each potential's output
+(``OTConfig.output_quadratic``, ``"auto"`` by default: on exactly when the rank is below D - 1).
+Without either (``output_quadratic="off"``) it holds a rank-R part, an
 :class:`InexactStartWarning` is raised and ``metrics.json`` records ``start_error``,
 ``start_exact`` and ``start_warning``. The Mix3toMix10 runs at D >= 4 recorded in
-``experiments/results/ot`` used ``--quadratic-rank 1``, i.e. that inexact start (their
-``start_error`` 0.67 at D = 4, 0.88 at D = 16); the recorded Gaussian-pair runs used rank D - 1.
+``experiments/results/ot`` predate ``output_quadratic``: they used ``--quadratic-rank 1`` and that
+inexact start (their ``start_error`` 0.67 at D = 4, 0.88 at D = 16; rerun them with
+``--output-quadratic off`` to reproduce); the recorded Gaussian-pair runs used rank D - 1, which
+``"auto"`` leaves unchanged.
 A run folder's ``train/identity.json`` (:mod:`icnn.ot.identity`) holds the settings and data a
 ``--resume`` must match; a diverging loss raises :class:`DivergenceError` (a ``ValueError``).
 """

@@ -49,11 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rank of each ICNN unit's PSD quadratic term (0: none)")
     parser.add_argument("--start", choices=("gaussian", "identity", "random"), default="gaussian",
                         help="initial map: the Gaussian map of the samples' moments, the identity, "
-                             "(both need --quadratic-rank >= 1; exact only with --quadratic-rank >= D-1, "
-                             "otherwise a rank-R part of the map's matrix: a warning, and start_error / "
-                             "start_warning in metrics.json) or the networks' random initialisation. "
-                             "The recorded mix3tomix10 runs at D >= 4 in experiments/results/ot used "
-                             "--quadratic-rank 1, i.e. this inexact start")
+                             "(both need --quadratic-rank >= 1; exact with --quadratic-rank >= D-1 or "
+                             "--output-quadratic on/auto, otherwise a rank-R part of the map's matrix: a "
+                             "warning, and start_error / start_warning in metrics.json) or the networks' "
+                             "random initialisation. The recorded mix3tomix10 runs at D >= 4 in "
+                             "experiments/results/ot predate --output-quadratic: they used "
+                             "--quadratic-rank 1 and this inexact start")
+    parser.add_argument("--output-quadratic", default="auto", choices=("auto", "on", "off"),
+                        help="full-rank PSD quadratic 1/2 y^T L L^T y + b^T y on each potential's output, "
+                             "which makes the gaussian/identity start exact at any --quadratic-rank; auto: "
+                             "exactly when --quadratic-rank < D-1 and --start is not random")
     parser.add_argument("--mm-inner", type=int, default=1, help="MM: g steps per f step")
     parser.add_argument("--cycle", type=float, default=1.0, help="W2GN cycle weight lambda")
     parser.add_argument("--amortization", choices=("regression", "objective"), default="regression",
@@ -120,7 +125,8 @@ def _config(args: argparse.Namespace):
         raise ValueError(f"expected --hidden as comma-separated ints, got {args.hidden!r}") from None
     return OTConfig(solver=args.solver, hidden=hidden, activation=args.activation,
                     strong_convexity=args.strong_convexity, quadratic_rank=args.quadratic_rank,
-                    start=args.start, mm_inner=args.mm_inner, epochs=args.epochs, batch_size=args.batch_size,
+                    start=args.start, output_quadratic=args.output_quadratic, mm_inner=args.mm_inner,
+                    epochs=args.epochs, batch_size=args.batch_size,
                     lr=args.lr, seed=args.seed, average=args.average, schedule=args.schedule,
                     cycle=args.cycle, amortization=args.amortization, conjugate_tol=args.conjugate_tol,
                     conjugate_max_iter=args.conjugate_max_iter, progress=args.progress)

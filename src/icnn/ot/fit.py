@@ -69,6 +69,10 @@ class OTConfig:
             ``quadratic_rank >= D - 1``, otherwise an :class:`InexactStartWarning` and
             ``FitResult.start_error``), ``"identity"`` (likewise with the identity) or
             ``"random"`` (the networks' own initialisation).
+        output_quadratic: ``"on"``: each potential gets a full-rank PSD quadratic on its output
+            (:class:`icnn.ot.transport_model.QuadraticOutput`), which makes the start exact at any
+            rank; ``"off"``: never (the models of before); ``"auto"``: exactly when the start
+            needs it (``start != "random"`` and ``quadratic_rank < D - 1``).
         epochs, batch_size, lr, seed, average, schedule: the :class:`icnn.learn.TrainerConfig`
             settings of the same names (Adam).
         cycle: W2GN's cycle weight λ.
@@ -86,6 +90,7 @@ class OTConfig:
     strong_convexity: float = 1e-3
     quadratic_rank: int = 1
     start: str = "gaussian"
+    output_quadratic: str = "auto"
     epochs: int = 20
     batch_size: int = 256
     lr: float = 1e-3
@@ -108,6 +113,9 @@ class OTConfig:
         if self.start != "random" and self.quadratic_rank < 1:
             raise ValueError(f"expected quadratic_rank >= 1 for start={self.start!r} (the start lives in "
                              f"the quadratic terms), got {self.quadratic_rank}")
+        if self.output_quadratic not in ("auto", "on", "off"):
+            raise ValueError(f"expected output_quadratic in ('auto', 'on', 'off'), got "
+                             f"{self.output_quadratic!r}")
         if self.amortization not in AMORTIZATION:
             raise ValueError(f"expected amortization in {AMORTIZATION}, got {self.amortization!r}")
         if not (math.isfinite(self.cycle) and self.cycle >= 0):
@@ -134,7 +142,10 @@ class OTConfig:
         return PotentialConfig(dim=dim, context_dim=context_dim, hidden=tuple(self.hidden),
                                activation=self.activation, strong_convexity=self.strong_convexity,
                                quadratic_rank=self.quadratic_rank,
-                               g_kind="mlp" if self.solver == "amortized" else "icnn")
+                               g_kind="mlp" if self.solver == "amortized" else "icnn",
+                               output_quadratic=self.output_quadratic == "on" or (
+                                   self.output_quadratic == "auto" and self.start != "random"
+                                   and self.quadratic_rank < dim - 1))
 
 
 @dataclass
@@ -299,7 +310,7 @@ def start_warning(config: OTConfig, dim: int, error: float) -> str:
     return (f"the {config.start} start is not the {config.start} map: relative error {error:.3g} > "
             f"{START_TOLERANCE} because --quadratic-rank {config.quadratic_rank} < D - 1 = {dim - 1} "
             f"(the output unit holds only a rank-{config.quadratic_rank} part of the map's matrix); "
-            f"pass --quadratic-rank {max(dim - 1, 1)} for an exact start")
+            f"pass --output-quadratic on (or --quadratic-rank {max(dim - 1, 1)}) for an exact start")
 
 
 def _diverged(config: OTConfig, trainer: Trainer | None, what: str) -> DivergenceError:
