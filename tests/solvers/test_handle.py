@@ -59,6 +59,25 @@ def test_handle_sees_weight_updates_in_traits_and_conditioning():
     _same(solver(x), icnn.argmin(model, x, domain=domain, method="bundle", max_iter=5))
 
 
+def test_writes_through_data_are_seen():
+    """A Polyak update through ``.data`` and ``x.data`` writes bump no version counter."""
+    model = _picnn(activation="relu", constraint="project")
+    domain = icnn.Box(-1.0, 1.0)
+    solver = icnn.Argmin(model, domain=domain, method="bundle", max_iter=20)
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(4))
+    solver(x)
+    solver(x)
+    for parameter in model.parameters():
+        parameter.data.mul_(1.5)
+    _same(solver(x), icnn.argmin(model, x, domain=domain, method="bundle", max_iter=20))
+    x.data[0] = 5.0
+    _same(solver(x), icnn.argmin(model, x, domain=domain, method="bundle", max_iter=20))
+    layer = next(layer for _, layer in model.constrained_layers())
+    layer.weight.data.fill_(-1.0)  # leaves the convex set, unseen by version counters
+    with pytest.raises(ValueError, match="needs a model convex in y"):
+        solver(x)
+
+
 def test_handle_recomputes_the_x_path_when_x_changes_in_place():
     model = _picnn(activation="softplus", strong_convexity=0.1)
     domain = icnn.Box(-1.0, 1.0)

@@ -3,16 +3,13 @@
 Control calls ``argmin`` in its inner loop (ICNN-Q: two batched solves per environment step, a
 model-predictive controller one per time step at batch 1), where the fixed costs of a call, not
 the network, decide the speed. :class:`Argmin` checks the method, tolerance, iteration limit and
-options once, at construction, and per call keeps what can be kept:
+options once, at construction.
 
-* the model's :class:`icnn.EnergyTraits` (a walk over its modules and weights) are re-read only
-  when a parameter changed: the cache is keyed by each parameter's identity, dtype, device and
-  in-place version counter, which every optimiser step, ``project_()``, ``load_state_dict`` and
-  Polyak update advances, so a ``constraint="project"`` model that left the convex set is seen
-  as such at the next call;
-* the conditioned energy (the PICNN's x-path and gates, :mod:`icnn.solvers.conditioning`) is
-  reused when the same ``x`` tensor (same object, unchanged) comes again with unchanged weights,
-  e.g. warm-started re-solves at one state.
+The model's :class:`icnn.EnergyTraits` and the conditioned energy (the PICNN's x-path) are
+computed afresh at every call: a cache keyed on tensors' identity and in-place version counters
+misses writes through ``.data`` (``p.data.copy_``, the usual Polyak update; ``x.data[...] =``),
+and a stale cache would answer for the old weights, or certify a ``constraint="project"`` model
+that has left the convex set, without a word.
 
 :func:`icnn.argmin` is the one-call form: it builds an :class:`Argmin` and calls it once, so
 both forms run the same code and return the same :class:`ArgminResult`, to the bit.
@@ -111,10 +108,6 @@ class Argmin:
                              "differentiable='unroll' keeps its steps in the autograd graph: pass "
                              "compile=False with it")
         self.compile = "inductor" if compile is True else compile
-        self._calls = 0
-        self._traits_key: tuple | None = None
-        self._traits: EnergyTraits | None = None
-        self._conditioned: tuple[Tensor | None, int, tuple, Energy | None] | None = None
 
     def __call__(self, x: Tensor | None = None, *, y0: Tensor | None = None,
                  fixed: tuple[Tensor, Tensor] | None = None, **options: Any) -> ArgminResult:
@@ -137,12 +130,8 @@ class Argmin:
         options = {**self.options, **options} if options else self.options
         tol = self.tol
         batch = _batch_without_context(model, x, y0, fixed)
-        # the weights' state, for the caches (none on a handle's first call: argmin's one-call
-        # form pays nothing for them)
-        key = self._parameters_key() if self._calls and isinstance(model, nn.Module) else None
-        self._calls += 1
         problem = build_problem(model, x, self.domain, y0, fixed, batch=batch,
-                                traits=self._current_traits(key))
+                                traits=self._current_traits())
         traits = problem.traits
         if not problem.bounded and traits.strong_convexity == 0.0 and not self.allow_unbounded:
             raise ValueError(
@@ -177,7 +166,7 @@ class Argmin:
         if method == "auto":
             method = _auto_method(problem, options)
         max_iter = self.max_iter if self.max_iter is not None else DEFAULT_MAX_ITER[method]
-        fast = replace(problem, energy=self._conditioned_energy(x, key))
+        fast = replace(problem, energy=self._conditioned_energy(x))
         result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options)
         result.y = result.y.detach()
         result = _honest(_without_certificate_unless_convex(result, traits.convex))
@@ -187,44 +176,18 @@ class Argmin:
             result.y = attach_implicit_gradient(problem, result)
         return result
 
-    def _parameters_key(self) -> tuple:
-        """What the traits and the conditioned energy depend on.
-
-        Every parameter's and buffer's identity, dtype, device and in-place version (advanced by
-        any in-place write).
-        """
-        model = self.model
-        return tuple((id(t), t._version, t.dtype, t.device)
-                     for tensors in (model.parameters(), model.buffers()) for t in tensors)
-
-    def _current_traits(self, key: tuple | None) -> EnergyTraits | None:
-        """The model's traits, re-read unless ``key`` (the weights' state) is the cached one's.
-
-        None: not a ConvexEnergy, left to :func:`build_problem` to refuse.
-        """
+    def _current_traits(self) -> EnergyTraits | None:
+        """The model's traits, read now (None: not a ConvexEnergy, left to build_problem)."""
         if not isinstance(self.model, nn.Module) or not isinstance(self.model, ConvexEnergy):
             return None
-        if key is None or key != self._traits_key:
-            self._traits = energy_traits(self.model)
-            self._traits_key = key
-        return self._traits
+        return energy_traits(self.model)
 
-    def _conditioned_energy(self, x: Tensor | None, key: tuple | None) -> Energy | None:
-        """:func:`conditioned_energy` at ``x`` without gradients, reused while nothing changed.
-
-        Reused for the same unchanged ``x`` object and unchanged weights (``key``; None: never
-        reused).
-        """
-        version = -1 if x is None else x._version
-        cached = self._conditioned
-        if key is not None and cached is not None and cached[0] is x and cached[1] == version \
-                and cached[2] == key:
-            return cached[3]
+    def _conditioned_energy(self, x: Tensor | None) -> Energy | None:
+        """:func:`conditioned_energy` at ``x`` without gradients (compiled if asked)."""
         with torch.no_grad():
             energy = conditioned_energy(self.model, x)
         if self.compile:
             energy = _compiled(self.model, x, energy, self.compile)
-        self._conditioned = None if key is None else (x, version, key, energy)
         return energy
 
 
