@@ -64,9 +64,14 @@ def recorded_path(path: str | os.PathLike[str]) -> str:
         inside = _relative_to(resolved, Path(from_env).expanduser().resolve())
         if inside is not None:
             return str(PurePosixPath("$" + DATA_DIR_ENV, *inside.parts))
-    for base in (_REPO_ROOT, (_REPO_ROOT / ".." / "shared" / "data").resolve()):
-        if _relative_to(resolved, base) is not None:
-            return PurePosixPath(*Path(os.path.relpath(resolved, _REPO_ROOT)).parts).as_posix()
+    inside = _relative_to(resolved, _REPO_ROOT)
+    if inside is not None:
+        return PurePosixPath(*inside.parts).as_posix() if inside.parts else "."
+    # the shared data folder by its name beside the repository, not by where a symbolic link
+    # (a CI checkout's ../shared -> the real folder) resolves to
+    inside = _relative_to(resolved, (_REPO_ROOT / ".." / "shared" / "data").resolve())
+    if inside is not None:
+        return PurePosixPath("..", "shared", "data", *inside.parts).as_posix()
     return str(path)
 
 
