@@ -35,11 +35,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
-import time
 from dataclasses import dataclass
 
 import torch
+from interleaved_timing import time_interleaved
 
 import icnn
 from icnn.solvers import Argmin, Box, argmin
@@ -113,20 +112,6 @@ def counting(count: Count):
         yield count
     finally:
         Problem.value, Problem.value_and_grad = value, value_and_grad
-
-
-def time_interleaved(steps: dict[object, object], repeats: int) -> dict[object, float]:
-    """Median seconds per call of each step, timed round-robin so that load from other
-    processes hits every case alike."""
-    for step in steps.values():
-        step()
-    times: dict[object, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def unit_steps(model, x, size: Size):

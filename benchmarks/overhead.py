@@ -12,10 +12,9 @@ Usage: ``python benchmarks/overhead.py [--hidden 256 256] [--repeats 30] [--thre
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from interleaved_timing import time_interleaved
 from torch import nn
 
 import icnn
@@ -37,21 +36,6 @@ def make_step(model: nn.Module, inputs: tuple[torch.Tensor, ...]):
         model.zero_grad(set_to_none=True)
 
     return step
-
-
-def time_interleaved(steps: dict[str, object], repeats: int) -> dict[str, float]:
-    """Median seconds per step of each variant, timed round-robin so that load from other
-    processes hits every variant alike."""
-    for step in steps.values():
-        for _ in range(3):
-            step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -83,9 +67,9 @@ def main() -> None:
             for constraint in ("softplus", "exp"):
                 steps[constraint] = make_step(build(constraint), inputs)
             with icnn.validation(False):
-                t = time_interleaved(steps, args.repeats)
+                t = time_interleaved(steps, args.repeats, warmup=3)
             t["softplus+validation"] = time_interleaved(
-                {"v": make_step(build("softplus"), inputs)}, args.repeats)["v"]
+                {"v": make_step(build("softplus"), inputs)}, args.repeats, warmup=3)["v"]
             for variant, seconds in t.items():
                 print(f"{name:<8} {batch:>6} {variant:<20} {seconds * 1e3:>8.3f} "
                       f"{seconds / t['mlp']:>8.2f} {seconds / t['plain']:>9.2f}")

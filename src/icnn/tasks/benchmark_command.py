@@ -35,10 +35,12 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"expected the benchmark script {script}, got no such file; "
                                 "benchmarks ship with the source checkout, not the wheel")
     extra = [a for a in args.script_args if a != "--"]
-    saved = sys.argv
+    saved, saved_path = sys.argv, list(sys.path)
     sys.argv = [str(script), *extra]
+    # as `python benchmarks/NAME.py` would: the script's folder first, for its helper modules
+    sys.path.insert(0, str(script.parent))
     try:
         runpy.run_path(str(script), run_name="__main__")
     finally:
-        sys.argv = saved
+        sys.argv, sys.path[:] = saved, saved_path
     return 0
