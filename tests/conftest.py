@@ -34,6 +34,14 @@ if _profile not in HYPOTHESIS_PROFILES:
 settings.load_profile(_profile)
 
 
+@pytest.fixture
+def restore_threads():
+    """Put torch's thread count back after a benchmark script set its own (``--threads``)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -3,19 +3,9 @@ with finite positive ratios (no timing assertions: only that the table is comple
 
 import math
 
-import pytest
-import torch
-
 from icnn import cli
 
 METHODS = ("pgd", "lbfgs", "bundle", "bundle_entropy")
-
-
-@pytest.fixture
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def _rows(out: str) -> dict[tuple[str, int, str, str], list[str]]:
