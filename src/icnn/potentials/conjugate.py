@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from ..nn.input_checks import check_tensor, validation
 from ..solvers.argmin import argmin
 from ..solvers.domain import Box
+from ..solvers.iterative import projected_step
 from ._inputs import check_point_and_context, check_potential
 from .tilted_energy import TiltedEnergy
 
@@ -268,7 +269,7 @@ def _residual(energy, y: Tensor, index: Tensor, lo: Tensor, hi: Tensor, z: Tenso
         point = y.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(energy(point, index).sum(), point)
     grad = grad.detach().flatten(1)
-    step = torch.maximum(torch.minimum(-grad, (hi - y).flatten(1)), (lo - y).flatten(1))
+    step = projected_step(grad.reshape(y.shape), y, lo, hi).flatten(1)
     scale = torch.maximum(z.norm(dim=1), (grad + z).norm(dim=1))
     scale = scale.clamp_min(torch.finfo(y.dtype).tiny)
     return step.norm(dim=1) / scale, grad

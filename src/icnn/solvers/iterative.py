@@ -57,6 +57,15 @@ def flat_dot(a: Tensor, b: Tensor) -> Tensor:
     return (a.flatten(1) * b.flatten(1)).sum(dim=1)
 
 
+def projected_step(grad: Tensor, y: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """``P(y - grad) - y`` computed as ``clamp(-grad, lo - y, hi - y)``, same shape as ``y``.
+
+    Equal in exact arithmetic, but exactly ``-grad`` on an unbounded domain, where ``(y - grad)
+    - y`` rounds to 0 once ``|y| >> |grad|`` (a run-away iterate would read as stationary).
+    """
+    return torch.maximum(torch.minimum(-grad, hi - y), lo - y)
+
+
 def flat_norm(a: Tensor) -> Tensor:
     """The Euclidean norm of each example of ``a: (batch, *shape)``, ``(batch,)``."""
     return a.flatten(1).norm(dim=1)

@@ -24,7 +24,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .iterative import Callback, Progress, Stopping, flat_dot, initial_point, step_scale
+from .iterative import (
+    Callback,
+    Progress,
+    Stopping,
+    flat_dot,
+    initial_point,
+    projected_step,
+    step_scale,
+)
 from .problem import Problem
 from .result import ArgminResult
 
@@ -134,13 +142,8 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
 
 
 def _mapping_norm(problem: Problem, y: Tensor, grad: Tensor, index: Tensor) -> Tensor:
-    """``||P(y - g) - y||`` per example (the projected-gradient norm).
-
-    Computed as ``clamp(-g, lo - y, hi - y)``: equal to ``P(y - g) - y`` in exact arithmetic, but
-    ``-g`` exactly on an unbounded domain, where ``(y - g) - y`` rounds to 0 once ``|y| >> |g|``
-    (a run-away iterate of an unbounded problem would otherwise read as stationary).
-    """
-    moved = torch.maximum(torch.minimum(-grad, problem.hi[index] - y), problem.lo[index] - y)
+    """``||P(y - g) - y||`` per example (the projected-gradient norm, :func:`projected_step`)."""
+    moved = projected_step(grad, y, problem.lo[index], problem.hi[index])
     return moved.flatten(1).norm(dim=1)
 
 

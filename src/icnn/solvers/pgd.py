@@ -25,6 +25,7 @@ from .iterative import (
     flat_dot,
     flat_norm,
     initial_point,
+    projected_step,
     step_scale,
 )
 from .problem import Problem
@@ -157,15 +158,13 @@ def _put(store: Tensor, index: Tensor, new: Tensor, every: bool) -> Tensor:
 
 def _mapping_norm(problem: Problem, index: Tensor, v: Tensor, grad_v: Tensor, lip: Tensor,
                   every: bool) -> Tensor:
-    """``L ||P(v - g / L) - v||`` per row, as ``L ||clamp(-g / L, lo - v, hi - v)||``.
+    """``L ||P(v - g / L) - v||`` per row, by :func:`projected_step`.
 
-    The same number in exact arithmetic as ``L ||y_new - v||``, but not rounded to 0 when
-    ``|v| >> |g| / L`` on an unbounded domain (a run-away iterate is not stationary).
+    Not rounded to 0 when ``|v| >> |g| / L`` on an unbounded domain, as ``L ||y_new - v||`` is.
     """
     lo, hi = (problem.lo, problem.hi) if every else (problem.lo[index], problem.hi[index])
     shape = (-1, *([1] * (v.dim() - 1)))
-    step = torch.maximum(torch.minimum(-grad_v / lip.view(shape), hi - v), lo - v)
-    return lip * flat_norm(step)
+    return lip * flat_norm(projected_step(grad_v / lip.view(shape), v, lo, hi))
 
 
 def _backtrack(problem: Problem, index: Tensor, v: Tensor, value_v: Tensor, grad_v: Tensor,
