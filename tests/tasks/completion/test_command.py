@@ -98,10 +98,12 @@ def test_ensemble_predicts_with_the_mean_energy_of_its_members(brightness_faces,
     assert np.isfinite(record["test_mse"]) and record["test_mse"] < metrics["baselines"]["mean_image"]
 
 
-def test_default_run_reports_baselines_and_the_anchored_energy(brightness_faces, tmp_path):
+def test_hold_out_run_reports_baselines_and_the_anchored_energy(brightness_faces, tmp_path):
+    # --verdict-folds 0: the hold-out of --validation-fraction instead of the cross-fit
     out = tmp_path / "run"
     code = main(["completion", "--images", str(brightness_faces), "--train", "16",
-                 "--validation-fraction", "0.25", "--anchor-weight", "5", "--out", str(out),
+                 "--verdict-folds", "0", "--validation-fraction", "0.25", "--anchor-weight", "5",
+                 "--out", str(out),
                  "--epochs", "3", "--batch-size", "8", "--lr", "1e-2", "--eval-every", "3",
                  "--show", "2", "--no-progress", *TINY_NET])
     assert code == 0
@@ -203,8 +205,10 @@ def test_every_method_gets_a_validation_verdict(brightness_faces, tmp_path, vali
     (["--train", "16", "--fallback-z", "-1"], "expected a fallback z that is a finite number"),
     (["--train", "16", "--folds", "1"], "expected folds >= 2, got 1"),
     (["--train", "16", "--group-size", "0"], "expected a group size >= 1, got 0"),
-    (["--train", "15", "--group-size", "10"],
+    (["--train", "15", "--group-size", "10", "--verdict-folds", "0"],
      "expected at least 2 people (groups of 10 images) in the training part"),
+    (["--train", "16", "--group-size", "8", "--verdict-folds", "0", "--validation-fraction", "0.5"],
+     "expected at least 2 people (groups of 8 images) in the training part"),
     (["--train", "16", "--group-size", "4", "--validation", "3"],
      "expected --validation to hold out whole people"),
 ])
@@ -223,6 +227,7 @@ def test_group_size_holds_out_and_folds_whole_people(brightness_faces, tmp_path)
     out = tmp_path / "run"
     code = main(["completion", "--images", str(brightness_faces), "--train", "16",
                  "--group-size", "4", "--validation-fraction", "0.3", "--baselines", "ridge",
+                 "--verdict-folds", "0",
                  "--out", str(out), "--epochs", "1", "--batch-size", "8", "--show", "2",
                  "--no-progress", *TINY_NET])
     assert code == 0

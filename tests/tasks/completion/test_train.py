@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from icnn.learn import seed_everything
-from icnn.tasks.completion.data import make_completion_data, mirrored
+from icnn.tasks.completion.data import make_completion_data, mirrored, subset
 from icnn.tasks.completion.train import (
     CompletionConfig,
     build_model,
@@ -85,3 +85,19 @@ def test_mirroring_the_left_half_task_swaps_the_halves():
 def test_bad_config_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CompletionConfig(**kwargs)
+
+
+def test_keep_epoch_keeps_that_epoch_and_returns_every_epochs_validation_errors():
+    data = make_completion_data(brightness_faces(), 16, "left-half")
+    data.validation, data.train = subset(data.train, torch.arange(12, 16)), subset(
+        data.train, torch.arange(12))
+    config = CompletionConfig(variant="gd", **{**TINY, "epochs": 3})
+    kept = train_completion(data, config, keep_epoch=2)
+    assert kept.selected_epoch == 2 and kept.val_errors.shape == (3, 4)
+    # the kept weights are those after epoch 2: their validation MSE is that epoch's
+    assert kept.val_mse == pytest.approx(float(kept.val_errors[1].mean()), rel=1e-5)
+    assert [r["val_mse"] for r in kept.history if "val_mse" in r] == pytest.approx(
+        kept.val_errors.mean(1).tolist(), rel=1e-5)
+    for bad in (0, 4, True):
+        with pytest.raises(ValueError, match=r"expected an epoch to keep in \[1, 3\]"):
+            train_completion(data, config, keep_epoch=bad)

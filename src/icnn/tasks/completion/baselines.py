@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +38,12 @@ from torch import Tensor, nn
 
 from ...learn.trainer import Trainer, TrainerConfig, seed_everything
 from ...nn.conv import conv_stages
-from .data import CompletionSplit, concatenate, mirrored, paper_mse, subset
+from .data import CompletionSplit, concatenate, mirrored, paper_mse, per_example_mse, subset
 from .folds import group_folds
 
 BASELINES = ("ridge", "kernel_ridge", "cnn")
+# the baselines with a closed-form fit (refit on any set of images; the anchors)
+CLOSED_FORMS = ("mean_image", "ridge", "kernel_ridge", "blend")
 RIDGE_ALPHAS = tuple(10.0 ** k for k in range(-2, 5))
 KERNEL_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 KERNEL_GAMMA_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -478,9 +480,13 @@ class RegressorConfig:
     flip: bool = True
 
 
-def fit_conv_regressor(train: CompletionSplit, validation: CompletionSplit,
-                       test: CompletionSplit, config: RegressorConfig) -> BaselineResult:
-    """Train :class:`ConvRegressor` with the MSE; keep the epoch with the best validation MSE."""
+def _train_regressor(train: CompletionSplit, config: RegressorConfig,
+                     on_epoch: Callable[[ConvRegressor, int], None]) -> ConvRegressor:
+    """Train :class:`ConvRegressor` with the MSE for ``config.epochs`` epochs.
+
+    ``on_epoch(model, epoch)`` runs after every epoch (epochs count from 1). Returns the model
+    after the last epoch.
+    """
     seed_everything(config.seed)
     fit_on = _training_set(train, config.flip)
     model = ConvRegressor(train.x.shape[1:], train.y.shape[1:], config.channels,
@@ -494,27 +500,77 @@ def fit_conv_regressor(train: CompletionSplit, validation: CompletionSplit,
         predicted = examples.predicted.flatten(1)
         return (error * predicted).sum(1) / predicted.sum(1)
 
-    best: dict[str, Any] = {"val_mse": math.inf, "state": None, "epoch": 0}
-    grid: list[dict[str, Any]] = []
+    epochs = [0]
 
     def eval_fn(model: ConvRegressor) -> dict[str, float]:
-        val_mse = _score(model, validation)
-        grid.append({"epoch": len(grid) + 1, "val_mse": val_mse})
-        if val_mse < best["val_mse"]:
-            best.update(val_mse=val_mse, state=copy.deepcopy(model.state_dict()), epoch=len(grid))
-        return {"val_mse": val_mse}
+        epochs[0] += 1
+        on_epoch(model, epochs[0])
+        return {}
 
     trainer = Trainer(model, loss_fn, TrainerConfig(
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
         schedule="cosine", weight_decay=config.weight_decay, progress=False,
         checkpoint_every=max(config.epochs, 1)), eval_fn=eval_fn)
     trainer.fit((torch.arange(len(fit_on)),))
-    model.load_state_dict(best["state"])
+    return model
+
+
+def _frozen(model: ConvRegressor, state: dict[str, Tensor]) -> ConvRegressor:
+    model.load_state_dict(state)
     model.requires_grad_(False)
     model.eval()
+    return model
+
+
+def fit_conv_regressor(train: CompletionSplit, validation: CompletionSplit,
+                       test: CompletionSplit, config: RegressorConfig) -> BaselineResult:
+    """Train :class:`ConvRegressor` with the MSE; keep the epoch with the best validation MSE."""
+    best: dict[str, Any] = {"val_mse": math.inf, "state": None, "epoch": 0}
+    grid: list[dict[str, Any]] = []
+
+    def on_epoch(model: ConvRegressor, epoch: int) -> None:
+        val_mse = _score(model, validation)
+        grid.append({"epoch": epoch, "val_mse": val_mse})
+        if val_mse < best["val_mse"]:
+            best.update(val_mse=val_mse, state=copy.deepcopy(model.state_dict()), epoch=epoch)
+
+    model = _frozen(_train_regressor(train, config, on_epoch), best["state"])
     return BaselineResult("cnn", model, {"epoch": best["epoch"], "epochs": config.epochs},
                           best["val_mse"], _score(model, test), _score(model, train), grid,
                           val_anchor=model)
+
+
+def regressor_curve(train: CompletionSplit, held: CompletionSplit, config: RegressorConfig,
+                    ) -> Tensor:
+    """``(epochs, len(held))``: per-image MSE (0-255 units) on ``held`` after every epoch.
+
+    The CNN regressor trained on ``train`` (one fold of the cross-fit,
+    :mod:`icnn.tasks.completion.crossfit`); nothing is selected.
+    """
+    errors: list[Tensor] = []
+    _train_regressor(train, config, lambda model, epoch: errors.append(
+        per_example_mse(predict_anchor(model, held), held)))
+    return torch.stack(errors)
+
+
+def conv_regressor_at(train: CompletionSplit, test: CompletionSplit, config: RegressorConfig,
+                      epoch: int, grid: list[dict[str, Any]] | None = None) -> BaselineResult:
+    """The CNN regressor trained on ``train`` with its weights after ``epoch`` (chosen elsewhere).
+
+    Raises:
+        ValueError: ``epoch`` outside ``1..config.epochs``.
+    """
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= config.epochs:
+        raise ValueError(f"expected an epoch in [1, {config.epochs}], got {epoch!r}")
+    kept: dict[str, Any] = {}
+
+    def on_epoch(model: ConvRegressor, at: int) -> None:
+        if at == epoch:
+            kept["state"] = copy.deepcopy(model.state_dict())
+
+    model = _frozen(_train_regressor(train, config, on_epoch), kept["state"])
+    return BaselineResult("cnn", model, {"epoch": epoch, "epochs": config.epochs}, None,
+                          _score(model, test), _score(model, train), grid or [])
 
 
 def fit_baselines(train: CompletionSplit, validation: CompletionSplit, test: CompletionSplit,

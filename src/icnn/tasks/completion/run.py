@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,14 +18,18 @@ from ...data.images import load_images
 from ...data.paths import recorded_path
 from .baselines import (
     BASELINES,
+    CLOSED_FORMS,
     BaselineResult,
     RegressorConfig,
     best_baseline,
+    conv_regressor_at,
     cross_fitted,
     fit_on,
     predict_anchor,
+    regressor_curve,
     save_anchor,
 )
+from .crossfit import choose_epochs, closed_form_errors, cross_fit_curves
 from .crossval import fit_baselines_cv
 from .data import CompletionData, CompletionSplit, hold_out, make_completion_data, per_example_mse
 from .ensemble import CompletionEnsemble
@@ -38,9 +43,9 @@ from .train import (
     predict,
     train_completion,
 )
-from .verdict import validation_verdict
+from .verdict import t_critical, validation_verdict
 
-ANCHORS = ("mean_image", "ridge", "kernel_ridge", "blend")
+ANCHORS = CLOSED_FORMS
 # The paper's Olivetti table (test MSE, 0-255 units; reference notes §4.3).
 PAPER_MSE = {"bundle_entropy": 833.0, "gd": 872.0, "nonconvex": 850.9}
 
@@ -58,11 +63,19 @@ class CompletionRun:
         seed: seeds the random masks.
         validation: hold out the last this many training images as a validation set
             (:func:`icnn.tasks.completion.data.hold_out`; 0: train on all ``n_train``, the
-            paper's protocol; None: ``round(validation_fraction * groups)`` whole groups (people),
-            :func:`icnn.tasks.completion.folds.held_out_size`, the default).
-        validation_fraction: in ``(0, 1)``, used when ``validation`` is None; with
-            ``validation = 0`` the CNN baseline still chooses its epoch on this fraction of the
-            training images (held out from its fit only).
+            paper's protocol; None, the default: the cross-fitted verdict over every training
+            person when ``verdict_folds >= 2``, else ``round(validation_fraction * groups)``
+            whole groups (people), :func:`icnn.tasks.completion.folds.held_out_size`).
+        verdict_folds: with ``validation`` None, ``K >= 2`` folds of whole people for the
+            cross-fitted verdict (:mod:`icnn.tasks.completion.crossfit`): every method and
+            baseline is fit on ``K - 1`` folds and scored on the other, for every fold; the
+            methods' epochs are chosen on these out-of-fold curves, the final models are
+            trained on every training image, and the verdict has ``people - 1`` degrees of
+            freedom. 0: the hold-out of ``validation_fraction`` (early stopping and the verdict
+            on the held-out people, the behaviour before the cross-fit).
+        validation_fraction: in ``(0, 1)``, used when ``validation`` is None and
+            ``verdict_folds`` is 0; with ``validation = 0`` the CNN baseline still chooses its
+            epoch on this fraction of the training images (held out from its fit only).
         group_size: consecutive images per person, for the folds and the hold-out (None: 10 for
             the Olivetti faces, 1 otherwise, :func:`icnn.tasks.completion.folds.default_group_size`).
         protocol: ``"paper"`` or ``"small-faces"`` (:mod:`icnn.tasks.completion.protocols`).
@@ -101,6 +114,7 @@ class CompletionRun:
     regressor_epochs: int = 30
     anchor: str = "best"
     fallback_z: float = 2.0
+    verdict_folds: int = 4
 
 
 def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
@@ -141,6 +155,13 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
                          f"{spec.fallback_z!r}")
     if spec.ensemble > 1 and any(c.variant == "anchored" for c in configs):
         raise ValueError(f"expected --ensemble 1 with the anchored method, got {spec.ensemble}")
+    folds = spec.verdict_folds
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds == 1 or folds < 0:
+        raise ValueError(f"expected --verdict-folds 0 (a hold-out) or an int >= 2, got {folds!r}")
+    cross = folds >= 2 and spec.validation is None
+    if cross and spec.ensemble > 1:
+        raise ValueError(f"expected --ensemble 1 with the cross-fitted verdict (--verdict-folds "
+                         f"{folds}; use --verdict-folds 0 or --validation N), got {spec.ensemble}")
     group_size = (default_group_size(spec.images, spec.protocol) if spec.group_size is None
                   else spec.group_size)
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
@@ -158,11 +179,23 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         raise ValueError(f"expected --validation to hold out whole people (the last images "
                          f"after a multiple of the group size {group_size} of the "
                          f"{len(data.train)} training images), got {spec.validation}")
-    if spec.validation is None:
+    people = n_groups(len(data.train), group_size)
+    if cross and folds > people:
+        raise ValueError(f"expected --verdict-folds at most the {people} training people (groups "
+                         f"of {group_size} images), got {folds}")
+    if cross:
+        # the anchored energy of a fold needs 2 people for its out-of-fold anchor values
+        rest = people - max(len(block) for block in torch.arange(people).tensor_split(folds))
+        if any(c.variant == "anchored" for c in configs) and rest < 2:
+            raise ValueError(f"expected at least 2 people (groups of {group_size} images) outside "
+                             f"every cross-fit fold for the anchored energy's out-of-fold anchor "
+                             f"values, got {people} training people in {folds} folds")
+    elif spec.validation is None:
         data = hold_out(data, n_held)
+        people = n_groups(len(data.train), group_size)
     elif spec.validation:
         data = hold_out(data, spec.validation)
-    people = n_groups(len(data.train), group_size)
+        people = n_groups(len(data.train), group_size)
     if any(c.variant == "anchored" for c in configs) and people < 2:
         raise ValueError(f"expected at least 2 people (groups of {group_size} images) in the "
                          f"training part for the anchored energy's out-of-fold anchor values (K "
@@ -180,17 +213,32 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         raise ValueError(f"expected folds >= 2, got {spec.anchor_folds!r}")
     blocks = group_folds(len(everything),
                          min(spec.anchor_folds, n_groups(len(everything), group_size)), group_size)
-    fitted = fit_baselines_cv(
-        everything, data.train, data.validation, data.test, spec.baselines, blocks,
-        flip=geometry.flip,
-        regressor=RegressorConfig(channels=geometry.channels, kernel_sizes=geometry.kernel_sizes,
-                                  strides=geometry.strides, dense=geometry.dense,
-                                  epochs=spec.regressor_epochs, batch_size=geometry.batch_size,
-                                  lr=geometry.lr, seed=geometry.seed, flip=geometry.flip),
-        regressor_split=(selection.train, selection.validation))
+    regressor = RegressorConfig(channels=geometry.channels, kernel_sizes=geometry.kernel_sizes,
+                                strides=geometry.strides, dense=geometry.dense,
+                                epochs=spec.regressor_epochs, batch_size=geometry.batch_size,
+                                lr=geometry.lr, seed=geometry.seed, flip=geometry.flip)
+    verdict_blocks: list[torch.Tensor] = []
+    cross_errors: dict[str, torch.Tensor] = {}
+    if cross:
+        # every training person validates once: the closed forms keep their cross-validated
+        # hyper-parameters and are refit on the other folds; the CNN is trained on them
+        verdict_blocks = group_folds(len(everything), folds, group_size)
+        fitted = fit_baselines_cv(everything, everything, None, data.test,
+                                  tuple(n for n in spec.baselines if n != "cnn"), blocks,
+                                  flip=geometry.flip)
+        cross_errors = closed_form_errors(fitted, everything, verdict_blocks, flip=geometry.flip)
+        if "cnn" in spec.baselines:
+            fitted["cnn"], cross_errors["cnn"] = _cross_fit_regressor(
+                everything, data.test, regressor, verdict_blocks, log)
+    else:
+        fitted = fit_baselines_cv(everything, data.train, data.validation, data.test,
+                                  spec.baselines, blocks, flip=geometry.flip, regressor=regressor,
+                                  regressor_split=(selection.train, selection.validation))
     for name, result in fitted.items():
         cv = "" if result.cv_mse is None else f"cross-validation MSE {result.cv_mse:.1f}, "
         val = "" if result.val_mse is None else f"validation MSE {result.val_mse:.1f}, "
+        if name in cross_errors:
+            val += f"cross-fit MSE {float(cross_errors[name].mean()):.1f}, "
         log(f"baseline {name}: {cv}{val}test MSE "
             f"{result.test_mse:.1f} ({result.params})")
     summary: dict[str, Any] = {
@@ -208,8 +256,14 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         "baseline_details": {name: r.record() for name, r in fitted.items()},
         "baseline_selection": {"closed_forms": "cross-validation", "n_images": len(everything),
                                "folds": [len(block) for block in blocks],
-                               "group_size": group_size, "cnn_n_fit": len(selection.train),
-                               "cnn_n_validation": len(selection.validation)},
+                               "group_size": group_size,
+                               **({"cnn": "epoch by the cross-fit",
+                                   "verdict_folds": [len(block) for block in verdict_blocks]}
+                                  if cross else
+                                  {"cnn_n_fit": len(selection.train),
+                                   "cnn_n_validation": len(selection.validation)})},
+        "validation": (f"cross-fit over every training person, {folds} folds" if cross
+                       else "none" if data.validation is None else "hold-out"),
         "protocol": spec.protocol,
         "paper_mse": PAPER_MSE if spec.mask == "left-half" else {},
         "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -217,7 +271,10 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     }
     completions = {}
     for config in configs:
-        if config.variant == "anchored":
+        if cross:
+            record, test_completion = _cross_fit_method(data, config, spec, fitted, cross_errors,
+                                                        verdict_blocks, group_size, log)
+        elif config.variant == "anchored":
             record, test_completion = _train_anchored(data, config, spec, fitted, group_size, log)
         else:
             record, test_completion = _train_method(data, config, spec, log)
@@ -331,11 +388,7 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     if data.validation is None:
         raise ValueError("expected a validation split for the anchored method (it chooses its "
                          "anchor and checks itself on it), got --validation 0")
-    closed = {k: v for k, v in fitted.items() if k in ANCHORS}
-    if spec.anchor != "best" and spec.anchor not in closed:
-        raise ValueError(f"expected --anchor best or a fitted closed-form baseline "
-                         f"{sorted(closed)}, got {spec.anchor!r}")
-    chosen = best_baseline(closed) if spec.anchor == "best" else closed[spec.anchor]
+    chosen = _choose_anchor(spec, fitted)
     log(f"training anchored (anchor {chosen.name}, weight {config.anchor_weight}, seed "
         f"{config.seed}, {config.epochs} epochs)")
     folds = min(spec.anchor_folds, n_groups(len(data.train), group_size))
@@ -393,6 +446,140 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
                   {k: v.contiguous() for k, v in winner.anchor.state_dict().items()},
                   {"baseline": shipped, "params": json.dumps(winner.params)})
     record.update(test_mse=winner.test_mse, val_mse=winner.val_mse, train_mse=winner.train_mse)
+    return record, predict_anchor(winner.anchor, data.test)
+
+
+def _choose_anchor(spec: CompletionRun, fitted: dict[str, BaselineResult]) -> BaselineResult:
+    """The anchored energy's ``g``: ``spec.anchor``, or the closed form best by cross-validation.
+
+    Raises:
+        ValueError: ``spec.anchor`` is not a fitted closed-form baseline.
+    """
+    closed = {k: v for k, v in fitted.items() if k in ANCHORS}
+    if spec.anchor != "best" and spec.anchor not in closed:
+        raise ValueError(f"expected --anchor best or a fitted closed-form baseline "
+                         f"{sorted(closed)}, got {spec.anchor!r}")
+    return best_baseline(closed) if spec.anchor == "best" else closed[spec.anchor]
+
+
+def _cross_fit_regressor(train: CompletionSplit, test: CompletionSplit, config: RegressorConfig,
+                         blocks: list[torch.Tensor], log: Callable[[str], Any],
+                         ) -> tuple[BaselineResult, torch.Tensor]:
+    """The CNN baseline under the cross-fit: its epoch from the out-of-fold curves.
+
+    Returns the CNN trained on every training image with its weights after the epoch best on
+    the pooled out-of-fold curve, and its ``(n,)`` out-of-fold errors for the verdict (each fold
+    at the epoch best on the other folds, :func:`icnn.tasks.completion.crossfit.choose_epochs`).
+    """
+    log(f"cross-fitting the cnn baseline ({len(blocks)} folds, {config.epochs} epochs)")
+    curves = cross_fit_curves(lambda rest, held: regressor_curve(rest, held, config), train,
+                              blocks)
+    choice = choose_epochs(curves, blocks)
+    grid = [{"epoch": epoch, "cross_fit_mse": mse}
+            for epoch, mse in enumerate(choice["curve"], start=1)]
+    result = conv_regressor_at(train, test, config, choice["epoch"], grid)
+    result.params["fold_epochs"] = choice["fold_epochs"]
+    return result, choice["errors"]
+
+
+def _anchor_fit(chosen: BaselineResult, train: CompletionSplit, config: CompletionConfig,
+                spec: CompletionRun, group_size: int) -> tuple[Any, torch.Tensor]:
+    """The anchor fit on ``train`` (and mirrors) and its out-of-fold values on ``train``."""
+    folds = min(spec.anchor_folds, n_groups(len(train), group_size))
+    values = cross_fitted(chosen, train, flip=config.flip, folds=folds, group_size=group_size)
+    return fit_on(chosen, train, flip=config.flip), values
+
+
+def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: CompletionRun,
+                      fitted: dict[str, BaselineResult], baseline_errors: dict[str, torch.Tensor],
+                      blocks: list[torch.Tensor], group_size: int, log: Callable[[str], Any],
+                      ) -> tuple[dict[str, Any], torch.Tensor]:
+    """Cross-fit one method over every training person, train it on all, and give its verdict.
+
+    For each fold the method (``anchored``: with the anchor fit on the other folds and trained
+    on out-of-fold anchor values inside them) is trained on the other folds for
+    ``config.epochs`` epochs and scores the fold's images after every epoch. The final model is
+    trained on every training image (``anchored``: the anchor refit on all of them, as the
+    baselines' rows) and keeps the weights after the epoch with the lowest pooled out-of-fold
+    MSE. The verdict (:func:`icnn.tasks.completion.verdict.validation_verdict`, ``people - 1``
+    degrees of freedom) pairs each image's out-of-fold error with every baseline's; the
+    anchored energy ships only if it beats them all, else the baseline with the lowest
+    cross-fit MSE ships (``shipped.safetensors``). Other variants ship their own predictions.
+    """
+    anchored = config.variant == "anchored"
+    chosen = _choose_anchor(spec, fitted) if anchored else None
+    train = data.train
+    log(f"cross-fitting {config.variant} ({len(blocks)} folds of whole people, {config.epochs} "
+        f"epochs{f', anchor {chosen.name}' if chosen else ''})")
+
+    def fit_fold(rest: CompletionSplit, held: CompletionSplit) -> torch.Tensor:
+        anchor, values = (None, None) if chosen is None else _anchor_fit(
+            chosen, rest, config, spec, group_size)
+        result = train_completion(CompletionData(rest, data.test, data.mask, held), config,
+                                  anchor=anchor, anchor_train=values, keep_epoch=config.epochs)
+        assert result.val_errors is not None
+        log(f"  fold of {len(held)} images: out-of-fold MSE per epoch "
+            f"{', '.join(f'{v:.1f}' for v in result.val_errors.mean(1).tolist())}")
+        return result.val_errors
+
+    started = time.perf_counter()
+    curves = cross_fit_curves(fit_fold, train, blocks)
+    cross_seconds = time.perf_counter() - started
+    choice = choose_epochs(curves, blocks)
+    log(f"training {config.variant} on all {len(train)} training images, keeping epoch "
+        f"{choice['epoch']} of {config.epochs}")
+    anchor, values = (None, None) if chosen is None else _anchor_fit(
+        chosen, train, config, spec, group_size)
+    out_dir = spec.out / config.variant
+    result = train_completion(data, config, out_dir=out_dir, anchor=anchor, anchor_train=values,
+                              keep_epoch=choice["epoch"])
+    metadata = {"energy_scale": result.model.scale, "variant": config.variant,
+                "seed": config.seed, "test_mse": result.test_mse, "epoch": choice["epoch"]}
+    if chosen is not None:
+        save(result.model.inner.model, out_dir / "model.safetensors",
+             metadata={**metadata, "anchor": chosen.name, "anchor_weight": config.anchor_weight})
+        save_anchor(anchor, chosen.name, chosen.params, out_dir / "anchor.safetensors")
+    else:
+        save(result.model.model, out_dir / "model.safetensors", metadata=metadata)
+    errors = {config.variant: choice["errors"], **baseline_errors}
+    verdict = validation_verdict(config.variant, errors, 0, group_size, spec.fallback_z)
+    people = verdict["comparisons"][next(iter(baseline_errors))]["groups"] if baseline_errors \
+        else n_groups(len(train), group_size)
+    record = _result_record(result)
+    record.update(val_mse=verdict["validation_mse"][config.variant], validation="cross-fit",
+                  cross_fit={"folds": len(blocks), "images": [len(b) for b in blocks],
+                             "people": people, "dof": people - 1,
+                             "critical": t_critical(spec.fallback_z, people - 1)
+                             if people > 1 else None,
+                             "epoch": choice["epoch"], "fold_epochs": choice["fold_epochs"],
+                             "curve": choice["curve"], "wall_seconds": cross_seconds},
+                  **verdict)
+    if chosen is None:
+        if verdict["selected"] != config.variant:
+            record["verdict"] += (f"; {config.variant}'s own predictions are still written (its "
+                                  f"test_mse), the selected one's test MSE is in baselines")
+        return record, result.test_completion
+    gain = baseline_errors[chosen.name] - choice["errors"]
+    mean_gain, stderr, per_person = clustered_mean(gain, 0, group_size)
+    shipped = verdict["selected"]
+    fallback = shipped != config.variant
+    record.update(anchor=chosen.name, anchor_params=chosen.params, anchor_cv_mse=chosen.cv_mse,
+                  anchor_val_mse=verdict["validation_mse"][chosen.name],
+                  anchor_test_mse=chosen.test_mse, energy_val_mse=record["val_mse"],
+                  energy_test_mse=result.test_mse, energy_train_mse=result.train_mse,
+                  val_gain=mean_gain, val_gain_groups=len(per_person),
+                  val_gain_stderr=stderr if math.isfinite(stderr) else None,
+                  val_gain_per_group=per_person.tolist(), fallback_z=spec.fallback_z,
+                  fallback=fallback, shipped="energy" if not fallback else shipped)
+    if not fallback:
+        return record, result.test_completion
+    winner = fitted[shipped]
+    log(f"anchored energy: {verdict['verdict']}; shipping the predictions of {shipped}")
+    write_tensors(out_dir / "shipped.safetensors",
+                  {k: v.contiguous() for k, v in winner.anchor.state_dict().items()},
+                  {"baseline": shipped, "params": json.dumps(winner.params)})
+    record.update(test_mse=winner.test_mse, val_mse=verdict["validation_mse"][shipped],
+                  train_mse=winner.train_mse)
     return record, predict_anchor(winner.anchor, data.test)
 
 

@@ -46,6 +46,7 @@ from .data import (
     concatenate,
     mirrored,
     paper_mse,
+    per_example_mse,
     shifted,
     subset,
 )
@@ -145,7 +146,10 @@ class CompletionResult:
         test_completion: ``(n_test, *y_shape)`` final test predictions.
         y0: ``(1, *y_shape)`` the start point (mean training target; the anchored energy
             starts at its anchor instead).
-        selected_epoch: with a validation split, the epoch whose weights were kept.
+        selected_epoch: with a validation split or ``keep_epoch``, the epoch whose weights
+            were kept.
+        val_errors: with ``keep_epoch`` and a validation split, ``(epochs, n_val)`` per-image
+            validation MSE (0-255 units) after every epoch; else None.
     """
 
     model: CompletionEnergy
@@ -158,6 +162,7 @@ class CompletionResult:
     val_mse: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
     selected_epoch: int | None = None
+    val_errors: Tensor | None = None
 
 
 def build_model(data: CompletionData, config: CompletionConfig, anchor: Anchor | None = None,
@@ -202,7 +207,8 @@ def predict(model: CompletionEnergy | CompletionEnsemble | AnchoredEnergy, split
 
 def train_completion(data: CompletionData, config: CompletionConfig,
                      out_dir: str | Path | None = None, *, anchor: Anchor | None = None,
-                     anchor_train: Tensor | None = None) -> CompletionResult:
+                     anchor_train: Tensor | None = None,
+                     keep_epoch: int | None = None) -> CompletionResult:
     """Train one variant on ``data.train`` and evaluate it on ``data.test``.
 
     With ``data.validation``, the validation MSE is computed after every epoch and the weights
@@ -217,11 +223,20 @@ def train_completion(data: CompletionData, config: CompletionConfig,
         anchor_train: ``(n, *y_shape)`` anchor values for the training examples (the images,
             then their mirrors with ``flip``), e.g. out-of-fold
             (:func:`icnn.tasks.completion.baselines.cross_fitted`); None: ``g(x)``.
+        keep_epoch: keep the weights after this epoch (in ``1..config.epochs``) instead of the
+            best validation epoch (the epoch chosen by the cross-fit,
+            :mod:`icnn.tasks.completion.crossfit`); every epoch is evaluated, and with
+            ``data.validation`` the per-image validation errors of every epoch are returned in
+            ``val_errors``. None: the best validation epoch, or the last without validation.
 
     Raises:
         ValueError: an anchor for another variant, ``anchor_train`` of the wrong shape, or with
-            ``max_shift`` (shifted images have no precomputed anchor values).
+            ``max_shift`` (shifted images have no precomputed anchor values), or ``keep_epoch``
+            outside ``1..config.epochs``.
     """
+    if keep_epoch is not None and (isinstance(keep_epoch, bool) or not isinstance(keep_epoch, int)
+                                   or not 1 <= keep_epoch <= config.epochs):
+        raise ValueError(f"expected an epoch to keep in [1, {config.epochs}], got {keep_epoch!r}")
     seed_everything(config.seed)
     model = build_model(data, config, anchor)
     inference = config.inference
@@ -250,6 +265,8 @@ def train_completion(data: CompletionData, config: CompletionConfig,
 
     best: dict[str, Any] = {"val_mse": math.inf, "state": None, "epoch": None}
     calls = [0]
+    val_errors: list[Tensor] = []
+    every_epoch = data.validation is not None or keep_epoch is not None
 
     def eval_fn(model: CompletionEnergy | AnchoredEnergy) -> dict[str, float]:
         calls[0] += 1
@@ -257,10 +274,14 @@ def train_completion(data: CompletionData, config: CompletionConfig,
         if data.validation is not None:
             completion = predict(model, data.validation, y0, inference, config.eval_batch)
             metrics["val_mse"] = paper_mse(completion, data.validation)
-            if metrics["val_mse"] < best["val_mse"]:
+            if keep_epoch is not None:
+                val_errors.append(per_example_mse(completion, data.validation))
+            elif metrics["val_mse"] < best["val_mse"]:
                 best.update(val_mse=metrics["val_mse"], epoch=calls[0],
                             state=copy.deepcopy(model.state_dict()))
-        if data.validation is None or calls[0] % config.eval_every == 0 \
+        if calls[0] == keep_epoch:
+            best.update(epoch=calls[0], state=copy.deepcopy(model.state_dict()))
+        if not every_epoch or calls[0] % config.eval_every == 0 \
                 or calls[0] == config.epochs:
             completion = predict(model, data.test, y0, inference, config.eval_batch)
             metrics["test_mse"] = paper_mse(completion, data.test)
@@ -269,7 +290,7 @@ def train_completion(data: CompletionData, config: CompletionConfig,
     trainer_config = TrainerConfig(
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
         schedule=config.schedule, weight_decay=config.weight_decay, average=config.average,
-        eval_every=1 if data.validation is not None else config.eval_every,
+        eval_every=1 if every_epoch else config.eval_every,
         progress=config.progress, checkpoint_every=max(config.epochs, 1),
     )
     trainer = Trainer(model, loss_fn, trainer_config, out_dir=out_dir, eval_fn=eval_fn)
@@ -288,7 +309,7 @@ def train_completion(data: CompletionData, config: CompletionConfig,
         model=model, test_mse=paper_mse(test_completion, data.test),
         train_mse=paper_mse(train_completion_, data.train), wall_seconds=wall, history=history,
         test_completion=test_completion, y0=y0, config=_jsonable(asdict(config)), val_mse=val_mse,
-        selected_epoch=best["epoch"],
+        selected_epoch=best["epoch"], val_errors=torch.stack(val_errors) if val_errors else None,
     )
 
 

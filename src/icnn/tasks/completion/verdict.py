@@ -95,8 +95,10 @@ def validation_verdict(candidate: str, errors: Mapping[str, Tensor], first: int,
 
     Returns:
         ``{"validation_mse": name -> MSE, "best_on_validation": lowest MSE (ties: the first),
-        "comparisons": baseline -> {"val_gain", "stderr" (None with one person), "groups",
-        "critical" (t critical value, None with one person), "beaten"}, "beats_every_baseline",
+        "comparisons": baseline -> {"val_gain" (mean per-image gain), "stderr" (clustered by
+        person; None with one person), "t" (gain / stderr; None without a positive stderr),
+        "groups" (people), "dof" (people - 1), "critical" (t critical value, None with one
+        person), "beaten"}, "beats_every_baseline",
         "selected": candidate or the baseline with the lowest validation MSE, "verdict": one
         sentence}``.
 
@@ -121,8 +123,9 @@ def validation_verdict(candidate: str, errors: Mapping[str, Tensor], first: int,
         mean, stderr, per_group = clustered_mean(error - errors[candidate], first, group_size)
         groups = len(per_group)
         critical = t_critical(z, groups - 1) if groups > 1 else math.inf
+        t = mean / stderr if math.isfinite(stderr) and stderr > 0 else None
         comparisons[name] = {"val_gain": mean, "stderr": stderr if math.isfinite(stderr) else None,
-                             "groups": groups,
+                             "t": t, "groups": groups, "dof": groups - 1,
                              "critical": critical if math.isfinite(critical) else None,
                              "beaten": bool(math.isfinite(stderr) and mean > critical * stderr)}
     best = min(val_mse, key=lambda name: val_mse[name])
