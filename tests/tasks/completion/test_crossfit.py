@@ -172,7 +172,7 @@ def test_a_plain_variant_gets_the_cross_fitted_verdict_and_ships_its_own_predict
     metrics = _run(brightness_faces, tmp_path / "run", "--epochs", "2", "--method", "gd",
                    "--baselines", "ridge", "--energy-scale", "10")
     record = metrics["methods"]["gd"]
-    assert metrics["validation"] == "cross-fit over every training person, 4 folds"
+    assert metrics["validation"] == "cross-fit over every training person, 5 folds"
     assert set(record["comparisons"]) == {"mean_image", "ridge"}
     assert record["cross_fit"]["people"] == 16 and record["comparisons"]["ridge"]["dof"] == 15
     assert metrics["test_mse"]["gd"] == record["test_mse"]
@@ -201,10 +201,10 @@ def test_the_default_run_cross_fits_every_baseline_and_writes_the_verdict(bright
                                                                           tmp_path):
     metrics = _run(brightness_faces, tmp_path / "run", "--epochs", "2")
     assert metrics["n_train"] == 16 and metrics["n_validation"] == 0
-    assert metrics["baseline_selection"]["verdict_folds"] == [4, 4, 4, 4]
+    assert metrics["baseline_selection"]["verdict_folds"] == [4, 3, 3, 3, 3]   # 16 people, 5 folds
     assert metrics["baseline_selection"]["cnn"] == "epoch by the cross-fit"
     cnn = metrics["baseline_details"]["cnn"]
-    assert [g["epoch"] for g in cnn["grid"]] == [1, 2] and len(cnn["params"]["fold_epochs"]) == 4
+    assert [g["epoch"] for g in cnn["grid"]] == [1, 2] and len(cnn["params"]["fold_epochs"]) == 5
     best = min(cnn["grid"], key=lambda g: g["cross_fit_mse"])
     assert cnn["params"]["epoch"] == best["epoch"]
     record = metrics["methods"]["anchored"]

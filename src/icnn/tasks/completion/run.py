@@ -114,7 +114,7 @@ class CompletionRun:
     regressor_epochs: int = 30
     anchor: str = "best"
     fallback_z: float = 2.0
-    verdict_folds: int = 4
+    verdict_folds: int = 5
 
 
 def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
