@@ -15,8 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+_aten = torch.ops.aten
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,10 @@ class ActivationSpec:
         check_params: raises ``ValueError`` for parameters that break convexity or monotonicity.
         pieces: ``params -> ((a_k, c_k), ...)`` for piecewise-linear ``g(t) = max_k a_k t + c_k``.
         defaults: default parameters.
+        backward: ``(grad, t, g(t), **params) -> grad * g'(t)`` computed by the very operation
+            autograd's backward of ``forward`` runs (so hand-written backward passes agree with
+            autograd to the bit, :mod:`icnn.nn.conditioned`); None: not declared (models then
+            fall back to autograd).
     """
 
     name: str
@@ -38,6 +45,7 @@ class ActivationSpec:
     check_params: Callable[[Mapping[str, float]], None] = lambda params: None
     pieces: Callable[[Mapping[str, float]], tuple[tuple[float, float], ...]] | None = None
     defaults: Mapping[str, float] = field(default_factory=dict)
+    backward: Callable[..., Tensor] | None = None
 
 
 def _require_range(name: str, value: float, lo: float, hi: float, why: str) -> None:
@@ -70,24 +78,31 @@ def _check_positive(key: str) -> Callable[[Mapping[str, float]], None]:
 ACTIVATIONS: dict[str, ActivationSpec] = {
     spec.name: spec
     for spec in (
-        ActivationSpec("relu", True, lambda t: F.relu(t), pieces=lambda p: ((0.0, 0.0), (1.0, 0.0))),
+        ActivationSpec("relu", True, lambda t: F.relu(t), pieces=lambda p: ((0.0, 0.0), (1.0, 0.0)),
+                       backward=lambda grad, t, out: _aten.threshold_backward(grad, out, 0)),
         ActivationSpec(
             "leaky_relu", True,
             lambda t, negative_slope: F.leaky_relu(t, negative_slope),
             check_params=_check_leaky,
             pieces=lambda p: ((p["negative_slope"], 0.0), (1.0, 0.0)),
             defaults={"negative_slope": 0.01},
+            backward=lambda grad, t, out, negative_slope: _aten.leaky_relu_backward(
+                grad, t, negative_slope, False),
         ),
         ActivationSpec(
             "softplus", True, lambda t, beta: F.softplus(t, beta=beta),
             check_params=_check_positive("beta"), defaults={"beta": 1.0},
+            backward=lambda grad, t, out, beta: _aten.softplus_backward(grad, t, beta, 20.0),
         ),
         ActivationSpec("elu", True, lambda t, alpha: F.elu(t, alpha), check_params=_check_elu,
-                       defaults={"alpha": 1.0}),
+                       defaults={"alpha": 1.0},
+                       backward=lambda grad, t, out, alpha: _aten.elu_backward(
+                           grad, alpha, 1, 1, False, t)),
         ActivationSpec("celu", True, lambda t, alpha: F.celu(t, alpha),
                        check_params=_check_positive("alpha"), defaults={"alpha": 1.0}),
         ActivationSpec("squared_relu", True, lambda t: F.relu(t).square()),
-        ActivationSpec("identity", True, lambda t: t, pieces=lambda p: ((1.0, 0.0),)),
+        ActivationSpec("identity", True, lambda t: t, pieces=lambda p: ((1.0, 0.0),),
+                       backward=lambda grad, t, out: grad),
         # convex but not monotone: only valid where the argument is affine in the convex input
         ActivationSpec("abs", False, lambda t: t.abs(), pieces=lambda p: ((-1.0, 0.0), (1.0, 0.0))),
         ActivationSpec("square", False, lambda t: t.square()),
@@ -145,6 +160,22 @@ class ConvexActivation(nn.Module):
     def forward(self, t: Tensor) -> Tensor:
         """The activation applied elementwise, same shape as ``t``."""
         return self.spec.forward(t, **self.params)
+
+    @property
+    def has_backward(self) -> bool:
+        """True when the registry declares this activation's backward (:meth:`backward`)."""
+        return self.spec.backward is not None
+
+    def backward(self, grad: Tensor, t: Tensor, out: Tensor) -> Tensor:
+        """``grad * g'(t)`` as autograd computes it, for ``out = g(t)``; all the same shape.
+
+        Raises:
+            ValueError: an activation whose backward the registry does not declare.
+        """
+        if self.spec.backward is None:
+            raise ValueError(f"activation {self.name!r} declares no backward; expected one of "
+                             f"{sorted(k for k, v in ACTIVATIONS.items() if v.backward)}")
+        return self.spec.backward(grad, t, out, **self.params)
 
     def to_config(self) -> dict[str, Any]:
         """``{"name": ..., **params}``, accepted back by :func:`make_activation`."""

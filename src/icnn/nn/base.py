@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .activations import ConvexActivation
 from .energy import PIECEWISE_LINEAR, SMOOTH, EnergyTraits
 from .input_checks import check_tensor, validation_enabled
-from .layers import CONSTRAINED_LAYERS
+from .layers import CONSTRAINED_LAYERS, nonnegativity_issues
 
 
 class ConvexModel(nn.Module):
@@ -70,11 +70,7 @@ class ConvexModel(nn.Module):
         Constrained weights with negative or non-finite entries, a non-monotone activation after layer 0
         (empty list: none).
         """
-        issues = []
-        for name, layer in self.constrained_layers():
-            issue = layer.nonnegativity_issue()
-            if issue is not None:
-                issues.append(f"{name}.weight {issue}")
+        issues = nonnegativity_issues(list(self.constrained_layers()))
         activations = self._modules.get("activations")  # the documented place, see the class doc
         if isinstance(activations, nn.ModuleList):
             for i, activation in enumerate(activations):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .activations import ConvexActivation, make_activation
 from .affine import AffineLayer
 from .base import ConvexModel, check_positive_int, check_sizes, check_strong_convexity
+from .conditioned import ConditionedEnergy, accumulate, linear_input_grad
 from .constraints import check_constraint
 from .energy import EnergyTraits
 from .init import (
@@ -123,11 +124,14 @@ class FICNN(ConvexModel):
         self._check_inputs(None, y)
         return self.condition()(y, None)
 
-    def condition(self, x: None = None) -> Callable[[Tensor, Tensor | None], Tensor]:
+    def condition(self, x: None = None) -> ConditionedEnergy:
         """``energy(y, index) = f(y)`` with the constrained weights read once.
 
         ``energy(y, index) = f(y)`` with the constrained weights read once (their
         parametrisation is evaluated now, not at every solver iteration); ``index`` is ignored.
+        Its :meth:`~icnn.nn.conditioned.ConditionedEnergy.value_and_grad` runs a hand-written
+        backward pass (autograd's to the bit) unless the model has quadratic terms or an
+        activation that declares no backward.
         """
         weight, bias = self.passthrough.weight, self.passthrough.bias
         z_weights = [layer.weight for layer in self.z_layers]
@@ -147,7 +151,35 @@ class FICNN(ConvexModel):
                 z = activation(F.linear(z, z_weight) + skip)
             return z.squeeze(-1) + self.quadratic_term(y)
 
-        return energy
+        if quadratic is not None or not all(a.has_backward for a in self.activations):
+            return ConditionedEnergy(energy)
+        modules = list(self.activations)
+        mu = self.strong_convexity
+
+        def value_and_grad(y: Tensor, index: Tensor | None, start: Tensor | None
+                           ) -> tuple[Tensor, Tensor]:
+            # the forward pass of `energy`, keeping what the backward pass reads
+            skips = F.linear(y, weight, bias).split(sizes, dim=-1)
+            pres, outs = [skips[0]], [activations[0](skips[0])]
+            for z_weight, activation, skip in zip(z_weights, activations[1:], skips[1:],
+                                                  strict=True):
+                pres.append(F.linear(outs[-1], z_weight) + skip)
+                outs.append(activation(pres[-1]))
+            value = outs[-1].squeeze(-1) + self.quadratic_term(y)
+            # autograd's backward: the quadratic term's gradient arrives first, then the
+            # passthrough's, whose gradient is every layer's pre-activation gradient, joined
+            grad = start
+            if mu != 0.0:
+                grad = accumulate(grad, mu * y)
+            upstream = torch.ones_like(outs[-1])
+            d_pres = [upstream] * len(modules)
+            for i in range(len(modules) - 1, -1, -1):
+                d_pres[i] = modules[i].backward(upstream, pres[i], outs[i])
+                if i > 0:
+                    upstream = linear_input_grad(d_pres[i], z_weights[i - 1], outs[i - 1])
+            return value, accumulate(grad, linear_input_grad(torch.cat(d_pres, dim=-1), weight, y))
+
+        return ConditionedEnergy(energy, value_and_grad)
 
     def energy_traits(self) -> EnergyTraits:
         """The model's traits, with its quadratic terms.

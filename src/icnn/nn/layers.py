@@ -33,6 +33,38 @@ def nonnegativity_issue(layer: nn.Module) -> str | None:
     return None
 
 
+def nonnegativity_issues(layers: list[tuple[str, nn.Module]]) -> list[str]:
+    """``"<name>.weight <issue>"`` for every layer whose weight breaks ``W >= 0`` now.
+
+    The same verdicts as :func:`nonnegativity_issue` per layer, read with one host
+    synchronisation for all layers (solvers re-read the traits at every call): each raw tensor's
+    minimum and maximum (NaN propagates into both) decide whether a layer can be at fault, and
+    only those are examined by :func:`nonnegativity_issue` for the message.
+    """
+    raws = [(name, layer, raw_weight(layer).detach()) for name, layer in layers]
+    extremes = [torch.stack(torch.aminmax(raw)).double() for _, _, raw in raws if raw.numel()]
+    if len({t.device for t in extremes}) == 1:
+        values = torch.stack(extremes).tolist()
+    else:  # none, or layers on several devices
+        values = [t.tolist() for t in extremes]
+    suspects, k = [], 0
+    for name, layer, raw in raws:
+        if not raw.numel():
+            continue
+        low, high = values[k]
+        k += 1
+        if not parametrize.is_parametrized(layer, "weight"):  # project: clamped or not
+            fine = low >= 0.0 and high < math.inf
+        elif layer.constraint == "exp":
+            fine = low > -math.inf and high < math.log(torch.finfo(raw.dtype).max)
+        else:
+            fine = low > -math.inf and high < math.inf
+        if not fine:  # NaN compares False: a suspect
+            suspects.append((name, layer))
+    return [f"{name}.weight {issue}" for name, layer in suspects
+            if (issue := nonnegativity_issue(layer)) is not None]
+
+
 class NonNegativeLinear(nn.Linear):
     r"""``y = W x (+ b)`` with ``W >= 0`` elementwise, kept by ``constraint``.
 

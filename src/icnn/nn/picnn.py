@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .activations import ConvexActivation, make_activation
 from .affine import AffineLayer
 from .base import ConvexModel, check_positive_int, check_sizes, check_strong_convexity
+from .conditioned import ConditionedEnergy, accumulate, linear_input_grad
 from .constraints import check_constraint
 from .energy import EnergyTraits
 from .init import (
@@ -170,7 +171,7 @@ class PICNN(ConvexModel):
         self._check_inputs(x, y)
         return self.condition(x)(y, None)
 
-    def condition(self, x: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
+    def condition(self, x: Tensor) -> ConditionedEnergy:
         """``energy(y, index) = f(x[index], y)`` with the x-path computed now, once.
 
         Solvers evaluate the energy many times at one ``x``; only the y-path runs per call.
@@ -178,11 +179,14 @@ class PICNN(ConvexModel):
         """
         return self.condition_on_path(self.context_path(x))
 
-    def condition_on_path(self, u: list[Tensor]) -> Callable[[Tensor, Tensor | None], Tensor]:
+    def condition_on_path(self, u: list[Tensor]) -> ConditionedEnergy:
         """:meth:`condition` from given x-path activations ``u = [u_0, ..., u_{k-1}]``.
 
         Computes the gates ``[W^(zu) u_i + b^(z)]_+``, ``W^(yu) u_i + b^(y)`` and the terms
-        ``W^(u) u_i + b_i`` of equation (3), and reads the constrained weights once.
+        ``W^(u) u_i + b_i`` of equation (3), and reads the constrained weights once. Its
+        :meth:`~icnn.nn.conditioned.ConditionedEnergy.value_and_grad` runs a hand-written
+        backward pass (autograd's to the bit) unless the model has quadratic terms or an
+        activation that declares no backward.
         """
         y_gates, biases, z_gates = [], [], []
         for i in range(len(self.activations)):
@@ -209,7 +213,43 @@ class PICNN(ConvexModel):
                 z = activation(pre)
             return z.squeeze(-1) + self.quadratic_term(y)
 
-        return energy
+        if quadratic is not None or not all(a.has_backward for a in self.activations):
+            return ConditionedEnergy(energy)
+        modules = list(self.activations)
+        mu = self.strong_convexity
+
+        def value_and_grad(y: Tensor, index: Tensor | None, start: Tensor | None
+                           ) -> tuple[Tensor, Tensor]:
+            # the forward pass of `energy`, keeping what the backward pass reads
+            y_gate = [_pick(gate, index) for gate in y_gates]
+            z_gate = [None if gate is None else _pick(gate, index) for gate in z_gates]
+            pres, outs, y_inputs, z_inputs = [], [], [], [None]
+            z = None
+            for i, activation in enumerate(activations):
+                y_inputs.append(y * y_gate[i])
+                pre = F.linear(y_inputs[-1], y_weights[i]) + _pick(biases[i], index)
+                if i > 0:
+                    z_inputs.append(z * z_gate[i])
+                    pre = pre + F.linear(z_inputs[-1], z_weights[i - 1])
+                z = activation(pre)
+                pres.append(pre)
+                outs.append(z)
+            value = z.squeeze(-1) + self.quadratic_term(y)
+            # autograd's backward: the quadratic term's gradient arrives first, then layer
+            # k-1's, ..., layer 0's (the order their operations were recorded, reversed)
+            grad = start
+            if mu != 0.0:
+                grad = accumulate(grad, mu * y)
+            upstream = torch.ones_like(z)
+            for i in range(len(modules) - 1, -1, -1):
+                d_pre = modules[i].backward(upstream, pres[i], outs[i])
+                grad = accumulate(
+                    grad, linear_input_grad(d_pre, y_weights[i], y_inputs[i]) * y_gate[i])
+                if i > 0:
+                    upstream = linear_input_grad(d_pre, z_weights[i - 1], z_inputs[i]) * z_gate[i]
+            return value, grad
+
+        return ConditionedEnergy(energy, value_and_grad)
 
     def energy_traits(self) -> EnergyTraits:
         """The model's traits, with its quadratic terms.

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..nn.conditioned import ConditionedEnergy
 from ..nn.energy import LINEAR_TERM, EnergyTraits, energy_traits
 from ..nn.input_checks import validation
 from ..solvers.conditioning import conditioned_energy
@@ -65,7 +66,7 @@ class TiltedEnergy(nn.Module):
         """``f(x, y) - <y, z>`` for the packed context ``(x, z)``, ``(batch,)``."""
         return self.condition(context)(y, None)
 
-    def condition(self, context: Tensor) -> Energy:
+    def condition(self, context: Tensor) -> ConditionedEnergy:
         """``energy(y, index) = f(x[index], y) - <y, z[index]>``.
 
         ``energy(y, index) = f(x[index], y) - <y, z[index]>``, with ``f``'s own
@@ -85,4 +86,16 @@ class TiltedEnergy(nn.Module):
                     value = model(y) if x_i is None else model(x_i, y)
             return value - (y * z_i).flatten(1).sum(dim=1)
 
-        return energy
+        if not (isinstance(inner, ConditionedEnergy) and inner.hand_written):
+            return ConditionedEnergy(energy)
+
+        def value_and_grad(y: Tensor, index: Tensor | None, start: Tensor | None
+                           ) -> tuple[Tensor, Tensor]:
+            # autograd's order: the tilt's gradient -z arrives first (its operations are
+            # recorded last), then f's; a - b is a + (-b) to the bit
+            z_i = z if index is None else z[index]
+            tilt = -z_i if start is None else start + -z_i
+            value, grad = inner.value_and_grad(y, index, start=tilt)
+            return value - (y * z_i).flatten(1).sum(dim=1), grad
+
+        return ConditionedEnergy(energy, value_and_grad)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..nn.conditioned import ConditionedEnergy
 from ..nn.energy import EnergyTraits, energy_traits
 from ..nn.input_checks import check_tensor, validation
 from .domain import Box, unbounded
@@ -87,17 +88,21 @@ class Problem:
         With ``create_graph`` the gradient stays differentiable (for unrolled learning);
         ``index`` as in :meth:`value`.
         """
-        with torch.enable_grad():
-            if not create_graph:
-                y = y.detach()
-            if not y.requires_grad:
-                y = y.requires_grad_(True)
-            value = self.value(y, index)
-            (grad,) = torch.autograd.grad(value.sum(), y, create_graph=create_graph)
+        if not create_graph and isinstance(self.energy, ConditionedEnergy):
+            # autograd's gradient, to the bit; hand-written where the model supplies it
+            value, grad = self.energy.value_and_grad(y, index)
+        else:
+            with torch.enable_grad():
+                if not create_graph:
+                    y = y.detach()
+                if not y.requires_grad:
+                    y = y.requires_grad_(True)
+                value = self.value(y, index)
+                (grad,) = torch.autograd.grad(value.sum(), y, create_graph=create_graph)
+            if not create_graph:  # autograd.grad's result is already detached then
+                value = value.detach()
         if not self.all_free:
             grad = grad * (self.free if index is None else self.free[index])
-        if not create_graph:  # autograd.grad's result is already detached then
-            value = value.detach()
         return value, grad
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
+from icnn.nn.conditioned import ConditionedEnergy
 from icnn.nn.energy import EnergyTraits, energy_traits
 
 Term = Callable[[Tensor, Tensor | None], Tensor]  # (y, index) -> (batch,), like a conditioned energy
@@ -52,11 +53,26 @@ class EnergyPlusTerm(nn.Module):
         """The wrapped energy plus the term, ``(batch,)``."""
         return self.energy(x, y) + self.term_given(x)(y, None)
 
-    def condition(self, x: Tensor) -> Term:
-        """The wrapped energy's :meth:`condition` plus the term, both prepared at ``x`` once."""
+    def condition(self, x: Tensor) -> ConditionedEnergy:
+        """The wrapped energy's :meth:`condition` plus the term, both prepared at ``x`` once.
+
+        When the energy's gradient is hand-written (:class:`icnn.nn.conditioned.ConditionedEnergy`)
+        so is the sum's: the term's gradient by autograd, passed to the energy's backward pass
+        as the gradient autograd would have accumulated first (the term's operations are
+        recorded last), so the sum's gradient is autograd's to the bit.
+        """
         energy, term = self.energy.condition(x), self.term_given(x)
 
         def summed(y: Tensor, index: Tensor | None = None) -> Tensor:
             return energy(y, index) + term(y, index)
 
-        return summed
+        if not (isinstance(energy, ConditionedEnergy) and energy.hand_written):
+            return ConditionedEnergy(summed)
+
+        def value_and_grad(y: Tensor, index: Tensor | None, start: Tensor | None
+                           ) -> tuple[Tensor, Tensor]:
+            term_value, term_grad = ConditionedEnergy(term).value_and_grad(y, index, start=start)
+            value, grad = energy.value_and_grad(y, index, start=term_grad)
+            return value + term_value, grad
+
+        return ConditionedEnergy(summed, value_and_grad)

@@ -1,0 +1,88 @@
+"""What a model's ``condition(x)`` returns: the energy at fixed contexts, and its gradient in ``y``.
+
+Solvers evaluate ``f(x, y)`` many times at one ``x``. A model's ``condition(x)`` does the
+``y``-independent work once (a PICNN's context path and gates, an FICNN's constrained weights) and
+returns a :class:`ConditionedEnergy`: called as ``energy(y, index)`` it gives the values, and
+:meth:`ConditionedEnergy.value_and_grad` gives the values and ``grad_y f``.
+
+The gradient is autograd's unless the model supplies a hand-written backward pass (``backward``):
+the dense ICNNs do (:class:`icnn.FICNN`, :class:`icnn.PICNN` with the activations that declare
+their derivative), with the same operations autograd's backward runs, in the same order, so the
+result is autograd's **to the bit** (``tests/nn/test_conditioned.py`` checks it), at about half
+the cost at batch 1 (no graph recorded, no engine; ``benchmarks/latency.py``). A solver's
+iterates, and every result computed from them, are then the same with either path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+Value = Callable[[Tensor, Tensor | None], Tensor]
+# (y, index, start) -> (value, grad): start (or None) is the gradient accumulated before this one
+ValueAndGrad = Callable[[Tensor, Tensor | None, Tensor | None], tuple[Tensor, Tensor]]
+
+
+class ConditionedEnergy:
+    """``energy(y, index) = f(x[index], y)`` with the ``y``-independent parts computed once.
+
+    Args:
+        value: ``(y, index) -> (b,)``; ``index`` (a 1-D long tensor, or None for every row)
+            picks the contexts ``y``'s rows belong to.
+        backward: optional hand-written ``(y, index, start) -> (value, grad)`` computing the
+            same value as ``value`` and autograd's gradient of its sum in ``y`` to the bit,
+            plus ``start`` when given (autograd adds gradients in the order they arrive; a
+            wrapper whose term arrives first passes it as ``start``). None: autograd.
+
+    Shape:
+        ``y: (b, *convex_input_shape)`` -> ``(b,)``; gradients have ``y``'s shape.
+    """
+
+    def __init__(self, value: Value, backward: ValueAndGrad | None = None) -> None:
+        self._value = value
+        self._backward = backward
+
+    @property
+    def hand_written(self) -> bool:
+        """True when :meth:`value_and_grad` runs a hand-written backward pass (no autograd)."""
+        return self._backward is not None
+
+    def __call__(self, y: Tensor, index: Tensor | None = None) -> Tensor:
+        """``f(x[index], y)``, ``(b,)``."""
+        return self._value(y, index)
+
+    def value_and_grad(self, y: Tensor, index: Tensor | None = None, *,
+                       start: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Detached ``f(x[index], y)`` ``(b,)`` and ``start + grad_y f`` (``y``'s shape).
+
+        No graph is kept: for a differentiable gradient (unrolled learning) call the energy
+        under autograd instead.
+        """
+        if self._backward is not None:
+            with torch.no_grad():
+                return self._backward(y.detach(), index, start)
+        with torch.enable_grad():
+            y = y.detach().requires_grad_(True)
+            value = self._value(y, index)
+            (grad,) = torch.autograd.grad(value.sum(), y)
+        return value.detach(), grad if start is None else start + grad
+
+
+def linear_input_grad(grad: Tensor, weight: Tensor, inp: Tensor) -> Tensor:
+    """Autograd's gradient of ``F.linear(inp, weight)`` in ``inp`` for 2-D ``inp``, to the bit.
+
+    ``grad: (b, out)``, ``weight: (out, in)``, ``inp: (b, in)`` -> ``(b, in)``. Autograd's matrix
+    product backward (``mm_mat1_backward``) computes ``(weight^T grad^T)^T`` when ``inp`` is laid
+    out column-major (a ``(1, 1)`` input is) and ``grad weight`` otherwise; the two round
+    differently, so the choice is copied here.
+    """
+    if inp.stride(0) == 1 and inp.stride(1) == inp.shape[0]:
+        return weight.t().mm(grad.t()).t()
+    return grad.mm(weight)
+
+
+def accumulate(total: Tensor | None, part: Tensor) -> Tensor:
+    """``total + part`` (``part`` when nothing has accumulated yet), autograd's order of sums."""
+    return part if total is None else total + part
