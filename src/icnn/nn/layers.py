@@ -42,6 +42,9 @@ def nonnegativity_issues(layers: list[tuple[str, nn.Module]]) -> list[str]:
     only those are examined by :func:`nonnegativity_issue` for the message.
     """
     raws = [(name, layer, raw_weight(layer).detach()) for name, layer in layers]
+    if any(raw.is_meta for _, _, raw in raws):  # no values to read: each layer's own verdict
+        return [f"{name}.weight {issue}" for name, layer, _ in raws
+                if (issue := nonnegativity_issue(layer)) is not None]
     extremes = [torch.stack(torch.aminmax(raw)).double() for _, _, raw in raws if raw.numel()]
     if len({t.device for t in extremes}) == 1:
         values = torch.stack(extremes).tolist()
