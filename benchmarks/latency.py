@@ -23,7 +23,10 @@ them. Then, timed round-robin over all cases of one size and batch (median of ``
   ``y = clamp(y - step * grad, lo, hi)``, conditioning included, run for the same number of
   iterations as the method;
 - ``hdl ms`` and ``hdl x``: the same solve by a reusable :class:`icnn.Argmin` handle built once
-  (the repeated-solve form of control loops), and its ratio to the evaluations counted.
+  (the repeated-solve form of control loops), and its ratio to the evaluations counted;
+- ``ag ms``: the handle's solve with every gradient through autograd
+  (:func:`icnn.nn.conditioned.hand_written_gradients` off): the same result to the bit, the
+  cost before the hand-written backward passes.
 
 Sizes: the ICNN-Q energies of the RL tasks (PICNN, softplus action path, strong convexity 1e-2,
 hidden 200-200; HalfCheetah x 17 -> y 6, Pendulum x 3 -> y 1, domain Box(-1, 1)) and the
@@ -46,6 +49,7 @@ import torch
 from interleaved_timing import time_interleaved
 
 import icnn
+from icnn.nn.conditioned import hand_written_gradients
 from icnn.solvers import Argmin, Box, argmin
 from icnn.solvers.conditioning import conditioned_energy
 from icnn.solvers.problem import Problem
@@ -189,6 +193,12 @@ def measure(name: str, size: Size, batch: int, args) -> None:
         steps[key] = call
         handle = Argmin(model, domain=domain, method=method, tol=tol, max_iter=max_iter)
         steps[("handle", key)] = lambda handle=handle: handle(x)
+
+        def through_autograd(handle=handle):
+            with hand_written_gradients(False):
+                return handle(x)
+
+        steps[("autograd", key)] = through_autograd
         counted[key] = (count, result.iterations)
         if method != "exact":
             steps[("floor", key)] = floor_step(model, x, size, result.iterations)
@@ -205,7 +215,8 @@ def measure(name: str, size: Size, batch: int, args) -> None:
         print(f"{name:<12}{batch:>6}  {method:<15}{budget:<10}{iterations:>6}{count.grads:>7}"
               f"{count.values:>7}{t[key] * 1e3:>10.3f}{t['grad'] * 1e3:>9.3f}"
               f"{t['own'] * 1e3:>9.3f}{t[key] / evals:>9.2f}{t[key] / own:>8.2f}{floor:>9}"
-              f"{t[('handle', key)] * 1e3:>10.3f}{t[('handle', key)] / evals:>8.2f}")
+              f"{t[('handle', key)] * 1e3:>10.3f}{t[('handle', key)] / evals:>8.2f}"
+              f"{t[('autograd', key)] * 1e3:>9.3f}")
 
 
 def main() -> None:
@@ -238,7 +249,7 @@ def main() -> None:
               f"{args.repeats} interleaved calls; load average {os.getloadavg()[0]:.1f}")
         print(f"{'size':<12}{'batch':>6}  {'method':<15}{'budget':<10}{'iters':>6}{'grads':>7}"
               f"{'values':>7}{'ms':>10}{'grad ms':>9}{'own ms':>9}{'x evals':>9}{'x own':>8}"
-              f"{'x floor':>9}{'hdl ms':>10}{'hdl x':>8}")
+              f"{'x floor':>9}{'hdl ms':>10}{'hdl x':>8}{'ag ms':>9}")
         for name in args.sizes:
             for batch in args.batches:
                 measure(name, SIZES[name], batch, args)

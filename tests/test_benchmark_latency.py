@@ -32,11 +32,11 @@ def test_quick_latency_table_has_every_row_with_positive_ratios(capsys, restore_
     assert set(rows) == expected
     for key, fields in rows.items():
         (iters, grads, values, ms, grad_ms, own_ms, x_evals, x_own, x_floor, handle_ms,
-         handle_x) = fields
+         handle_x, autograd_ms) = fields
         assert int(values) >= 0
         if key[2] != "exact":  # tol=0 runs until max_iter or an exact minimum (gap 0)
             assert 1 <= int(iters) <= int(key[3].split()[1]) and int(grads) >= int(iters)
-        for number in (ms, grad_ms, own_ms, x_evals, x_own, handle_ms, handle_x):
+        for number in (ms, grad_ms, own_ms, x_evals, x_own, handle_ms, handle_x, autograd_ms):
             assert math.isfinite(float(number)) and float(number) > 0
         if key[2] == "exact":
             assert x_floor == "-"

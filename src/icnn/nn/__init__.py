@@ -14,8 +14,8 @@ from .picnn import PICNN
 from .weight_decay import constrained_weight_penalty, decay_groups, raw_constrained_parameters
 
 __all__ = [
-    "ACTIVATIONS", "AffineLayer", "ConditionedEnergy", "ConvFICNN", "ConvPICNN", "ConvexActivation", "ConvexEnergy",
-    "ConvexModel", "EnergyTraits", "energy_traits",
+    "ACTIVATIONS", "AffineLayer", "ConditionedEnergy", "ConvFICNN", "ConvPICNN",
+    "ConvexActivation", "ConvexEnergy", "ConvexModel", "EnergyTraits", "energy_traits",
     "FICNN", "NonNegativeConv2d", "NonNegativeLinear", "PICNN", "constrained_weight_penalty",
     "decay_groups", "make_activation", "project_constrained_", "raw_constrained_parameters",
     "validation",

@@ -15,7 +15,8 @@ iterates, and every result computed from them, are then the same with either pat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -23,6 +24,24 @@ from torch import Tensor
 Value = Callable[[Tensor, Tensor | None], Tensor]
 # (y, index, start) -> (value, grad): start (or None) is the gradient accumulated before this one
 ValueAndGrad = Callable[[Tensor, Tensor | None, Tensor | None], tuple[Tensor, Tensor]]
+
+
+_HAND_WRITTEN = [True]
+
+
+@contextlib.contextmanager
+def hand_written_gradients(enabled: bool) -> Iterator[None]:
+    """Within the block, :meth:`ConditionedEnergy.value_and_grad` uses (or not) hand-written passes.
+
+    ``enabled=False`` makes every energy take autograd's path: the same results to the bit, at
+    autograd's cost (``benchmarks/latency.py --autograd`` times the difference; a test checks
+    the agreement).
+    """
+    previous, _HAND_WRITTEN[0] = _HAND_WRITTEN[0], bool(enabled)
+    try:
+        yield
+    finally:
+        _HAND_WRITTEN[0] = previous
 
 
 class ConditionedEnergy:
@@ -60,7 +79,7 @@ class ConditionedEnergy:
         No graph is kept: for a differentiable gradient (unrolled learning) call the energy
         under autograd instead.
         """
-        if self._backward is not None:
+        if self._backward is not None and _HAND_WRITTEN[0]:
             with torch.no_grad():
                 return self._backward(y.detach(), index, start)
         with torch.enable_grad():
