@@ -41,36 +41,57 @@ def assert_bitwise(energy: ConditionedEnergy, y: torch.Tensor, index: torch.Tens
     assert not value.requires_grad and not grad.requires_grad
 
 
+ACTIVATION_CHOICES = ["relu", "softplus", {"name": "softplus", "beta": 3.0}, "leaky_relu",
+                      {"name": "leaky_relu", "negative_slope": 0.3}, "elu",
+                      {"name": "elu", "alpha": 0.4}, "identity"]
+
 architectures = st.fixed_dictionaries({
     "kind": st.sampled_from(["ficnn", "picnn"]),
     "hidden": st.lists(st.integers(1, 24), max_size=3).map(tuple),
-    "activation": st.sampled_from(["relu", "softplus", "leaky_relu", "elu"]),
+    "activation": st.sampled_from(ACTIVATION_CHOICES),
+    "first": st.sampled_from([None, *ACTIVATION_CHOICES]),
+    "x_wider": st.booleans(),
     "mu": st.sampled_from([0.0, 0.01, 0.3]),
     "y_dim": st.integers(1, 5),
     "batch": st.integers(1, 6),
-    "constraint": st.sampled_from(["softplus", "project"]),
+    "constraint": st.sampled_from(["softplus", "exp", "project"]),
     "dtype": st.sampled_from([torch.float32, torch.float64]),
-    "subset": st.booleans(),
+    "layout": st.sampled_from(["contiguous", "transposed", "sliced"]),
+    "subset": st.sampled_from([None, "half", "repeated"]),
     "seed": st.integers(0, 2**16),
 })
 
 
+def _laid_out(y: torch.Tensor, layout: str) -> torch.Tensor:
+    """``y`` with the same values in another memory layout."""
+    if layout == "transposed":
+        return y.t().contiguous().t()
+    if layout == "sliced":
+        return torch.cat([y, y], dim=1)[:, : y.shape[1]]
+    return y
+
+
+@pytest.mark.property
 @given(architectures)
 def test_hand_written_gradient_is_autograds_to_the_bit(arch):
     torch.manual_seed(arch["seed"])
     dtype, y_dim, batch = arch["dtype"], arch["y_dim"], arch["batch"]
     common = dict(hidden=arch["hidden"], activation=arch["activation"], dtype=dtype,
-                  strong_convexity=arch["mu"], constraint=arch["constraint"])
+                  first_activation=arch["first"], strong_convexity=arch["mu"],
+                  constraint=arch["constraint"])
     if arch["kind"] == "picnn":
-        model = icnn.PICNN(3, y_dim, **common)
+        x_hidden = tuple(w + 3 for w in arch["hidden"]) if arch["x_wider"] else None
+        model = icnn.PICNN(3, y_dim, x_hidden=x_hidden, **common)
         energy = model.condition(torch.randn(batch, 3, dtype=dtype))
     else:
         model = icnn.FICNN(y_dim, **common)
         energy = model.condition()
-    y = torch.randn(batch, y_dim, dtype=dtype)
+    y = _laid_out(torch.randn(batch, y_dim, dtype=dtype), arch["layout"])
     assert_bitwise(energy, y)
     if arch["subset"] and arch["kind"] == "picnn":  # rows picked by index, as solvers do
         index = torch.randperm(batch)[: max(1, batch // 2)]
+        if arch["subset"] == "repeated":
+            index = torch.cat([index, index[:1]])
         assert_bitwise(energy, y[index], index)
 
 
@@ -158,3 +179,108 @@ def test_solver_results_do_not_depend_on_the_gradient_path():
     energy = model.condition(x)
     with hand_written_gradients(False):
         assert energy.hand_written  # it has one; the block only bypasses it
+
+
+def test_subclass_with_its_own_quadratic_term_or_activation_falls_back_to_autograd():
+    """Review of issue 16: the hand-written pass is written for the stock parts only."""
+
+    class Centred(icnn.PICNN):
+        def quadratic_term(self, y):
+            return 0.5 * self.strong_convexity * (y - 0.5).flatten(1).square().sum(dim=1)
+
+    class Doubled(ConvexActivation):
+        def forward(self, t):
+            return super().forward(2.0 * t)
+
+    torch.manual_seed(0)
+    centred = Centred(3, 2, hidden=(8,), strong_convexity=1.0)
+    doubled = icnn.FICNN(2, hidden=(8,))
+    doubled.activations[0] = Doubled("relu")
+    y = torch.randn(4, 2)
+    for energy in (centred.condition(torch.randn(4, 3)), doubled.condition()):
+        assert not energy.hand_written
+        value, grad = energy.value_and_grad(y)
+        ref_value, ref_grad = autograd(energy, y)
+        assert torch.equal(value, ref_value) and torch.equal(grad, ref_grad)
+    x = torch.randn(4, 3)
+    result = icnn.argmin(centred, x, method="lbfgs", tol=1e-6, max_iter=200)
+    with torch.enable_grad():  # the true gradient vanishes at the answer
+        leaf = result.y.clone().requires_grad_(True)
+        (true_grad,) = torch.autograd.grad(centred(x, leaf).sum(), leaf)
+    assert float(true_grad.norm(dim=1).max()) < 1e-2
+
+
+def test_a_term_constant_in_y_is_solved():
+    from icnn.nn.energy import SMOOTH, EnergyTraits
+    from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm
+
+    class Offset(EnergyPlusTerm):
+        def __init__(self, energy):
+            super().__init__(energy, EnergyTraits(convex=True, curvature=SMOOTH))
+
+        def term_given(self, x):
+            offset = x.square().sum(-1)
+            return lambda y, index=None: offset if index is None else offset[index]
+
+    torch.manual_seed(0)
+    picnn = icnn.PICNN(3, 2, hidden=(8,))
+    x = torch.randn(4, 3)
+    with_offset = icnn.argmin(Offset(picnn), x, domain=icnn.Box(-1.0, 1.0), method="pgd",
+                              max_iter=10)
+    plain = icnn.argmin(picnn, x, domain=icnn.Box(-1.0, 1.0), method="pgd", max_iter=10)
+    assert torch.equal(with_offset.y, plain.y)
+    torch.testing.assert_close(with_offset.value, plain.value + x.square().sum(-1))
+
+
+def test_nested_wrappers_over_a_term_using_y_twice_are_autograds_to_the_bit():
+    from icnn.nn.energy import SMOOTH, EnergyTraits
+    from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm
+
+    class TwoUses(EnergyPlusTerm):
+        def __init__(self, energy):
+            super().__init__(energy, EnergyTraits(convex=True, curvature=SMOOTH))
+
+        def term_given(self, x):
+            return lambda y, index=None: 0.37 * y.square().sum(-1) + torch.exp(0.3 * y).sum(-1)
+
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        picnn = icnn.PICNN(4, 3, hidden=(8,), activation="softplus", dtype=dtype)
+        x = torch.randn(50, 4, dtype=dtype)
+        y = torch.rand(50, 3, dtype=dtype) * 1.8 - 0.9
+        tilt = TiltedEnergy(TwoUses(picnn))
+        for energy in (conditioned_energy(TwoUses(picnn), x),
+                       conditioned_energy(EntropyRegularizedEnergy(TwoUses(picnn), 0.7), x),
+                       conditioned_energy(tilt, tilt.pack(torch.randn(50, 3, dtype=dtype), x))):
+            assert_bitwise(energy, y)
+
+
+def test_huge_y_with_strong_convexity_overflows_as_autograd_does():
+    energy = icnn.FICNN(2, hidden=(4,), strong_convexity=0.1).condition()
+    y = torch.tensor([[2e38, -1.0]])
+    _, grad = energy.value_and_grad(y)
+    _, reference = autograd(energy, y)
+    assert torch.equal(torch.isinf(grad), torch.isinf(reference))
+
+
+def test_unbatched_or_broadcast_y_is_refused():
+    energy = icnn.PICNN(3, 2, hidden=(4,)).condition(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="expected y of shape"):
+        energy.value_and_grad(torch.randn(2))
+    with hand_written_gradients(False):
+        for flag in (True, False):
+            with hand_written_gradients(flag), pytest.raises(ValueError, match="broadcast"):
+                energy.value_and_grad(torch.randn(1, 2))
+
+
+def test_a_layer_with_its_own_nonnegativity_check_is_asked():
+    from icnn.nn.layers import NonNegativeLinear
+
+    class Strict(NonNegativeLinear):
+        def nonnegativity_issue(self):
+            return "is never trusted"
+
+    model = icnn.FICNN(2, hidden=(4, 4))
+    model.z_layers[0] = Strict(4, 4)
+    traits = icnn.energy_traits(model)
+    assert not traits.convex and any("never trusted" in issue for issue in traits.issues)

@@ -120,6 +120,25 @@ class ConvexModel(nn.Module):
         if self.context_shape is not None:
             check_tensor("x", x, self.context_shape, dtype=dtype, batch=y.shape[0])
 
+    def hand_written_backward(self) -> bool:
+        """True when the model's hand-written backward pass is its gradient (see :mod:`icnn.nn.conditioned`).
+
+        It is written for the stock :meth:`quadratic_term` and registry activations: a subclass
+        that overrides either (or an activation without a declared backward) makes the
+        conditioned energy fall back to autograd.
+        """
+        return (type(self).quadratic_term is ConvexModel.quadratic_term
+                and all(type(a) is ConvexActivation and a.has_backward
+                        for a in self._modules["activations"]))
+
+    def quadratic_term_grad(self, y: Tensor) -> Tensor:
+        """The gradient of :meth:`quadratic_term`'s sum as autograd computes it, ``y``'s shape.
+
+        ``(mu / 2) * (2 y)``, in that order (``mu * y`` rounds differently where ``2 y``
+        overflows); only for ``strong_convexity > 0``.
+        """
+        return (0.5 * self.strong_convexity) * (2.0 * y)
+
     def quadratic_term(self, y: Tensor) -> Tensor:
         """``(mu / 2) ||y||^2`` per example, ``(batch,)``; zero when ``strong_convexity == 0``."""
         mu = self.strong_convexity

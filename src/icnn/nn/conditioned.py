@@ -77,16 +77,36 @@ class ConditionedEnergy:
         """Detached ``f(x[index], y)`` ``(b,)`` and ``start + grad_y f`` (``y``'s shape).
 
         No graph is kept: for a differentiable gradient (unrolled learning) call the energy
-        under autograd instead.
+        under autograd instead. ``start`` is added first, as autograd adds the gradient of a
+        term recorded after this energy.
+
+        Raises:
+            ValueError: ``y`` not batched, or with a number of rows other than the contexts
+                picked (``index``, or all of them).
         """
+        if y.dim() < 2:
+            raise ValueError(f"expected y of shape (batch, *convex_input_shape), got a "
+                             f"{y.dim()}-d tensor of shape {tuple(y.shape)}")
         if self._backward is not None and _HAND_WRITTEN[0]:
             with torch.no_grad():
-                return self._backward(y.detach(), index, start)
-        with torch.enable_grad():
-            y = y.detach().requires_grad_(True)
-            value = self._value(y, index)
-            (grad,) = torch.autograd.grad(value.sum(), y)
-        return value.detach(), grad if start is None else start + grad
+                value, grad = self._backward(y.detach(), index, start)
+        else:
+            with torch.enable_grad():
+                leaf = y.detach().requires_grad_(True)
+                value = self._value(leaf, index)
+                total = value.sum()
+                if start is not None:  # recorded last, so autograd adds `start` first
+                    total = total + (leaf * start.detach()).sum()
+                if total.requires_grad:
+                    (grad,) = torch.autograd.grad(total, leaf)
+                else:  # an energy constant in y
+                    grad = torch.zeros_like(leaf)
+            value = value.detach()
+        if value.shape != y.shape[:1] or grad.shape != y.shape:
+            raise ValueError(f"expected one row of y per context row picked (y {tuple(y.shape)} "
+                             f"-> values ({y.shape[0]},)), got values {tuple(value.shape)} and "
+                             f"gradients {tuple(grad.shape)}: y broadcast against the contexts")
+        return value, grad
 
 
 def linear_input_grad(grad: Tensor, weight: Tensor, inp: Tensor) -> Tensor:

@@ -151,7 +151,7 @@ class FICNN(ConvexModel):
                 z = activation(F.linear(z, z_weight) + skip)
             return z.squeeze(-1) + self.quadratic_term(y)
 
-        if quadratic is not None or not all(a.has_backward for a in self.activations):
+        if quadratic is not None or not self.hand_written_backward():
             return ConditionedEnergy(energy)
         modules = list(self.activations)
         mu = self.strong_convexity
@@ -170,7 +170,7 @@ class FICNN(ConvexModel):
             # passthrough's, whose gradient is every layer's pre-activation gradient, joined
             grad = start
             if mu != 0.0:
-                grad = accumulate(grad, mu * y)
+                grad = accumulate(grad, self.quadratic_term_grad(y))
             upstream = torch.ones_like(outs[-1])
             d_pres = [upstream] * len(modules)
             for i in range(len(modules) - 1, -1, -1):

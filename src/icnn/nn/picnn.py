@@ -213,7 +213,7 @@ class PICNN(ConvexModel):
                 z = activation(pre)
             return z.squeeze(-1) + self.quadratic_term(y)
 
-        if quadratic is not None or not all(a.has_backward for a in self.activations):
+        if quadratic is not None or not self.hand_written_backward():
             return ConditionedEnergy(energy)
         modules = list(self.activations)
         mu = self.strong_convexity
@@ -239,7 +239,7 @@ class PICNN(ConvexModel):
             # k-1's, ..., layer 0's (the order their operations were recorded, reversed)
             grad = start
             if mu != 0.0:
-                grad = accumulate(grad, mu * y)
+                grad = accumulate(grad, self.quadratic_term_grad(y))
             upstream = torch.ones_like(z)
             for i in range(len(modules) - 1, -1, -1):
                 d_pre = modules[i].backward(upstream, pres[i], outs[i])

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
 from icnn.nn.conditioned import ConditionedEnergy
 from icnn.nn.energy import EnergyTraits, energy_traits
+from icnn.nn.input_checks import validation
+from icnn.solvers.conditioning import conditioned_energy
 
 Term = Callable[[Tensor, Tensor | None], Tensor]  # (y, index) -> (batch,), like a conditioned energy
 
@@ -61,7 +64,14 @@ class EnergyPlusTerm(nn.Module):
         as the gradient autograd would have accumulated first (the term's operations are
         recorded last), so the sum's gradient is autograd's to the bit.
         """
-        energy, term = self.energy.condition(x), self.term_given(x)
+        term = self.term_given(x)
+        energy = conditioned_energy(self.energy, x, differentiable=torch.is_grad_enabled())
+        if energy is None:  # no condition written for its forward: the module itself
+            module = self.energy
+
+            def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+                with validation(False):
+                    return module(x if index is None else x[index], y)
 
         def summed(y: Tensor, index: Tensor | None = None) -> Tensor:
             return energy(y, index) + term(y, index)
