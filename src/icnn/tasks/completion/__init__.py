@@ -13,9 +13,10 @@ The CLI is ``icnn completion`` (:mod:`.command`); in Python::
     result.test_mse                                                  # 0-255 units
 
 ``icnn completion`` also fits baselines (mean image, ridge, RBF kernel ridge, the conv net as a
-direct regressor; :mod:`.baselines`) chosen on a validation split, and by default trains the
-energy anchored to the best of them (:mod:`.anchor`), shipping the anchor when validation says
-the energy does not beat it.
+direct regressor; :mod:`.baselines`) chosen by cross-validation over people (:mod:`.crossval`),
+and by default trains the energy anchored to the best of them (:mod:`.anchor`), validated by a
+verdict cross-fitted over every training person (:mod:`.crossfit`, :mod:`.verdict`): when it does
+not beat every baseline, the baseline best out of fold ships instead.
 """
 
 from .anchor import AnchoredEnergy
