@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import ConvexActivation
+from .conditioned import accumulate
 from .energy import PIECEWISE_LINEAR, SMOOTH, EnergyTraits
 from .input_checks import check_tensor, validation_enabled
 from .layers import CONSTRAINED_LAYERS, nonnegativity_issues
@@ -131,13 +132,15 @@ class ConvexModel(nn.Module):
                 and all(type(a) is ConvexActivation and a.has_backward
                         for a in self._modules["activations"]))
 
-    def quadratic_term_grad(self, y: Tensor) -> Tensor:
-        """The gradient of :meth:`quadratic_term`'s sum as autograd computes it, ``y``'s shape.
+    def start_gradient(self, y: Tensor, start: Tensor | None) -> Tensor | None:
+        """``start`` plus the gradient of :meth:`quadratic_term`'s sum, as autograd adds them.
 
+        The quadratic term is recorded after the network, so its gradient arrives first:
         ``(mu / 2) * (2 y)``, in that order (``mu * y`` rounds differently where ``2 y``
-        overflows); only for ``strong_convexity > 0``.
+        overflows). ``start`` itself (None: nothing yet) when ``strong_convexity == 0``.
         """
-        return (0.5 * self.strong_convexity) * (2.0 * y)
+        mu = self.strong_convexity
+        return start if mu == 0.0 else accumulate(start, (0.5 * mu) * (2.0 * y))
 
     def quadratic_term(self, y: Tensor) -> Tensor:
         """``(mu / 2) ||y||^2`` per example, ``(batch,)``; zero when ``strong_convexity == 0``."""

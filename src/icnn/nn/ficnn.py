@@ -140,43 +140,45 @@ class FICNN(ConvexModel):
         sizes = self.sizes
         quadratic = None if self.quadratic is None else self.quadratic.bind()
 
-        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+        def forward_pass(y: Tensor, tape: list | None = None) -> Tensor:
+            """``f(y)``; with a ``tape``, each layer's (pre-activation, output) appended."""
             passthrough = F.linear(y, weight, bias)
             if quadratic is not None:
                 passthrough = passthrough + quadratic(y)
             passthrough = passthrough.split(sizes, dim=-1)
-            z = activations[0](passthrough[0])
+            pre = passthrough[0]
+            z = activations[0](pre)
+            if tape is not None:
+                tape.append((pre, z))
             for z_weight, activation, skip in zip(z_weights, activations[1:], passthrough[1:],
                                                   strict=True):
-                z = activation(F.linear(z, z_weight) + skip)
+                pre = F.linear(z, z_weight) + skip
+                z = activation(pre)
+                if tape is not None:
+                    tape.append((pre, z))
             return z.squeeze(-1) + self.quadratic_term(y)
+
+        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+            return forward_pass(y)
 
         if quadratic is not None or not self.hand_written_backward():
             return ConditionedEnergy(energy)
         modules = list(self.activations)
-        mu = self.strong_convexity
 
         def value_and_grad(y: Tensor, index: Tensor | None, start: Tensor | None
                            ) -> tuple[Tensor, Tensor]:
-            # the forward pass of `energy`, keeping what the backward pass reads
-            skips = F.linear(y, weight, bias).split(sizes, dim=-1)
-            pres, outs = [skips[0]], [activations[0](skips[0])]
-            for z_weight, activation, skip in zip(z_weights, activations[1:], skips[1:],
-                                                  strict=True):
-                pres.append(F.linear(outs[-1], z_weight) + skip)
-                outs.append(activation(pres[-1]))
-            value = outs[-1].squeeze(-1) + self.quadratic_term(y)
+            tape: list = []
+            value = forward_pass(y, tape)
             # autograd's backward: the quadratic term's gradient arrives first, then the
             # passthrough's, whose gradient is every layer's pre-activation gradient, joined
-            grad = start
-            if mu != 0.0:
-                grad = accumulate(grad, self.quadratic_term_grad(y))
-            upstream = torch.ones_like(outs[-1])
+            grad = self.start_gradient(y, start)
+            upstream = torch.ones_like(tape[-1][1])
             d_pres = [upstream] * len(modules)
             for i in range(len(modules) - 1, -1, -1):
-                d_pres[i] = modules[i].backward(upstream, pres[i], outs[i])
+                pre, out = tape[i]
+                d_pres[i] = modules[i].backward(upstream, pre, out)
                 if i > 0:
-                    upstream = linear_input_grad(d_pres[i], z_weights[i - 1], outs[i - 1])
+                    upstream = linear_input_grad(d_pres[i], z_weights[i - 1], tape[i - 1][1])
             return value, accumulate(grad, linear_input_grad(torch.cat(d_pres, dim=-1), weight, y))
 
         return ConditionedEnergy(energy, value_and_grad)

@@ -201,52 +201,50 @@ class PICNN(ConvexModel):
         quadratic = None if self.quadratic is None else self.quadratic.bind()
         sizes = self.sizes
 
-        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+        def forward_pass(y: Tensor, index: Tensor | None, tape: list | None = None) -> Tensor:
+            """``f(x[index], y)``, each layer's intermediates appended to ``tape`` if given.
+
+            Per layer: (y gate, y input, z gate, z input, pre-activation, output).
+            """
             z = None
             quadratics = None if quadratic is None else quadratic(y).split(sizes, dim=-1)
             for i, activation in enumerate(activations):
-                pre = F.linear(y * _pick(y_gates[i], index), y_weights[i]) + _pick(biases[i], index)
+                y_gate = _pick(y_gates[i], index)
+                y_input = y * y_gate
+                pre = F.linear(y_input, y_weights[i]) + _pick(biases[i], index)
                 if quadratics is not None:
                     pre = pre + quadratics[i]
+                z_gate = z_input = None
                 if i > 0:
-                    pre = pre + F.linear(z * _pick(z_gates[i], index), z_weights[i - 1])
+                    z_gate = _pick(z_gates[i], index)
+                    z_input = z * z_gate
+                    pre = pre + F.linear(z_input, z_weights[i - 1])
                 z = activation(pre)
+                if tape is not None:
+                    tape.append((y_gate, y_input, z_gate, z_input, pre, z))
             return z.squeeze(-1) + self.quadratic_term(y)
+
+        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+            return forward_pass(y, index)
 
         if quadratic is not None or not self.hand_written_backward():
             return ConditionedEnergy(energy)
         modules = list(self.activations)
-        mu = self.strong_convexity
 
         def value_and_grad(y: Tensor, index: Tensor | None, start: Tensor | None
                            ) -> tuple[Tensor, Tensor]:
-            # the forward pass of `energy`, keeping what the backward pass reads
-            y_gate = [_pick(gate, index) for gate in y_gates]
-            z_gate = [None if gate is None else _pick(gate, index) for gate in z_gates]
-            pres, outs, y_inputs, z_inputs = [], [], [], [None]
-            z = None
-            for i, activation in enumerate(activations):
-                y_inputs.append(y * y_gate[i])
-                pre = F.linear(y_inputs[-1], y_weights[i]) + _pick(biases[i], index)
-                if i > 0:
-                    z_inputs.append(z * z_gate[i])
-                    pre = pre + F.linear(z_inputs[-1], z_weights[i - 1])
-                z = activation(pre)
-                pres.append(pre)
-                outs.append(z)
-            value = z.squeeze(-1) + self.quadratic_term(y)
+            tape: list = []
+            value = forward_pass(y, index, tape)
             # autograd's backward: the quadratic term's gradient arrives first, then layer
             # k-1's, ..., layer 0's (the order their operations were recorded, reversed)
-            grad = start
-            if mu != 0.0:
-                grad = accumulate(grad, self.quadratic_term_grad(y))
-            upstream = torch.ones_like(z)
+            grad = self.start_gradient(y, start)
+            upstream = torch.ones_like(tape[-1][-1])
             for i in range(len(modules) - 1, -1, -1):
-                d_pre = modules[i].backward(upstream, pres[i], outs[i])
-                grad = accumulate(
-                    grad, linear_input_grad(d_pre, y_weights[i], y_inputs[i]) * y_gate[i])
+                y_gate, y_input, z_gate, z_input, pre, out = tape[i]
+                d_pre = modules[i].backward(upstream, pre, out)
+                grad = accumulate(grad, linear_input_grad(d_pre, y_weights[i], y_input) * y_gate)
                 if i > 0:
-                    upstream = linear_input_grad(d_pre, z_weights[i - 1], z_inputs[i]) * z_gate[i]
+                    upstream = linear_input_grad(d_pre, z_weights[i - 1], z_input) * z_gate
             return value, grad
 
         return ConditionedEnergy(energy, value_and_grad)
