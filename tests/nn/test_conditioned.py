@@ -284,3 +284,23 @@ def test_a_layer_with_its_own_nonnegativity_check_is_asked():
     model.z_layers[0] = Strict(4, 4)
     traits = icnn.energy_traits(model)
     assert not traits.convex and any("never trusted" in issue for issue in traits.issues)
+
+
+def test_wrappers_do_not_condition_a_subclass_that_overrides_only_forward():
+    """Review of issue 16: the RL and multi-label wrappers asked the inner model's inherited
+    ``condition``, which solves the parent's energy, not the subclass's ``forward``."""
+    from icnn.tasks.multilabel.entropy_weight import EntropyWeighted
+
+    class Shifted(icnn.PICNN):
+        def forward(self, x, y):
+            return super().forward(x, y - 0.25)
+
+    torch.manual_seed(0)
+    model = Shifted(3, 2, hidden=(8,), activation="softplus", strong_convexity=0.5)
+    x, y = torch.randn(4, 3), torch.rand(4, 2)
+    for wrapper, expected in ((EntropyWeighted(model, 2.0), model(x, y) / 2.0),
+                              (EntropyRegularizedEnergy(model, 1.0),
+                               model(x, y) + EntropyRegularizedEnergy(model, 1.0).barrier(y))):
+        with torch.no_grad():
+            energy = conditioned_energy(wrapper, x)
+            torch.testing.assert_close(energy(y, None), expected.detach())

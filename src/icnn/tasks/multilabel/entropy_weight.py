@@ -23,6 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from icnn.nn.energy import EnergyTraits
+from icnn.nn.input_checks import validation
+from icnn.solvers.conditioning import conditioned_energy
 
 
 def check_entropy_weight(weight: float) -> float:
@@ -69,7 +71,14 @@ class EntropyWeighted(nn.Module):
 
     def condition(self, x: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
         """The wrapped energy's solver hook, divided by the weight."""
-        inner = self.energy.condition(x)
+        inner = conditioned_energy(self.energy, x, differentiable=torch.is_grad_enabled())
+        if inner is None:  # no condition written for its forward: the module itself
+            energy = self.energy
+
+            def inner(y: Tensor, index: Tensor | None = None) -> Tensor:
+                with validation(False):
+                    return energy(x if index is None else x[index], y)
+
         return lambda y, index=None: inner(y, index) / self.weight
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
