@@ -12,15 +12,16 @@ import icnn
 from icnn.checkpoint import load_metadata
 from icnn.cli import main
 from icnn.tasks.completion.anchor import AnchoredEnergy
-from icnn.tasks.completion.baselines import MeanAnchor, load_anchor, predict_anchor
+from icnn.tasks.completion.baselines import MeanAnchor, fit_on, load_anchor, predict_anchor
 from icnn.tasks.completion.crossfit import (
     choose_epochs,
     closed_form_errors,
     cross_fit_curves,
+    fold_baselines,
     fold_splits,
 )
 from icnn.tasks.completion.crossval import fit_baselines_cv
-from icnn.tasks.completion.data import make_completion_data, per_example_mse
+from icnn.tasks.completion.data import make_completion_data, per_example_mse, subset
 from icnn.tasks.completion.energy import CompletionEnergy
 from icnn.tasks.completion.folds import group_folds
 from icnn.tasks.completion.train import CompletionConfig, mean_start, paper_mse, predict
@@ -99,15 +100,84 @@ def test_closed_form_errors_are_the_fits_on_the_other_folds():
                                 16)
     train = data.train
     blocks = group_folds(16, 4)
-    fitted = fit_baselines_cv(train, train, None, data.test, ["ridge"], blocks)
-    errors = closed_form_errors(fitted, train, blocks)
+    per_fold = fold_baselines(train, data.test, ["ridge"], blocks, folds=3, group_size=1)
+    errors = closed_form_errors(per_fold, train, blocks)
     assert set(errors) == {"mean_image", "ridge"}
     # the mean image of the other folds (without mirrors), scored on the fold
     expected = torch.cat([per_example_mse(predict_anchor(MeanAnchor(rest.y.mean(0, keepdim=True)),
                                                          held), held)
                           for rest, held in fold_splits(train, blocks)])
     assert torch.allclose(errors["mean_image"], expected, rtol=1e-6)
-    assert errors["ridge"].shape == (16,) and bool((errors["ridge"] >= 0).all())
+    # ridge: each fold's alpha chosen by a 3-fold cross-validation of the other folds alone
+    for fits, (rest, held), block in zip(per_fold, fold_splits(train, blocks), blocks,
+                                         strict=True):
+        alone = fit_baselines_cv(rest, rest, None, data.test, ["ridge"], group_folds(12, 3))
+        assert fits["ridge"].params == alone["ridge"].params
+        assert torch.allclose(errors["ridge"][block], per_example_mse(
+            predict_anchor(fit_on(alone["ridge"], rest), held), held), rtol=1e-5)
+    with pytest.raises(ValueError, match="expected one dict of the same baselines per fold"):
+        closed_form_errors(per_fold[:3], train, blocks)
+
+
+def test_a_held_out_person_that_would_change_ridge_alpha_does_not_choose_it():
+    """Planted: 3 outlier people whose targets ignore x; with them, ridge prefers a large alpha.
+
+    The fold that holds them out chooses its alpha without them: small (the rest is linear).
+    """
+    generator = torch.Generator().manual_seed(0)
+    n, side = 24, 6
+    x_part = torch.rand(n, side, side // 2, generator=generator)
+    images = torch.cat([x_part.flip(-1), x_part], dim=-1)   # y (left) = mirror of x: linear
+    images[:6] = torch.rand(6, side, side, generator=generator)   # people 0-2: noise
+    data = make_completion_data(torch.cat([images, images[-2:]]), n)
+    train, blocks = data.train, group_folds(n, 4, 2)   # 12 people of 2, 4 folds of 3 people
+    everyone = fit_baselines_cv(train, train, None, data.test, ["ridge"], group_folds(n, 6, 2))
+    per_fold = fold_baselines(train, data.test, ["ridge"], blocks, folds=6, group_size=2)
+    clean = per_fold[0]["ridge"].params["alpha"]   # fold 0 holds out the noisy people 0-2
+    assert clean < everyone["ridge"].params["alpha"]
+    assert clean == fit_baselines_cv(*[subset(train, torch.arange(6, n))] * 2, None, data.test,
+                                     ["ridge"], group_folds(18, 6, 2))["ridge"].params["alpha"]
+
+
+def test_no_held_out_image_reaches_the_hyper_parameter_choice_of_its_fold(
+        brightness_faces, tmp_path, monkeypatch):
+    """Spy on every call of the baselines' cross-validation and every fold anchor of a run."""
+    import icnn.tasks.completion.crossfit as crossfit
+    import icnn.tasks.completion.run as run
+
+    calls, anchors = [], []
+    real_cv, real_anchor_fit = crossfit.fit_baselines_cv, run._anchor_fit
+
+    def spy_cv(everything, *args, **kwargs):
+        calls.append(everything.images.clone())
+        return real_cv(everything, *args, **kwargs)
+
+    def spy_anchor_fit(chosen, train, *args):
+        anchors.append((chosen, train.images.clone()))
+        return real_anchor_fit(chosen, train, *args)
+
+    monkeypatch.setattr(crossfit, "fit_baselines_cv", spy_cv)
+    monkeypatch.setattr(run, "_anchor_fit", spy_anchor_fit)
+    metrics = _run(brightness_faces, tmp_path / "run", "--epochs", "1", "--baselines", "ridge",
+                   "kernel_ridge", "--verdict-folds", "4")
+    data = make_completion_data(torch.from_numpy(np.load(brightness_faces)), 16)
+    blocks = group_folds(16, 4)
+    assert len(calls) == 4
+    for seen, block in zip(calls, blocks, strict=True):
+        held = data.train.images[block]
+        assert len(seen) == 12
+        assert not (held[:, None] == seen[None]).flatten(2).all(2).any()
+    # the energy of fold k: its anchor fit on the other folds, chosen among fold k's baselines
+    assert len(anchors) == 5   # 4 folds, then the final fit on every training image
+    fold_params = metrics["baseline_selection"]["verdict_fold_params"]
+    recorded = metrics["methods"]["anchored"]["cross_fit"]["fold_anchors"]
+    for (chosen, seen), block, params, record in zip(anchors, blocks, fold_params, recorded,
+                                                     strict=False):
+        held = data.train.images[block]
+        assert not (held[:, None] == seen[None]).flatten(2).all(2).any()
+        assert record == {"anchor": chosen.name, "params": chosen.params}
+        if chosen.name != "mean_image":
+            assert chosen.params == params[chosen.name]
 
 
 def _run(faces, out, *flags):

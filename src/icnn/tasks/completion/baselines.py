@@ -145,6 +145,11 @@ class ConvRegressor(Anchor):
                  kernel_sizes: Sequence[int], strides: Sequence[int], dense: Sequence[int],
                  mean: Tensor) -> None:
         super().__init__(y_shape)
+        # what :func:`load_anchor` needs to rebuild it
+        self.geometry = {"x_shape": [int(s) for s in x_shape], "y_shape": list(self.y_shape),
+                         "channels": [int(c) for c in channels],
+                         "kernel_sizes": [int(k) for k in kernel_sizes],
+                         "strides": [int(s) for s in strides], "dense": [int(d) for d in dense]}
         self.stages = conv_stages(tuple(x_shape[1:]), kernel_sizes, strides)
         widths = (int(x_shape[0]), *channels)
         self.convs = nn.ModuleList(
@@ -348,28 +353,44 @@ def cross_fitted(result: BaselineResult, train: CompletionSplit, *, flip: bool =
 
 
 def save_anchor(anchor: Anchor, name: str, params: dict[str, Any], path: Any) -> None:
-    """Write a closed-form anchor's buffers with its name and hyper-parameters (safetensors).
+    """Write a baseline's tensors with its name and hyper-parameters (safetensors, atomic).
 
-    :func:`load_anchor` rebuilds it: the same predictions, bit for bit.
+    Closed forms (mean image, ridge, kernel ridge, blend) and the CNN regressor (with its
+    geometry); :func:`load_anchor` rebuilds it: the same predictions, bit for bit.
+
+    Raises:
+        ValueError: ``name`` is ``"cnn"`` but ``anchor`` is not a :class:`ConvRegressor`.
     """
     from ...checkpoint import write_tensors
 
-    write_tensors(path, {k: v.contiguous() for k, v in anchor.state_dict().items()},
-                  {"anchor": name, "params": json.dumps(params),
-                   "y_shape": json.dumps(list(anchor.y_shape))})
+    metadata = {"anchor": name, "params": json.dumps(params),
+                "y_shape": json.dumps(list(anchor.y_shape))}
+    if name == "cnn":
+        if not isinstance(anchor, ConvRegressor):
+            raise ValueError(f"expected a ConvRegressor for the cnn baseline, got "
+                             f"{type(anchor).__name__}")
+        metadata["geometry"] = json.dumps(anchor.geometry)
+    write_tensors(path, {k: v.detach().contiguous() for k, v in anchor.state_dict().items()},
+                  metadata)
 
 
 def load_anchor(path: Any) -> Anchor:
-    """The closed-form anchor written by :func:`save_anchor` (mean image, ridge, kernel ridge, blend).
+    """The baseline written by :func:`save_anchor` (mean image, ridge, kernel ridge, blend, cnn).
 
     Raises:
-        ValueError: a file without an anchor name, or an anchor that is not a closed form.
+        ValueError: a file without an anchor name, or a name that is not a baseline.
     """
     from ...checkpoint import read_safetensors_header, read_tensors
 
     _, header = read_safetensors_header(path)
     name, tensors = header.get("anchor"), read_tensors(path)
     params, y_shape = json.loads(header.get("params", "{}")), json.loads(header.get("y_shape", "[]"))
+    if name == "cnn" and "geometry" in header:
+        geometry = json.loads(header["geometry"])
+        model = ConvRegressor(geometry["x_shape"], geometry["y_shape"], geometry["channels"],
+                              geometry["kernel_sizes"], geometry["strides"], geometry["dense"],
+                              torch.full((1, *geometry["y_shape"]), 0.5))
+        return _frozen(model.to(tensors["out.weight"].dtype), tensors)
     if name == "mean_image":
         return MeanAnchor(tensors["mean"])
     if name == "ridge":
@@ -383,7 +404,7 @@ def load_anchor(path: Any) -> Anchor:
             LinearAnchor(tensors["members.0.weight"], tensors["members.0.bias"], y_shape),
             KernelAnchor(tensors["members.1.centers"], tensors["members.1.dual"],
                          tensors["members.1.offset"], gamma, y_shape)])
-    raise ValueError(f"expected an anchor file of mean_image, ridge, kernel_ridge or blend, got "
+    raise ValueError(f"expected an anchor file of mean_image, ridge, kernel_ridge, blend or cnn, got "
                      f"{path} with anchor {name!r}")
 
 

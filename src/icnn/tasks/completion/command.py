@@ -79,18 +79,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", nargs="*", choices=BASELINE_NAMES,
                         default=list(BASELINE_NAMES),
                         help="baselines fit besides the mean image (closed-form ones: hyper-parameters by "
-                             "cross-validation over people; cnn: epoch on validation)")
+                             "cross-validation over people, chosen again inside every cross-fit "
+                             "fold for the verdict; cnn: epoch by the cross-fit, or on the "
+                             "validation split with --verdict-folds 0 / --validation N)")
     parser.add_argument("--anchor", default="best",
                         choices=("best", "mean_image", "ridge", "kernel_ridge", "blend"),
                         help="g of the anchored energy (best: the closed-form baseline best by "
-                             "cross-validation over people)")
+                             "cross-validation over people; ridge, kernel_ridge and blend need "
+                             "those baselines in --baselines)")
     parser.add_argument("--fallback-z", type=float, default=2.0,
                         help="one-sided level, in normal deviations, of the validation verdict: "
                              "a method beats a baseline when its mean per-image gain exceeds the "
                              "Student-t critical value (validating people - 1 degrees of freedom: "
                              "every training person with the cross-fit) at this level in "
                              "standard errors; the anchored energy ships only if it beats every "
-                             "baseline (else the baseline best on validation)")
+                             "baseline (else the baseline best out of fold, or on the "
+                             "validation split with a hold-out)")
     parser.add_argument("--anchor-weight", type=float, default=10.0,
                         help="w of the anchored energy's term (w/2)||y - g(x)||^2")
     parser.add_argument("--scale-geometry", action=argparse.BooleanOptionalAction, default=True,
@@ -103,17 +107,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batches and masks")
     parser.add_argument("--ensemble", type=int, default=1, metavar="K",
                         help="train K members per method (seeds S, S+1, ...) and predict with the "
-                             "argmin of their mean energy, still one convex problem")
+                             "argmin of their mean energy, still one convex problem; K > 1 needs "
+                             "a hold-out (--verdict-folds 0 or --validation N), not the default "
+                             "cross-fit, and is refused for anchored")
     parser.add_argument("--validation", type=int, default=None, metavar="N",
                         help="hold out the last N training images as the validation set (0: "
                              "none, the paper's protocol; default: --validation-fraction)" + OWN_DEFAULT)
-    parser.add_argument("--verdict-folds", type=int, default=VERDICT_FOLDS, metavar="K",
-                        help="without --validation: K folds of whole people for the cross-fitted "
-                             "verdict; each method and baseline is fit on K-1 folds and scores "
-                             "the other, for every fold, so every training person validates once "
-                             "(the epoch is chosen on these out-of-fold curves, the shipped model "
-                             "is trained on every training image); 0: hold out "
-                             "--validation-fraction of the people instead")
+    parser.add_argument("--verdict-folds", type=int, default=None, metavar="K",
+                        help=f"K folds of whole people for the cross-fitted verdict (default "
+                             f"{VERDICT_FOLDS} without --validation); each method and baseline "
+                             f"(its hyper-parameters and the anchor chosen inside the fold) is fit "
+                             f"on K-1 folds and scores the other, for every fold, so every "
+                             f"training person validates once (the epoch is chosen on these "
+                             f"out-of-fold curves, the shipped model is trained on every training "
+                             f"image); 0: hold out --validation-fraction of the people instead; "
+                             f"K >= 2 with --validation is refused" + OWN_DEFAULT)
     parser.add_argument("--validation-fraction", type=float, default=0.2, metavar="F",
                         help="with --verdict-folds 0: fraction of the training people (groups, "
                              "see --group-size) held out for validation: early stopping and the "
@@ -179,6 +187,11 @@ def run(args: argparse.Namespace) -> int:
     from icnn.tasks.completion.run import CompletionRun, run_completion
     from icnn.tasks.completion.train import CompletionConfig
 
+    if args.verdict_folds not in (None, 0) and args.validation is not None:
+        raise ValueError(f"expected either --verdict-folds K (the cross-fit) or --validation N (a "
+                         f"hold-out), got --verdict-folds {args.verdict_folds} and --validation "
+                         f"{args.validation}")
+    verdict_folds = VERDICT_FOLDS if args.verdict_folds is None else args.verdict_folds
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     images = args.images
@@ -223,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
                          validation_fraction=args.validation_fraction, protocol=args.protocol,
                          baselines=tuple(args.baselines), anchor=args.anchor,
                          fallback_z=args.fallback_z, anchor_folds=args.folds,
-                         verdict_folds=args.verdict_folds,
+                         verdict_folds=verdict_folds,
                          group_size=args.group_size,
                          regressor_epochs=30 if args.epochs is None else args.epochs)
     summary = run_completion(spec, configs, log=print)

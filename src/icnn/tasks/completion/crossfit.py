@@ -6,8 +6,11 @@ gain of a few MSE units from noise. Here the training images are cut into ``K`` 
 people (:func:`icnn.tasks.completion.folds.group_folds`, ``--verdict-folds``); for each fold a
 trained method (e.g. the anchored energy, with its anchor fit on the other folds and out-of-fold
 anchor values inside them) and every baseline are fit on the other folds and predict the fold's
-people. That gives per-image errors for **every** training image, paired across predictors, and
-the verdict has ``people - 1`` degrees of freedom (Olivetti: 34, small faces: 7).
+people. Every choice is made inside the fold too (:func:`fold_baselines`): the closed-form
+baselines' hyper-parameters by a cross-validation over the other folds only, and the anchor
+(``--anchor best``) among those fits, so that no held-out person helps choose what predicts
+it. That gives per-image errors for **every** training image, paired across predictors, and the
+verdict has ``people - 1`` degrees of freedom (Olivetti: 34, small faces: 7).
 
 The epoch of a trained method is chosen on these out-of-fold curves: the final model (trained
 on every training person) keeps the weights after the epoch with the lowest out-of-fold MSE
@@ -27,8 +30,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .baselines import CLOSED_FORMS, BaselineResult, out_of_fold, refit
+from .baselines import CLOSED_FORMS, BaselineResult, predict_anchor
+from .crossval import fit_baselines_cv
 from .data import CompletionSplit, per_example_mse, subset
+from .folds import group_folds, n_groups
 
 # fit one fold: (the other folds' images, the fold's images) -> (epochs, n_fold) per-image errors
 FoldCurve = Callable[[CompletionSplit, CompletionSplit], Tensor]
@@ -110,23 +115,67 @@ def choose_epochs(curves: Tensor, blocks: Sequence[Tensor]) -> dict[str, Any]:
             "curve": pooled.tolist()}
 
 
-def closed_form_errors(fitted: Mapping[str, BaselineResult], train: CompletionSplit,
-                       blocks: Sequence[Tensor], *, flip: bool = True) -> dict[str, Tensor]:
-    """Per-image out-of-fold errors ``(n,)`` of every closed-form baseline in ``fitted``.
+def fold_baselines(train: CompletionSplit, test: CompletionSplit, names: Sequence[str],
+                   blocks: Sequence[Tensor], *, folds: int, group_size: int, flip: bool = True,
+                   ) -> list[dict[str, BaselineResult]]:
+    """Per verdict fold, the closed-form baselines chosen and fit without the fold's people.
 
-    Each is refit with its chosen hyper-parameters on the other folds (and their mirrors with
-    ``flip``; the mean image without, as it is fit everywhere else) and predicts the fold.
+    For every fold the baselines' hyper-parameters are chosen by the cross-validation of
+    :func:`icnn.tasks.completion.crossval.fit_baselines_cv` over the *other* folds only (inner
+    folds of whole people, ``min(folds, people there)`` of them, the kernel's median-distance
+    scale computed there too), and each baseline is fit on those other folds. The held-out
+    people thus never help choose what predicts them: the verdict validates the whole recipe,
+    hyper-parameter choice included (the final fit on every training person chooses again).
+
+    Args:
+        train: every training image, ``n`` of them.
+        test: scored for the report only.
+        names: closed-form baselines besides the mean image (``"ridge"``, ``"kernel_ridge"``).
+        blocks: the verdict's folds (index tensors partitioning ``0..n-1``).
+        folds: the inner cross-validation's folds (capped at the people outside the fold).
+        group_size: images per person.
+        flip: fit on images and their mirrors (the mean image: without).
+
+    Returns:
+        One dict name -> :class:`BaselineResult` per fold, in order; each ``anchor`` is fit on
+        the other folds' images.
 
     Raises:
-        ValueError: bad blocks.
+        ValueError: bad blocks, fewer than two people outside a fold, or a name that is not a
+            closed form.
     """
-    errors = {}
-    for name, result in fitted.items():
-        if name not in CLOSED_FORMS:
-            continue
-        prediction = out_of_fold(lambda split, r=result: refit(r, split), train, blocks,
-                                 flip=flip and name != "mean_image")
-        errors[name] = per_example_mse(prediction, train)
+    if "cnn" in names:
+        raise ValueError(f"expected closed-form baselines for the per-fold choice, got {list(names)}")
+    per_fold = []
+    for rest, _ in fold_splits(train, blocks):
+        inner = group_folds(len(rest), min(folds, n_groups(len(rest), group_size)), group_size)
+        per_fold.append(fit_baselines_cv(rest, rest, None, test, names, inner, flip=flip))
+    return per_fold
+
+
+def closed_form_errors(per_fold: Sequence[Mapping[str, BaselineResult]], train: CompletionSplit,
+                       blocks: Sequence[Tensor]) -> dict[str, Tensor]:
+    """Per-image out-of-fold errors ``(n,)`` of every closed-form baseline.
+
+    Args:
+        per_fold: per fold, the baselines fit on the other folds (:func:`fold_baselines`).
+        train: every training image, ``n`` of them.
+        blocks: the folds, in the order of ``per_fold``.
+
+    Raises:
+        ValueError: bad blocks, or not one dict of baselines per fold with the same names.
+    """
+    _check_blocks(blocks, len(train))
+    names = [name for name in per_fold[0] if name in CLOSED_FORMS] if per_fold else []
+    if len(per_fold) != len(blocks) or any(
+            [n for n in fits if n in CLOSED_FORMS] != names for fits in per_fold):
+        raise ValueError(f"expected one dict of the same baselines per fold ({len(blocks)} "
+                         f"folds), got {[sorted(fits) for fits in per_fold]}")
+    errors = {name: torch.empty(len(train), dtype=train.y.dtype) for name in names}
+    for fits, block in zip(per_fold, blocks, strict=True):
+        held = subset(train, block)
+        for name in names:
+            errors[name][block] = per_example_mse(predict_anchor(fits[name].anchor, held), held)
     return errors
 
 

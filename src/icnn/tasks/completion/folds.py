@@ -73,7 +73,7 @@ def held_out_size(n: int, fraction: float, group_size: int) -> int:
 
 
 def clustered_mean(values: Tensor, first: int, group_size: int) -> tuple[float, float, Tensor]:
-    """The mean of per-image values and its standard error clustered by group (person).
+    """The mean of per-person means of per-image values and its clustered standard error.
 
     Args:
         values: ``(n,)`` one value per image, images ``first..first+n-1`` of the stack.
@@ -81,8 +81,9 @@ def clustered_mean(values: Tensor, first: int, group_size: int) -> tuple[float, 
         group_size: images per group.
 
     Returns:
-        ``(mean over images, std of the group means / sqrt(groups), (groups,) group means)``;
-        the standard error is ``inf`` with a single group.
+        ``(mean of the group means, std of the group means / sqrt(groups), (groups,) group
+        means)``: the mean and its standard error are of the same per-person means (with equal
+        groups the mean over images); the standard error is ``inf`` with a single group.
 
     Raises:
         ValueError: ``values`` not a non-empty 1-D tensor, or ``group_size < 1``.
@@ -98,4 +99,4 @@ def clustered_mean(values: Tensor, first: int, group_size: int) -> tuple[float, 
     means = torch.zeros(count, dtype=values.dtype).index_add_(0, group, values) \
         / torch.bincount(group, minlength=count).to(values.dtype)
     stderr = float(means.std() / count ** 0.5) if count > 1 else math.inf
-    return float(values.mean()), stderr, means
+    return float(means.mean()), stderr, means

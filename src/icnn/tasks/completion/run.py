@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ...checkpoint import atomic_write, save, write_tensors
+from ...checkpoint import atomic_write, save
 from ...data.images import load_images
 from ...data.paths import recorded_path
 from .baselines import (
@@ -29,9 +29,16 @@ from .baselines import (
     regressor_curve,
     save_anchor,
 )
-from .crossfit import choose_epochs, closed_form_errors, cross_fit_curves
+from .crossfit import choose_epochs, closed_form_errors, cross_fit_curves, fold_baselines
 from .crossval import fit_baselines_cv
-from .data import CompletionData, CompletionSplit, hold_out, make_completion_data, per_example_mse
+from .data import (
+    CompletionData,
+    CompletionSplit,
+    concatenate,
+    hold_out,
+    make_completion_data,
+    per_example_mse,
+)
 from .ensemble import CompletionEnsemble
 from .figure import save_completions_figure
 from .folds import clustered_mean, default_group_size, group_folds, held_out_size, n_groups
@@ -145,6 +152,14 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
             or not 0 < fraction < 1:
         raise ValueError(f"expected a validation fraction in (0, 1), got {fraction!r}")
+    unknown = [name for name in spec.baselines if name not in BASELINES]
+    if unknown:
+        raise ValueError(f"expected baselines among {BASELINES}, got {unknown}")
+    if any(c.variant == "anchored" for c in configs):
+        anchors = _available_anchors(spec.baselines)
+        if spec.anchor != "best" and spec.anchor not in anchors:
+            raise ValueError(f"expected --anchor best or a closed-form baseline fit in this run "
+                             f"{list(anchors)} (see --baselines), got {spec.anchor!r}")
     if spec.validation is not None and (isinstance(spec.validation, bool)
                                         or not isinstance(spec.validation, int)
                                         or spec.validation < 0):
@@ -171,7 +186,9 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     data = make_completion_data(images, n_train, spec.mask, seed=spec.seed)
     everything = data.train
     n_held = held_out_size(len(data.train), fraction, group_size)
-    if n_held < 1 or len(data.train) - n_held < 2:
+    # the fraction is used by the hold-out and, without a validation split, by the CNN's epoch
+    if not cross and (spec.validation is None or (spec.validation == 0 and "cnn" in spec.baselines)) \
+            and (n_held < 1 or len(data.train) - n_held < 2):
         raise ValueError(f"expected enough training images for a validation fraction of "
                          f"{fraction} (at least one held out and two kept), got "
                          f"{len(data.train)} training images")
@@ -184,29 +201,33 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         raise ValueError(f"expected --verdict-folds at most the {people} training people (groups "
                          f"of {group_size} images), got {folds}")
     if cross:
-        # the anchored energy of a fold needs 2 people for its out-of-fold anchor values
+        # each fold's baselines choose their hyper-parameters by a cross-validation over the
+        # other folds (and the anchored energy needs out-of-fold anchor values there): 2 people
         rest = people - max(len(block) for block in torch.arange(people).tensor_split(folds))
-        if any(c.variant == "anchored" for c in configs) and rest < 2:
+        if rest < 2:
             raise ValueError(f"expected at least 2 people (groups of {group_size} images) outside "
-                             f"every cross-fit fold for the anchored energy's out-of-fold anchor "
-                             f"values, got {people} training people in {folds} folds")
+                             f"every cross-fit fold for the baselines' cross-validation inside "
+                             f"the fold, got {people} training people in {folds} folds")
     elif spec.validation is None:
         data = hold_out(data, n_held)
         people = n_groups(len(data.train), group_size)
     elif spec.validation:
         data = hold_out(data, spec.validation)
         people = n_groups(len(data.train), group_size)
-    if any(c.variant == "anchored" for c in configs) and people < 2:
+    if (any(c.variant == "anchored" for c in configs) or data.validation is not None) \
+            and people < 2:
         raise ValueError(f"expected at least 2 people (groups of {group_size} images) in the "
-                         f"training part for the anchored energy's out-of-fold anchor values (K "
-                         f"folds of whole people need K >= 2), got {len(data.train)} images = "
-                         f"{people} person; use more training images or a smaller validation")
+                         f"training part for the baselines' cross-validation there and the "
+                         f"anchored energy's out-of-fold anchor values (K folds of whole people "
+                         f"need K >= 2), got {len(data.train)} images = {people} person; use "
+                         f"more training images or a smaller validation")
     spec.out.mkdir(parents=True, exist_ok=True)
     # the closed-form baselines choose their hyper-parameters by cross-validation over every
-    # training image (folds of whole people) and are fit again on all of them; the CNN is
-    # trained on the training part and keeps its epoch best on the validation split (without
-    # one, the paper's protocol, on its own hold-out of the last training images)
-    selection = data if data.validation is not None else hold_out(data, n_held)
+    # training image (folds of whole people) and are fit again on all of them (the rows
+    # reported and what ships); the verdict's baselines choose theirs without the people they
+    # are validated on. The CNN is trained on the training part and keeps its epoch best on the
+    # validation split (without one, the paper's protocol, on its own hold-out of the last
+    # training images; under the cross-fit, the epoch best out of fold)
     geometry = configs[0]
     if isinstance(spec.anchor_folds, bool) or not isinstance(spec.anchor_folds, int) \
             or spec.anchor_folds < 2:
@@ -219,21 +240,39 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
                                 lr=geometry.lr, seed=geometry.seed, flip=geometry.flip)
     verdict_blocks: list[torch.Tensor] = []
     cross_errors: dict[str, torch.Tensor] = {}
+    closed = tuple(n for n in spec.baselines if n != "cnn")
+    # the baselines the verdict compares with and the anchor is chosen among (hyper-parameters
+    # chosen without the validating people); per fold under the cross-fit
+    per_fold: list[dict[str, BaselineResult]] = []
+    checked: dict[str, BaselineResult] = {}
     if cross:
-        # every training person validates once: the closed forms keep their cross-validated
-        # hyper-parameters and are refit on the other folds; the CNN is trained on them
+        # every training person validates once: each fold's closed forms choose their
+        # hyper-parameters by cross-validation on the other folds and are fit there; the CNN
+        # is trained on them
         verdict_blocks = group_folds(len(everything), folds, group_size)
-        fitted = fit_baselines_cv(everything, everything, None, data.test,
-                                  tuple(n for n in spec.baselines if n != "cnn"), blocks,
+        fitted = fit_baselines_cv(everything, everything, None, data.test, closed, blocks,
                                   flip=geometry.flip)
-        cross_errors = closed_form_errors(fitted, everything, verdict_blocks, flip=geometry.flip)
+        log(f"choosing the closed-form baselines inside each of the {folds} cross-fit folds")
+        per_fold = fold_baselines(everything, data.test, closed, verdict_blocks,
+                                  folds=spec.anchor_folds, group_size=group_size,
+                                  flip=geometry.flip)
+        cross_errors = closed_form_errors(per_fold, everything, verdict_blocks)
         if "cnn" in spec.baselines:
             fitted["cnn"], cross_errors["cnn"] = _cross_fit_regressor(
                 everything, data.test, regressor, verdict_blocks, log)
     else:
+        selection = data if data.validation is not None else hold_out(data, n_held)
         fitted = fit_baselines_cv(everything, data.train, data.validation, data.test,
                                   spec.baselines, blocks, flip=geometry.flip, regressor=regressor,
                                   regressor_split=(selection.train, selection.validation))
+        if data.validation is not None:
+            # the hold-out's verdict and anchor: hyper-parameters chosen on the training part
+            part_blocks = group_folds(len(data.train), min(spec.anchor_folds, people),
+                                      group_size)
+            checked = fit_baselines_cv(data.train, data.train, data.validation, data.test,
+                                       closed, part_blocks, flip=geometry.flip)
+            if "cnn" in fitted:
+                checked["cnn"] = fitted["cnn"]
     for name, result in fitted.items():
         cv = "" if result.cv_mse is None else f"cross-validation MSE {result.cv_mse:.1f}, "
         val = "" if result.val_mse is None else f"validation MSE {result.val_mse:.1f}, "
@@ -258,7 +297,10 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
                                "folds": [len(block) for block in blocks],
                                "group_size": group_size,
                                **({"cnn": "epoch by the cross-fit",
-                                   "verdict_folds": [len(block) for block in verdict_blocks]}
+                                   "verdict_folds": [len(block) for block in verdict_blocks],
+                                   "verdict_fold_params": [
+                                       {name: r.params for name, r in fits.items()
+                                        if name != "mean_image"} for fits in per_fold]}
                                   if cross else
                                   {"cnn_n_fit": len(selection.train),
                                    "cnn_n_validation": len(selection.validation)})},
@@ -272,13 +314,15 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     completions = {}
     for config in configs:
         if cross:
-            record, test_completion = _cross_fit_method(data, config, spec, fitted, cross_errors,
-                                                        verdict_blocks, group_size, log)
+            record, test_completion = _cross_fit_method(data, config, spec, fitted, per_fold,
+                                                        cross_errors, verdict_blocks, group_size,
+                                                        log)
         elif config.variant == "anchored":
-            record, test_completion = _train_anchored(data, config, spec, fitted, group_size, log)
+            record, test_completion = _train_anchored(data, config, spec, fitted, checked,
+                                                      group_size, log)
         else:
             record, test_completion = _train_method(data, config, spec, log)
-            record.update(_method_verdict(record, data, config, spec, fitted, group_size))
+            record.update(_method_verdict(record, data, config, spec, checked, group_size))
         summary["test_mse"][config.variant] = record["test_mse"]
         summary["methods"][config.variant] = record
         completions[config.variant] = data.test.to_images(test_completion)
@@ -346,7 +390,9 @@ def _method_verdict(record: dict[str, Any], data: CompletionData, config: Comple
                     ) -> dict[str, Any]:
     """The validation verdict of a non-anchored variant (it still ships its own predictions).
 
-    Pops the per-image validation errors ``_train_method`` left in ``record``.
+    Pops the per-image validation errors ``_train_method`` left in ``record``; ``fitted`` are
+    the baselines with hyper-parameters chosen on the training part (the validation people
+    unseen).
     """
     errors = record.pop("_val_errors", None)
     if errors is None:
@@ -361,14 +407,18 @@ def _method_verdict(record: dict[str, Any], data: CompletionData, config: Comple
 
 
 def _train_anchored(data: CompletionData, config: CompletionConfig, spec: CompletionRun,
-                    fitted: dict[str, BaselineResult], group_size: int,
-                    log: Callable[[str], Any]) -> tuple[dict[str, Any], torch.Tensor]:
+                    fitted: dict[str, BaselineResult], checked: dict[str, BaselineResult],
+                    group_size: int, log: Callable[[str], Any],
+                    ) -> tuple[dict[str, Any], torch.Tensor]:
     """Train the energy anchored to the closed-form baseline best by cross-validation.
 
     Ship the predictions of the baseline best on validation instead when the energy does not
     beat every baseline measured in the run (:func:`icnn.tasks.completion.verdict.validation_verdict`).
 
-    The anchor's hyper-parameters are the cross-validated ones. The energy trains on out-of-fold
+    ``fitted`` are the baselines fit on every training image (their test MSEs are reported and
+    the fallback ships one of them); ``checked`` the same baselines with their hyper-parameters
+    chosen by cross-validation over the training part only (the validation people unseen): the
+    anchor is chosen among them and the verdict compares with them. The energy trains on out-of-fold
     anchor values of the training part (the same grouped folds), is validated (best epoch, and
     the fallback test) with the anchor fit on the training part (the validation people unseen),
     and completes the test images with that same anchor: ``model.safetensors`` and
@@ -380,7 +430,8 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     degrees of freedom, at the level of ``spec.fallback_z`` normal deviations) in standard
     errors clustered by person (the energy's validation MSE is the best of its epochs, so a bare
     "lower" would favour it by chance; with a single validation person a baseline ships). When
-    a baseline ships, its tensors are written to ``shipped.safetensors``.
+    a baseline ships, it is written to ``shipped.safetensors``
+    (:func:`icnn.tasks.completion.baselines.save_anchor`, read by ``load_anchor``).
 
     Raises:
         ValueError: no validation split (the anchor and the fallback are chosen on it).
@@ -388,7 +439,7 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     if data.validation is None:
         raise ValueError("expected a validation split for the anchored method (it chooses its "
                          "anchor and checks itself on it), got --validation 0")
-    chosen = _choose_anchor(spec, fitted)
+    chosen = _choose_anchor(spec, checked)
     log(f"training anchored (anchor {chosen.name}, weight {config.anchor_weight}, seed "
         f"{config.seed}, {config.epochs} epochs)")
     folds = min(spec.anchor_folds, n_groups(len(data.train), group_size))
@@ -400,7 +451,8 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
                               anchor_train=values)
     # reported only: the same energy completing the test images from the anchor refit on every
     # training image (what ships is the validated predictor, with the training-part anchor)
-    result.model.anchor = chosen.anchor.requires_grad_(False)
+    full = fit_on(chosen, concatenate(data.train, data.validation), flip=config.flip)
+    result.model.anchor = full.requires_grad_(False)
     energy_test_full_anchor = paper_mse(
         predict(result.model, data.test, result.y0, config.inference, config.eval_batch),
         data.test)
@@ -422,7 +474,7 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     # mean gains (clustered by group; groups of one: per image)
     mean_gain, stderr, per_person = clustered_mean(gain, len(data.train), group_size)
     n_people = len(per_person)
-    verdict = _verdict(config.variant, per_example_mse(energy_val, validation), data, fitted,
+    verdict = _verdict(config.variant, per_example_mse(energy_val, validation), data, checked,
                        spec, group_size)
     shipped = verdict["selected"]
     fallback = shipped != config.variant
@@ -442,11 +494,15 @@ def _train_anchored(data: CompletionData, config: CompletionConfig, spec: Comple
     log(f"anchored energy: {verdict['verdict']}; shipping the predictions of {shipped}")
     # the shipped baseline's own file (closed forms: refit on every training image, the fit its
     # test MSE is reported for; the CNN: its best-validation-epoch weights)
-    write_tensors(out_dir / "shipped.safetensors",
-                  {k: v.contiguous() for k, v in winner.anchor.state_dict().items()},
-                  {"baseline": shipped, "params": json.dumps(winner.params)})
+    save_anchor(winner.anchor, shipped, winner.params, out_dir / "shipped.safetensors")
     record.update(test_mse=winner.test_mse, val_mse=winner.val_mse, train_mse=winner.train_mse)
     return record, predict_anchor(winner.anchor, data.test)
+
+
+def _available_anchors(baselines: Sequence[str]) -> tuple[str, ...]:
+    """The closed forms a run with ``--baselines baselines`` fits (the possible anchors)."""
+    names = ("mean_image", *(n for n in ("ridge", "kernel_ridge") if n in baselines))
+    return (*names, "blend") if "ridge" in names and "kernel_ridge" in names else names
 
 
 def _choose_anchor(spec: CompletionRun, fitted: dict[str, BaselineResult]) -> BaselineResult:
@@ -491,13 +547,21 @@ def _anchor_fit(chosen: BaselineResult, train: CompletionSplit, config: Completi
 
 
 def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: CompletionRun,
-                      fitted: dict[str, BaselineResult], baseline_errors: dict[str, torch.Tensor],
-                      blocks: list[torch.Tensor], group_size: int, log: Callable[[str], Any],
+                      fitted: dict[str, BaselineResult],
+                      per_fold: list[dict[str, BaselineResult]],
+                      baseline_errors: dict[str, torch.Tensor], blocks: list[torch.Tensor],
+                      group_size: int, log: Callable[[str], Any],
                       ) -> tuple[dict[str, Any], torch.Tensor]:
     """Cross-fit one method over every training person, train it on all, and give its verdict.
 
-    For each fold the method (``anchored``: with the anchor fit on the other folds and trained
-    on out-of-fold anchor values inside them) is trained on the other folds for
+    ``fitted``: the baselines chosen and fit on every training image (the final anchor is
+    chosen among them, and the fallback ships one of them); ``per_fold``: per fold, the
+    closed forms chosen and fit on the other folds only
+    (:func:`icnn.tasks.completion.crossfit.fold_baselines`).
+
+    For each fold the method (``anchored``: with the anchor chosen among that fold's
+    ``per_fold`` baselines, fit on the other folds, and trained on out-of-fold anchor values
+    inside them) is trained on the other folds for
     ``config.epochs`` epochs and scores the fold's images after every epoch. The final model is
     trained on every training image (``anchored``: the anchor refit on all of them, as the
     baselines' rows) and keeps the weights after the epoch with the lowest pooled out-of-fold
@@ -508,13 +572,19 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     """
     anchored = config.variant == "anchored"
     chosen = _choose_anchor(spec, fitted) if anchored else None
+    # the anchor of each fold: chosen among the baselines chosen without the fold's people
+    fold_chosen = [_choose_anchor(spec, fits) for fits in per_fold] if anchored else []
+    if anchored and len(fold_chosen) != len(blocks):
+        raise ValueError(f"expected the baselines of every one of the {len(blocks)} folds, got "
+                         f"{len(fold_chosen)}")
     train = data.train
     log(f"cross-fitting {config.variant} ({len(blocks)} folds of whole people, {config.epochs} "
-        f"epochs{f', anchor {chosen.name}' if chosen else ''})")
+        f"epochs{f', fold anchors {[c.name for c in fold_chosen]}' if chosen else ''})")
+    fold_anchors = iter(fold_chosen)
 
     def fit_fold(rest: CompletionSplit, held: CompletionSplit) -> torch.Tensor:
         anchor, values = (None, None) if chosen is None else _anchor_fit(
-            chosen, rest, config, spec, group_size)
+            next(fold_anchors), rest, config, spec, group_size)
         result = train_completion(CompletionData(rest, data.test, data.mask, held), config,
                                   anchor=anchor, anchor_train=values, keep_epoch=config.epochs)
         assert result.val_errors is not None
@@ -552,6 +622,8 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
                              "critical": t_critical(spec.fallback_z, people - 1)
                              if people > 1 else None,
                              "epoch": choice["epoch"], "fold_epochs": choice["fold_epochs"],
+                             "fold_anchors": [{"anchor": c.name, "params": c.params}
+                                              for c in fold_chosen],
                              "curve": choice["curve"], "wall_seconds": cross_seconds},
                   **verdict)
     if chosen is None:
@@ -575,9 +647,7 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
         return record, result.test_completion
     winner = fitted[shipped]
     log(f"anchored energy: {verdict['verdict']}; shipping the predictions of {shipped}")
-    write_tensors(out_dir / "shipped.safetensors",
-                  {k: v.contiguous() for k, v in winner.anchor.state_dict().items()},
-                  {"baseline": shipped, "params": json.dumps(winner.params)})
+    save_anchor(winner.anchor, shipped, winner.params, out_dir / "shipped.safetensors")
     record.update(test_mse=winner.test_mse, val_mse=verdict["validation_mse"][shipped],
                   train_mse=winner.train_mse)
     return record, predict_anchor(winner.anchor, data.test)
