@@ -10,15 +10,19 @@ import pytest
 import torch
 
 from icnn.tasks.completion.baselines import (
+    ConvRegressor,
     RegressorConfig,
+    conv_regressor_at,
     cross_fitted,
     fit_baselines,
     fit_kernel_ridge,
     fit_ridge,
     kernel_anchor,
+    load_anchor,
     predict_anchor,
     refit,
     ridge_anchor,
+    save_anchor,
 )
 from icnn.tasks.completion.data import (
     concatenate,
@@ -146,3 +150,19 @@ def test_missing_scikit_learn_names_the_distribution(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_sklearn)
     with pytest.raises(ValueError, match=r"pip install 'icnn-torch\[data\]'"):
         baselines._sklearn()
+
+
+def test_the_cnn_baseline_round_trips_through_save_and_load_anchor(tmp_path):
+    images = 0.2 + 0.6 * torch.rand(14, 8, 8, generator=torch.Generator().manual_seed(3))
+    data = make_completion_data(images, n_train=10)
+    config = RegressorConfig(channels=(4, 4), kernel_sizes=(3, 3), strides=(2, 1), dense=(8,),
+                             epochs=2, batch_size=5)
+    result = conv_regressor_at(data.train, data.test, config, 2)
+    path = tmp_path / "cnn.safetensors"
+    save_anchor(result.anchor, "cnn", result.params, path)
+    loaded = load_anchor(path)
+    assert isinstance(loaded, ConvRegressor) and not loaded.training
+    assert torch.equal(predict_anchor(loaded, data.test), predict_anchor(result.anchor, data.test))
+    assert paper_mse(predict_anchor(loaded, data.test), data.test) == result.test_mse
+    with pytest.raises(ValueError, match="expected a ConvRegressor for the cnn baseline"):
+        save_anchor(ridge_anchor(data.train, 1.0), "cnn", {}, tmp_path / "bad.safetensors")

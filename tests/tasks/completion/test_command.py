@@ -197,7 +197,15 @@ def test_every_method_gets_a_validation_verdict(brightness_faces, tmp_path, vali
 @pytest.mark.parametrize(("flags", "message"), [
     (["--validation-fraction", "1.5"], "expected a validation fraction in (0, 1), got 1.5"),
     (["--validation-fraction", "0"], "expected a validation fraction in (0, 1), got 0.0"),
-    (["--train", "2"], "expected enough training images"),
+    (["--train", "2", "--verdict-folds", "0"], "expected enough training images"),
+    (["--train", "16", "--verdict-folds", "3", "--validation", "4"],
+     "expected either --verdict-folds K (the cross-fit) or --validation N (a hold-out), got "
+     "--verdict-folds 3 and --validation 4"),
+    (["--train", "16", "--anchor", "kernel_ridge", "--baselines", "ridge", "cnn"],
+     "expected --anchor best or a closed-form baseline fit in this run ['mean_image', 'ridge'] "
+     "(see --baselines), got 'kernel_ridge'"),
+    (["--train", "16", "--anchor", "blend", "--baselines", "kernel_ridge"],
+     "expected --anchor best or a closed-form baseline fit in this run"),
     (["--protocol", "small-faces"], "expected the 400 Olivetti images"),
     (["--train", "16", "--validation", "0", "--method", "anchored"],
      "expected a validation split for the anchored method"),
@@ -221,6 +229,29 @@ def test_bad_inputs_are_one_line_errors(brightness_faces, tmp_path, capsys, flag
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert message in error and "\n" not in error
+
+
+def test_user_errors_come_before_any_fitting(brightness_faces, tmp_path, capsys, monkeypatch):
+    import icnn.tasks.completion.run as run
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("a baseline was fit before the user error was reported")
+
+    monkeypatch.setattr(run, "fit_baselines_cv", no_fitting)
+    monkeypatch.setattr(run, "_cross_fit_regressor", no_fitting)
+    out = tmp_path / "run"
+    base = ["completion", "--images", str(brightness_faces), "--out", str(out), "--epochs", "1",
+            "--no-progress", *TINY_NET]
+    code = main(base + ["--train", "16", "--anchor", "kernel_ridge", "--baselines", "ridge",
+                        "cnn"])
+    assert code == 2 and "expected --anchor best" in capsys.readouterr().err
+    # two people in two folds: the cross-fit's own message, not the unused hold-out fraction's
+    code = main(base + ["--train", "2", "--verdict-folds", "2"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in error
+    assert "expected at least 2 people (groups of 1 images) outside every cross-fit fold" in error
+    assert "fraction" not in error
+    assert not out.exists()
 
 
 def test_group_size_holds_out_and_folds_whole_people(brightness_faces, tmp_path):

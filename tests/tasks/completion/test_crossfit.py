@@ -202,7 +202,11 @@ def test_an_energy_that_is_exactly_its_anchor_gains_nothing_and_the_baseline_shi
     assert record["fallback"] and record["shipped"] == "ridge" and record["selected"] == "ridge"
     assert metrics["test_mse"]["anchored"] == metrics["baselines"]["ridge"]
     assert record["energy_test_mse"] == pytest.approx(metrics["baselines"]["ridge"], rel=1e-5)
-    assert (tmp_path / "run" / "anchored" / "shipped.safetensors").is_file()
+    # what ships loads with the library's own reader and reproduces the recorded test MSE
+    shipped = load_anchor(tmp_path / "run" / "anchored" / "shipped.safetensors")
+    data = make_completion_data(torch.from_numpy(np.load(brightness_faces)), 16)
+    assert paper_mse(predict_anchor(shipped, data.test), data.test) == pytest.approx(
+        metrics["test_mse"]["anchored"], rel=1e-6)
 
 
 def test_an_energy_that_beats_a_deliberately_bad_baseline_ships(brightness_faces, tmp_path):

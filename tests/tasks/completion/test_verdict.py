@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from icnn.tasks.completion.folds import clustered_mean
 from icnn.tasks.completion.verdict import student_t_cdf, t_critical, validation_verdict
 
 
@@ -63,3 +64,20 @@ def test_the_model_ships_only_when_it_beats_every_baseline():
     single = validation_verdict("energy", errors, 0, 10, 2.0)
     assert single["comparisons"]["mean_image"]["stderr"] is None
     assert single["selected"] == "mean_image"
+
+
+def test_the_clustered_gain_and_its_standard_error_are_of_the_same_person_means():
+    # person 0: three images of gain 1; person 1: one image of gain 4 (a smaller last group)
+    gain = torch.tensor([1.0, 1.0, 1.0, 4.0], dtype=torch.float64)
+    mean, stderr, per_person = clustered_mean(gain, 0, 3)
+    assert torch.equal(per_person, torch.tensor([1.0, 4.0], dtype=torch.float64))
+    assert mean == pytest.approx(2.5)                     # not the image mean 1.75
+    assert stderr == pytest.approx(3.0 / 2 ** 0.5 / 2 ** 0.5)
+    # the verdict's t is that mean over that standard error
+    errors = {"energy": torch.zeros(4, dtype=torch.float64), "ridge": gain}
+    comparison = validation_verdict("energy", errors, 0, 3, 2.0)["comparisons"]["ridge"]
+    assert comparison["val_gain"] == pytest.approx(2.5)
+    assert comparison["t"] == pytest.approx(2.5 / 1.5)
+    # equal groups: the mean of the person means is the mean over images
+    equal = torch.tensor([1.0, 3.0, 2.0, 6.0], dtype=torch.float64)
+    assert clustered_mean(equal, 0, 2)[0] == pytest.approx(float(equal.mean()))
