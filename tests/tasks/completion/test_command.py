@@ -254,6 +254,34 @@ def test_user_errors_come_before_any_fitting(brightness_faces, tmp_path, capsys,
     assert not out.exists()
 
 
+def test_the_hold_out_chooses_the_verdicts_baselines_without_the_validation_people(
+        brightness_faces, tmp_path, monkeypatch):
+    import icnn.tasks.completion.run as run
+
+    calls = []
+    real = run.fit_baselines_cv
+
+    def spy(everything, part, validation, *args, **kwargs):
+        calls.append((everything.images.clone(), validation))
+        return real(everything, part, validation, *args, **kwargs)
+
+    monkeypatch.setattr(run, "fit_baselines_cv", spy)
+    out = tmp_path / "run"
+    code = main(["completion", "--images", str(brightness_faces), "--train", "16",
+                 "--group-size", "4", "--validation", "4", "--baselines", "ridge",
+                 "--out", str(out), "--epochs", "1", "--batch-size", "8", "--show", "2",
+                 "--no-progress", *TINY_NET])
+    assert code == 0
+    # first: every training image (the reported rows, what ships); then the training part only
+    assert [len(images) for images, _ in calls] == [16, 12]
+    held = calls[0][0][12:]
+    assert not (held[:, None] == calls[1][0][None]).flatten(2).all(2).any()
+    assert calls[1][1] is not None and len(calls[1][1]) == 4
+    record = json.loads((out / "metrics.json").read_text())["methods"]["anchored"]
+    assert record["anchor_val_mse"] == pytest.approx(record["validation_mse"][record["anchor"]],
+                                                     rel=1e-5)
+
+
 def test_group_size_holds_out_and_folds_whole_people(brightness_faces, tmp_path):
     out = tmp_path / "run"
     code = main(["completion", "--images", str(brightness_faces), "--train", "16",

@@ -75,7 +75,8 @@ class CompletionRun:
             whole groups (people), :func:`icnn.tasks.completion.folds.held_out_size`).
         verdict_folds: with ``validation`` None, ``K >= 2`` folds of whole people for the
             cross-fitted verdict (:mod:`icnn.tasks.completion.crossfit`): every method and
-            baseline is fit on ``K - 1`` folds and scored on the other, for every fold; the
+            baseline is fit on ``K - 1`` folds and scored on the other, for every fold (the
+            baselines' hyper-parameters and the anchor chosen on those ``K - 1`` folds only); the
             methods' epochs are chosen on these out-of-fold curves, the final models are
             trained on every training image, and the verdict has ``people - 1`` degrees of
             freedom. 0: the hold-out of ``validation_fraction`` (early stopping and the verdict
@@ -92,8 +93,9 @@ class CompletionRun:
             baselines' hyper-parameters and the anchor, and of the out-of-fold anchor values the
             anchored energy trains on; capped at the number of groups (small faces: one fold
             per person).
-        anchor: the anchored energy's ``g``: ``"best"`` (the closed-form baseline best on
-            validation), ``"mean_image"``, ``"ridge"`` or ``"kernel_ridge"``.
+        anchor: the anchored energy's ``g``: ``"best"`` (the closed-form baseline best by
+            cross-validation), ``"mean_image"``, ``"ridge"``, ``"kernel_ridge"`` or ``"blend"``
+            (the last three need their baselines in ``baselines``).
         regressor_epochs: epochs of the CNN baseline (the direct regressor).
         fallback_z: the one-sided level, in standard normal deviations, of the validation
             verdict: a trained predictor beats a baseline when its mean per-image validation
@@ -140,9 +142,14 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         description.
 
     Raises:
-        ValueError: no method, a bad ensemble size, validation size or fraction (outside
-            ``(0, 1)``, or too few training images to hold it out), fallback z, protocol, mask,
-            or an ensemble of anchored energies.
+        ValueError: no method; a bad ensemble size, validation size or fraction (outside
+            ``(0, 1)``, or, for a hold-out, too few training images to hold it out), fallback z,
+            group size, anchor folds, protocol or mask; an unknown baseline; ``--anchor`` not
+            among the closed forms ``spec.baselines`` fits; an ensemble of anchored energies
+            or an ensemble under the cross-fit; ``verdict_folds`` not 0 or ``>= 2``, more
+            folds than training people, or fewer than 2 people outside a fold; a validation
+            that splits a person, or fewer than 2 training people outside it.
+        FileNotFoundError: ``spec.images`` missing.
     """
     if not configs:
         raise ValueError("expected at least one method to train")
@@ -612,7 +619,8 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     else:
         save(result.model.model, out_dir / "model.safetensors", metadata=metadata)
     errors = {config.variant: choice["errors"], **baseline_errors}
-    verdict = validation_verdict(config.variant, errors, 0, group_size, spec.fallback_z)
+    verdict = validation_verdict(config.variant, errors, 0, group_size, spec.fallback_z,
+                                 where="out of fold")
     people = verdict["comparisons"][next(iter(baseline_errors))]["groups"] if baseline_errors \
         else n_groups(len(train), group_size)
     record = _result_record(result)

@@ -82,7 +82,7 @@ def t_critical(z: float, df: int) -> float:
 
 
 def validation_verdict(candidate: str, errors: Mapping[str, Tensor], first: int, group_size: int,
-                       z: float) -> dict[str, Any]:
+                       z: float, where: str = "on validation") -> dict[str, Any]:
     """Whether ``candidate`` beats every baseline on validation, and which predictor to ship.
 
     Args:
@@ -92,6 +92,8 @@ def validation_verdict(candidate: str, errors: Mapping[str, Tensor], first: int,
         first: the stack index of the first validation image (groups count from image 0).
         group_size: images per person.
         z: the one-sided level, in standard normal deviations (``--fallback-z``).
+        where: where the errors were measured, for the sentence (``"on validation"`` for a
+            hold-out, ``"out of fold"`` for the cross-fit).
 
     Returns:
         ``{"validation_mse": name -> MSE, "best_on_validation": lowest MSE (ties: the first),
@@ -132,14 +134,14 @@ def validation_verdict(candidate: str, errors: Mapping[str, Tensor], first: int,
     beats_all = all(c["beaten"] for c in comparisons.values())
     if beats_all:
         selected = candidate
-        verdict = (f"{candidate} beats every measured baseline on validation by more than the "
+        verdict = (f"{candidate} beats every measured baseline {where} by more than the "
                    f"t critical value (one-sided level of z = {z}) in standard errors"
                    if comparisons else f"no baseline measured: {candidate} by default")
     else:
         selected = min(comparisons, key=lambda name: val_mse[name])
         losers = [name for name, c in comparisons.items() if not c["beaten"]]
-        verdict = (f"{candidate} does not beat {', '.join(losers)} on validation by the t test "
-                   f"(z = {z}); the baseline best on validation, {selected} "
+        verdict = (f"{candidate} does not beat {', '.join(losers)} {where} by the t test "
+                   f"(z = {z}); the baseline best {where}, {selected} "
                    f"({val_mse[selected]:.1f} vs {val_mse[candidate]:.1f}), is selected")
     return {"validation_mse": val_mse, "best_on_validation": best, "comparisons": comparisons,
             "beats_every_baseline": beats_all, "selected": selected, "verdict": verdict}
