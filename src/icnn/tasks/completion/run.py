@@ -138,7 +138,10 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         method with a validation split: ``validation_mse``, ``comparisons``,
         ``best_on_validation``, ``selected``, ``verdict``, :mod:`.verdict`),
         ``baselines`` (test MSE per baseline), ``baseline_details`` (validation / test / train
-        MSE, chosen parameters and grid), ``baseline_selection``, ``paper_mse`` and the data
+        MSE, chosen parameters and grid), ``baseline_selection`` (under the cross-fit with each
+        verdict fold's hyper-parameters, ``verdict_fold_params``), with a hold-out
+        ``verdict_baselines`` (the closed forms chosen on the training part only, which the
+        verdict compares with and the anchor is chosen among), ``paper_mse`` and the data
         description.
 
     Raises:
@@ -300,6 +303,9 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         # included; the CNN: its best validation epoch), the fit baseline_details reports
         "baselines": {name: r.test_mse for name, r in fitted.items()},
         "baseline_details": {name: r.record() for name, r in fitted.items()},
+        # the hold-out's verdict and anchor: the closed forms chosen on the training part only
+        **({"verdict_baselines": {name: r.record() for name, r in checked.items()
+                                  if name != "cnn"}} if checked else {}),
         "baseline_selection": {"closed_forms": "cross-validation", "n_images": len(everything),
                                "folds": [len(block) for block in blocks],
                                "group_size": group_size,
