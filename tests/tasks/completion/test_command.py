@@ -255,6 +255,9 @@ def test_user_errors_come_before_any_fitting(brightness_faces, tmp_path, capsys,
     assert code == 2 and "\n" not in error
     assert "expected at least 2 people (groups of 1 images) outside every cross-fit fold" in error
     assert "fraction" not in error
+    code = main(base + ["--train", "16", "--validation", "0"])
+    assert code == 2 and "expected a validation split for the anchored method" in \
+        capsys.readouterr().err
     assert not out.exists()
 
 

@@ -174,6 +174,9 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
                                         or not isinstance(spec.validation, int)
                                         or spec.validation < 0):
         raise ValueError(f"expected a validation size >= 0 or None, got {spec.validation!r}")
+    if spec.validation == 0 and any(c.variant == "anchored" for c in configs):
+        raise ValueError("expected a validation split for the anchored method (it chooses its "
+                         "anchor and checks itself on it), got --validation 0")
     if isinstance(spec.fallback_z, bool) or not isinstance(spec.fallback_z, int | float) \
             or not math.isfinite(spec.fallback_z) or spec.fallback_z < 0:
         raise ValueError(f"expected a fallback z that is a finite number >= 0, got "
