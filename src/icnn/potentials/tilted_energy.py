@@ -17,8 +17,7 @@ from torch import Tensor, nn
 
 from ..nn.conditioned import ConditionedEnergy
 from ..nn.energy import LINEAR_TERM, EnergyTraits, energy_traits
-from ..nn.input_checks import validation
-from ..solvers.conditioning import conditioned_energy
+from ..solvers.conditioning import energy_at
 
 Energy = Callable[[Tensor, Tensor | None], Tensor]
 
@@ -74,17 +73,11 @@ class TiltedEnergy(nn.Module):
         """
         z, x = self.unpack(context)
         model = self.model
-        inner = conditioned_energy(model, x, differentiable=torch.is_grad_enabled())
+        inner = energy_at(model, x, differentiable=torch.is_grad_enabled())
 
         def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
             z_i = z if index is None else z[index]
-            if inner is not None:
-                value = inner(y, index)
-            else:
-                x_i = x if x is None or index is None else x[index]
-                with validation(False):
-                    value = model(y) if x_i is None else model(x_i, y)
-            return value - (y * z_i).flatten(1).sum(dim=1)
+            return inner(y, index) - (y * z_i).flatten(1).sum(dim=1)
 
         if not (isinstance(inner, ConditionedEnergy) and inner.hand_written):
             return ConditionedEnergy(energy)

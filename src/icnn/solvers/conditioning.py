@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..nn.input_checks import validation
+
 Energy = Callable[[Tensor, Tensor | None], Tensor]
 
 
@@ -39,6 +41,25 @@ def conditioned_energy(model: nn.Module, x: Tensor | None, *, differentiable: bo
     grad_mode = contextlib.nullcontext() if differentiable else torch.no_grad()
     with grad_mode:
         return model.condition(x)
+
+
+def energy_at(model: nn.Module, x: Tensor | None, *, differentiable: bool = False) -> Energy:
+    """``energy(y, index) = f(x[index], y)``: :func:`conditioned_energy`, else the model called.
+
+    What wrappers of an energy (a barrier, a tilt, a weight) build on: the model's own
+    conditioning when it has one written for its ``forward``, otherwise ``model(x[index], y)``
+    (``model(y)`` without a context) with input validation off.
+    """
+    conditioned = conditioned_energy(model, x, differentiable=differentiable)
+    if conditioned is not None:
+        return conditioned
+
+    def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
+        x_i = x if x is None or index is None else x[index]
+        with validation(False):
+            return model(y) if x_i is None else model(x_i, y)
+
+    return energy
 
 
 def _defines_own_condition(cls: type) -> bool:

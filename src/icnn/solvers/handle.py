@@ -25,9 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.energy import BARRIER, ConvexEnergy, EnergyTraits, energy_traits
-from ..nn.input_checks import validation
 from .auto import choose_method
-from .conditioning import Energy, conditioned_energy
+from .conditioning import Energy, conditioned_energy, energy_at
 from .domain import Box
 from .problem import Problem, build_problem
 from .result import ArgminResult
@@ -198,12 +197,7 @@ def _compiled(model: nn.Module, x: Tensor | None, energy: Energy | None, backend
     shapes, so later solves at the same shapes reuse it.
     """
     if energy is None:
-        def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
-            with validation(False):
-                if x is None:
-                    return model(y)
-                return model(x if index is None else x[index], y)
-
+        energy = energy_at(model, x)
     return torch.compile(energy, backend=backend)
 
 

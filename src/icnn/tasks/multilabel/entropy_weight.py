@@ -23,8 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from icnn.nn.energy import EnergyTraits
-from icnn.nn.input_checks import validation
-from icnn.solvers.conditioning import conditioned_energy
+from icnn.solvers.conditioning import energy_at
 
 
 def check_entropy_weight(weight: float) -> float:
@@ -71,14 +70,7 @@ class EntropyWeighted(nn.Module):
 
     def condition(self, x: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
         """The wrapped energy's solver hook, divided by the weight."""
-        inner = conditioned_energy(self.energy, x, differentiable=torch.is_grad_enabled())
-        if inner is None:  # no condition written for its forward: the module itself
-            energy = self.energy
-
-            def inner(y: Tensor, index: Tensor | None = None) -> Tensor:
-                with validation(False):
-                    return energy(x if index is None else x[index], y)
-
+        inner = energy_at(self.energy, x, differentiable=torch.is_grad_enabled())
         return lambda y, index=None: inner(y, index) / self.weight
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:

@@ -16,8 +16,7 @@ from torch import Tensor, nn
 
 from icnn.nn.conditioned import ConditionedEnergy
 from icnn.nn.energy import EnergyTraits, energy_traits
-from icnn.nn.input_checks import validation
-from icnn.solvers.conditioning import conditioned_energy
+from icnn.solvers.conditioning import energy_at
 
 Term = Callable[[Tensor, Tensor | None], Tensor]  # (y, index) -> (batch,), like a conditioned energy
 
@@ -65,13 +64,7 @@ class EnergyPlusTerm(nn.Module):
         recorded last), so the sum's gradient is autograd's to the bit.
         """
         term = self.term_given(x)
-        energy = conditioned_energy(self.energy, x, differentiable=torch.is_grad_enabled())
-        if energy is None:  # no condition written for its forward: the module itself
-            module = self.energy
-
-            def energy(y: Tensor, index: Tensor | None = None) -> Tensor:
-                with validation(False):
-                    return module(x if index is None else x[index], y)
+        energy = energy_at(self.energy, x, differentiable=torch.is_grad_enabled())
 
         def summed(y: Tensor, index: Tensor | None = None) -> Tensor:
             return energy(y, index) + term(y, index)
