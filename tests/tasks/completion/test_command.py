@@ -21,17 +21,6 @@ TINY_NET = ["--channels", "4,4", "--kernel-sizes", "3,3", "--strides", "2,1", "-
             "--no-scale-geometry"]
 
 
-@pytest.fixture
-def brightness_faces(tmp_path):
-    """24 images 8x8: a shared pattern times a per-image brightness, so x tells y's brightness."""
-    rng = np.random.default_rng(0)
-    pattern = 0.6 + 0.4 * np.outer(np.hanning(8), np.hanning(8))
-    brightness = rng.uniform(0.15, 1.0, size=(24, 1, 1))
-    path = tmp_path / "faces.npy"
-    np.save(path, (brightness * pattern).astype(np.float32))
-    return path
-
-
 @pytest.mark.parametrize("method", ["bundle_entropy", "gd", "nonconvex"])
 def test_completion_command_writes_metrics_and_figure_and_beats_the_mean_image(
         brightness_faces, tmp_path, method):
