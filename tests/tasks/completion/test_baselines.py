@@ -135,19 +135,9 @@ def test_blend_is_the_mean_of_ridge_and_kernel_ridge_and_refits_both(data):
         fit_baselines(data.train, validation, test, ("lasso",), RegressorConfig())
 
 
-def test_missing_scikit_learn_names_the_distribution(monkeypatch):
-    import builtins
-
+def test_missing_scikit_learn_names_the_distribution(without_sklearn):
     from icnn.tasks.completion import baselines
 
-    real_import = builtins.__import__
-
-    def no_sklearn(name, *args, **kwargs):
-        if name.startswith("sklearn"):
-            raise ImportError("No module named 'sklearn'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sklearn)
     with pytest.raises(ValueError, match=r"pip install 'icnn-torch\[data\]'"):
         baselines._sklearn()
 

@@ -143,19 +143,9 @@ def _emotions(data_dir, tmp_path, *extra):
 
 
 def test_missing_scikit_learn_is_one_line_before_training(data_dir, tmp_path, capsys,
-                                                          monkeypatch):
-    import builtins
-
+                                                          without_sklearn):
     from icnn.cli import main
 
-    real_import = builtins.__import__
-
-    def no_sklearn(name, *args, **kwargs):
-        if name.startswith("sklearn"):
-            raise ImportError("No module named 'sklearn'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sklearn)
     assert main(_emotions(data_dir, tmp_path, "--baselines", "logreg", "knn")) == 2
     error = capsys.readouterr().err.strip()
     assert "expected scikit-learn for the logreg baselines" in error
