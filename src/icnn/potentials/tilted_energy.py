@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..nn.conditioned import ConditionedEnergy
+from ..nn.conditioned import ConditionedEnergy, accumulate
 from ..nn.energy import LINEAR_TERM, EnergyTraits, energy_traits
 from ..solvers.conditioning import energy_at
 
@@ -87,7 +87,7 @@ class TiltedEnergy(nn.Module):
             # autograd's order: the tilt's gradient -z arrives first (its operations are
             # recorded last), then f's; a - b is a + (-b) to the bit
             z_i = z if index is None else z[index]
-            tilt = -z_i if start is None else start + -z_i
+            tilt = accumulate(start, -z_i)
             value, grad = inner.value_and_grad(y, index, start=tilt)
             return value - (y * z_i).flatten(1).sum(dim=1), grad
 

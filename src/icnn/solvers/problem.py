@@ -88,19 +88,16 @@ class Problem:
         With ``create_graph`` the gradient stays differentiable (for unrolled learning);
         ``index`` as in :meth:`value`.
         """
-        if not create_graph and isinstance(self.energy, ConditionedEnergy):
-            # autograd's gradient, to the bit; hand-written where the model supplies it
-            value, grad = self.energy.value_and_grad(y, index)
-        else:
+        if create_graph:
             with torch.enable_grad():
-                if not create_graph:
-                    y = y.detach()
                 if not y.requires_grad:
                     y = y.requires_grad_(True)
                 value = self.value(y, index)
-                (grad,) = torch.autograd.grad(value.sum(), y, create_graph=create_graph)
-            if not create_graph:  # autograd.grad's result is already detached then
-                value = value.detach()
+                (grad,) = torch.autograd.grad(value.sum(), y, create_graph=True)
+        else:  # autograd's gradient, to the bit; hand-written where the model supplies it
+            energy = self.energy if isinstance(self.energy, ConditionedEnergy) \
+                else ConditionedEnergy(self.value)
+            value, grad = energy.value_and_grad(y, index)
         if not self.all_free:
             grad = grad * (self.free if index is None else self.free[index])
         return value, grad
