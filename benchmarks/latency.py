@@ -26,7 +26,15 @@ them. Then, timed round-robin over all cases of one size and batch (median of ``
   (the repeated-solve form of control loops), and its ratio to the evaluations counted;
 - ``ag ms``: the handle's solve with every gradient through autograd
   (:func:`icnn.nn.conditioned.hand_written_gradients` off): the same result to the bit, the
-  cost before the hand-written backward passes.
+  cost before the hand-written backward passes;
+- ``cmp ms`` and ``cmp x`` (with ``--compile BACKEND``, e.g. ``inductor``): a handle built with
+  ``compile=BACKEND`` (pgd: its whole-batch iterations fused; the other methods: the energy),
+  compiled before the timing, and its ratio to the evaluations counted (``-`` without
+  ``--compile``). Compiled kernels round differently: the result agrees with eager to rounding;
+- ``mdl ms``, ``hdl xm`` and ``cmp xm``: the unit issue 16 first measured in, one autograd
+  forward+gradient of the whole model ``f(x, y)`` (its x-path included), and the handle's and
+  the compiled handle's ``ms`` over ``grads`` of those (backtracking values not counted). The
+  ``x evals`` unit is stricter: the y-path alone, every value counted too.
 
 Sizes: the ICNN-Q energies of the RL tasks (PICNN, softplus action path, strong convexity 1e-2,
 hidden 200-200; HalfCheetah x 17 -> y 6, Pendulum x 3 -> y 1, domain Box(-1, 1)) and the
@@ -148,6 +156,18 @@ def unit_steps(model, x, size: Size):
     return grad, own, value
 
 
+def model_step(model, x, size: Size):
+    """One autograd forward+gradient of the whole model ``f(x, y)``, the x-path included."""
+    y = torch.full((x.shape[0], size.y_dim), (size.lo + size.hi) / 2)
+
+    def run() -> None:
+        with torch.enable_grad():
+            yg = y.detach().requires_grad_(True)
+            torch.autograd.grad(model(x, yg).sum(), yg)
+
+    return run
+
+
 def floor_step(model, x, size: Size, iterations: int):
     """The bare projected-gradient loop: ``iterations`` steps, conditioning included."""
     def run() -> None:
@@ -199,10 +219,16 @@ def measure(name: str, size: Size, batch: int, args) -> None:
                 return handle(x)
 
         steps[("autograd", key)] = through_autograd
+        if args.compile:
+            compiled = Argmin(model, domain=domain, method=method, tol=tol, max_iter=max_iter,
+                              compile=args.compile)
+            compiled(x)  # the compile, outside the timing
+            steps[("compiled", key)] = lambda compiled=compiled: compiled(x)
         counted[key] = (count, result.iterations)
         if method != "exact":
             steps[("floor", key)] = floor_step(model, x, size, result.iterations)
     steps["grad"], steps["own"], steps["value"] = unit_steps(model, x, size)
+    steps["model"] = model_step(model, x, size)
     t = time_interleaved(steps, args.repeats)
     for key, (count, iterations) in counted.items():
         method, budget = key
@@ -216,7 +242,23 @@ def measure(name: str, size: Size, batch: int, args) -> None:
               f"{count.values:>7}{t[key] * 1e3:>10.3f}{t['grad'] * 1e3:>9.3f}"
               f"{t['own'] * 1e3:>9.3f}{t[key] / evals:>9.2f}{t[key] / own:>8.2f}{floor:>9}"
               f"{t[('handle', key)] * 1e3:>10.3f}{t[('handle', key)] / evals:>8.2f}"
-              f"{t[('autograd', key)] * 1e3:>9.3f}")
+              f"{t[('autograd', key)] * 1e3:>9.3f}{compiled_columns(t, key, evals)}"
+              f"{t['model'] * 1e3:>9.3f}{model_ratio(t, ('handle', key), count)}"
+              f"{model_ratio(t, ('compiled', key), count)}")
+
+
+def model_ratio(t: dict, key: object, count: Count) -> str:
+    """``ms`` of a case over ``grads`` whole-model forward+gradient passes (``-``: none)."""
+    if key not in t or count.grads == 0:
+        return f"{'-':>8}"
+    return f"{t[key] / (count.grads * t['model']):>8.2f}"
+
+
+def compiled_columns(t: dict, key: object, evals: float) -> str:
+    """``cmp ms`` and ``cmp x`` of a case, dashes when it was not compiled."""
+    if ("compiled", key) not in t:
+        return f"{'-':>9}{'-':>7}"
+    return f"{t[('compiled', key)] * 1e3:>9.3f}{t[('compiled', key)] / evals:>7.2f}"
 
 
 def main() -> None:
@@ -229,6 +271,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1],
                         help="torch CPU thread counts to run at (default: 1 and all)")
+    parser.add_argument("--compile", default=None, metavar="BACKEND",
+                        help="also time handles built with compile=BACKEND (e.g. inductor; "
+                             "the first call per shape compiles, seconds to minutes)")
     parser.add_argument("--quick", action="store_true",
                         help="Pendulum and HalfCheetah, batch 1 and 8, 5 iterations, no "
                              "tolerance rows, 3 repeats (seconds)")
@@ -249,7 +294,8 @@ def main() -> None:
               f"{args.repeats} interleaved calls; load average {os.getloadavg()[0]:.1f}")
         print(f"{'size':<12}{'batch':>6}  {'method':<15}{'budget':<10}{'iters':>6}{'grads':>7}"
               f"{'values':>7}{'ms':>10}{'grad ms':>9}{'own ms':>9}{'x evals':>9}{'x own':>8}"
-              f"{'x floor':>9}{'hdl ms':>10}{'hdl x':>8}{'ag ms':>9}")
+              f"{'x floor':>9}{'hdl ms':>10}{'hdl x':>8}{'ag ms':>9}{'cmp ms':>9}{'cmp x':>7}"
+              f"{'mdl ms':>9}{'hdl xm':>8}{'cmp xm':>8}")
         for name in args.sizes:
             for batch in args.batches:
                 measure(name, SIZES[name], batch, args)

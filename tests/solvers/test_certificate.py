@@ -52,3 +52,49 @@ def test_conditioned_energies_match_the_models(zoo):
         index = torch.tensor([3, 1])
         sub = model(y[index]) if x is None else model(x[index], y[index])
         torch.testing.assert_close(energy(y[index], index), sub)
+
+
+def _masked_and_filtered(mu: float, dtype: torch.dtype):
+    """Two aggregators fed the same cuts: one given every row (some not finite), one only the
+    finite rows by index; the first must equal the second (masking = filtering), sync-free."""
+    g = torch.Generator().manual_seed(7)
+    lo, hi = -torch.ones(4, 3, dtype=dtype), torch.ones(4, 3, dtype=dtype)
+    masked, filtered = CutAggregator(lo, hi, mu=mu), CutAggregator(lo, hi, mu=mu)
+    bad = [torch.tensor([False, True, False, False]), torch.tensor([False, False, False, True]),
+           torch.tensor([False, False, False, False]), torch.tensor([True, False, True, False])]
+    for step, rows_bad in enumerate(bad * 2):
+        y = torch.rand(4, 3, generator=g, dtype=dtype) * 2 - 1
+        value = torch.randn(4, generator=g, dtype=dtype)
+        grad = torch.randn(4, 3, generator=g, dtype=dtype)
+        value = torch.where(rows_bad, torch.nan if step % 2 else torch.inf, value)
+        if step == 3:  # a gradient entry not finite, the value finite
+            grad[0, 1] = -torch.inf
+            value[0] = 1.0
+        masked.add(y, value, grad)
+        keep = (~rows_bad).nonzero().squeeze(1)
+        if keep.numel():
+            filtered.add(y[keep], value[keep], grad[keep], keep)
+    return masked, filtered
+
+
+def test_non_finite_cuts_are_masked_exactly_as_if_left_out():
+    for mu in (0.0, 0.3):
+        for dtype in (torch.float32, torch.float64):
+            masked, filtered = _masked_and_filtered(mu, dtype)
+            assert torch.equal(masked.bound, filtered.bound)
+            assert torch.equal(masked.allowance, filtered.allowance)
+            assert torch.equal(masked.state, filtered.state)
+            assert torch.equal(masked.seen, filtered.seen)
+            if mu == 0.0:
+                assert torch.equal(masked.cut_grad, filtered.cut_grad)
+                assert torch.equal(masked.weights, filtered.weights)
+                assert torch.equal(masked.count, filtered.count)
+
+
+def test_a_first_cut_that_is_not_finite_bounds_nothing():
+    """The row's aggregates are still zero: bounding them would certify f >= 0 out of nothing."""
+    for mu in (0.0, 0.5):
+        cuts = CutAggregator(-torch.ones(2, 2), torch.ones(2, 2), mu=mu)
+        bound = cuts.add(torch.zeros(2, 2), torch.tensor([torch.nan, 3.0]), torch.ones(2, 2))
+        assert bound[0] == -torch.inf and torch.isfinite(bound[1])
+        assert not cuts.seen[0] and cuts.seen[1]

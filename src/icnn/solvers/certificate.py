@@ -77,7 +77,8 @@ class CutAggregator:
         mu: strong-convexity modulus of ``f`` (0 if unknown).
         decays: one EMA weight ``beta`` per aggregate (``1.0``: the latest cut alone).
 
-    All arithmetic is in float64 on ``lo``'s device.
+    All arithmetic is in float64 on ``lo``'s device. Adding a cut reads nothing back to the host:
+    a cut with a non-finite value or gradient is masked out of its row, not filtered.
     """
 
     def __init__(self, lo: Tensor, hi: Tensor, mu: float = 0.0,
@@ -87,18 +88,18 @@ class CutAggregator:
         self.hi = hi.reshape(batch, -1).double()
         self.mu = float(mu)
         self.decays = torch.tensor(decays, dtype=torch.float64, device=lo.device)[:, None]
-        self._keep = 1.0 - self.decays
+        self._ones = torch.ones_like(self.decays)
         n_agg, n = len(decays), self.lo.shape[1]
+        self.n = n
         zeros = lo.new_zeros
-        self.grad = zeros(n_agg, batch, n, dtype=torch.float64)   # sum lam g_k
-        self.const = zeros(n_agg, batch, dtype=torch.float64)     # sum lam (f_k - g_k^T y_k)
+        # the aggregates, packed so that one mix updates them all: per aggregate and example
+        # [sum lam g_k | sum lam y_k | sum lam (f_k - g_k^T y_k) | sum lam ||y_k||^2] with
+        # mu > 0, [sum lam g_k | sum lam (f_k - g_k^T y_k)] otherwise (a linear bound needs no
+        # points); each kind of bound allocates only its own state
+        width = 2 * n + 2 if self.mu > 0.0 else n + 1
+        self.state = zeros(n_agg, batch, width, dtype=torch.float64)
         self.seen = torch.zeros(batch, dtype=torch.bool, device=lo.device)
-        self._all_seen = False  # True once a whole-batch cut was added (then seen is all True)
-        # each kind of bound allocates only its own state (a solve at batch 1 pays per tensor)
-        if self.mu > 0.0:
-            self.point = zeros(n_agg, batch, n, dtype=torch.float64)  # sum lam y_k
-            self.square = zeros(n_agg, batch, dtype=torch.float64)    # sum lam ||y_k||^2
-        else:  # the last MEMORY cuts and their min-norm weights
+        if self.mu == 0.0:  # the last MEMORY cuts and their min-norm weights
             self.cut_grad = zeros(batch, MEMORY, n, dtype=torch.float64)
             self.cut_const = zeros(batch, MEMORY, dtype=torch.float64)
             self.cut_valid = torch.zeros(batch, MEMORY, dtype=torch.bool, device=lo.device)
@@ -120,71 +121,56 @@ class CutAggregator:
         """Add the cut at ``y`` (rows ``index``) and return the updated bounds of those rows.
 
         ``index`` None (the whole batch, in order) writes the state without gathers and
-        scatters; the arithmetic, and so every bound, is the same either way.
+        scatters; the arithmetic, and so every bound, is the same either way. A row whose value
+        or gradient is not finite (a barrier's face, an overflow) bounds nothing: its state and
+        bound stay as they were.
         """
         whole = index is None
         rows = slice(None) if whole else index
-        n = self.lo.shape[1]
+        n = self.n
         y = y.reshape(y.shape[0], n)
         grad = grad.reshape(grad.shape[0], n)
         eps = torch.finfo(value.dtype).eps
         rounds = value.dtype != torch.float64  # float64 allowances are 0: nothing to raise
         value = value.double()
         y, g = y.double(), grad.double()
+        finite = torch.isfinite(value + g.sum(-1))  # NaN and inf propagate; an overflow too
         if rounds:
-            allowance = _allowance(value, g, y, eps)
+            allowance = torch.where(finite, _allowance(value, g, y, eps), 0.0)
             if whole:
                 self.allowance = torch.maximum(self.allowance, allowance)
             else:
                 self.allowance[rows] = torch.maximum(self.allowance[rows], allowance)
-        if whole and self._all_seen:  # every row has a cut: the plain decays, (A, 1)
-            beta, keep = self.decays, self._keep
-        else:
-            first = ~self.seen[rows]
-            beta = torch.where(first[None, :], torch.ones_like(self.decays), self.decays)  # (A, b)
-            keep = 1.0 - beta
-        beta3, keep3 = beta[..., None], keep[..., None]
-
-        def mix(old: Tensor, new: Tensor) -> Tensor:
-            if new.dim() == 1:
-                return keep * old + beta * new
-            return keep3 * old + beta3 * new
-
+        const = (value - (g * y).sum(-1))[:, None]
+        cut = (torch.cat([g, y, const, y.square().sum(-1)[:, None]], dim=1) if self.mu > 0.0
+               else torch.cat([g, const], dim=1))
+        seen = self.seen if whole else self.seen[rows]
+        beta = torch.where(seen[None, :], self.decays, self._ones)  # (A, b): a first cut alone
+        keep = 1.0 - beta
+        old = self.state if whole else self.state[:, rows]
+        state = torch.where(finite[None, :, None],
+                            keep[..., None] * old + beta[..., None] * cut, old)
         if whole:
-            self.grad = mix(self.grad, g)
-            self.const = mix(self.const, value - (g * y).sum(-1))
-            if self.mu > 0.0:
-                self.point = mix(self.point, y)
-                self.square = mix(self.square, y.square().sum(-1))
-            if not self._all_seen:
-                self.seen[:] = True
-                self._all_seen = True
+            self.state, self.seen = state, seen | finite
         else:
-            self.grad[:, rows] = mix(self.grad[:, rows], g)
-            self.const[:, rows] = mix(self.const[:, rows], value - (g * y).sum(-1))
-            if self.mu > 0.0:
-                self.point[:, rows] = mix(self.point[:, rows], y)
-                self.square[:, rows] = mix(self.square[:, rows], y.square().sum(-1))
-            self.seen[rows] = True
-        bound = self._minimum(rows, whole).amax(dim=0)
+            self.state[:, rows], self.seen[rows] = state, seen | finite
+        bound = self._minimum(state, self.lo if whole else self.lo[rows],
+                              self.hi if whole else self.hi[rows]).amax(dim=0)
         if self.mu == 0.0:
-            bound = torch.maximum(bound, self._bundle_bound(rows, y, g, value))
+            bound = torch.maximum(bound, self._bundle_bound(rows, y, g, value, finite))
+        bound = torch.where(finite, bound, -torch.inf)
         if whole:
             self.bound = torch.maximum(self.bound, bound)
             return self.bound
         self.bound[rows] = torch.maximum(self.bound[rows], bound)
         return self.bound[rows]
 
-    def _minimum(self, rows, whole: bool = False) -> Tensor:
-        """``min_{lo <= y <= hi}`` of each aggregated cut, ``(A, b)`` (``whole``: every row)."""
-        if whole:
-            lo, hi, grad, const = self.lo, self.hi, self.grad, self.const
-        else:
-            lo, hi = self.lo[rows], self.hi[rows]
-            grad, const = self.grad[:, rows], self.const[:, rows]
+    def _minimum(self, state: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+        """``min_{lo <= y <= hi}`` of each aggregated cut in ``state`` ``(A, b, width)``, ``(A, b)``."""
+        n = self.n
+        grad, const = state[..., :n], state[..., -2 if self.mu > 0.0 else -1]
         if self.mu > 0.0:
-            point = self.point if whole else self.point[:, rows]
-            square = self.square if whole else self.square[:, rows]
+            point, square = state[..., n:2 * n], state[..., -1]
             # l(y) = const + grad^T y + mu/2 (||y||^2 - 2 point^T y + square)
             linear = grad - self.mu * point
             y = torch.minimum(torch.maximum(-linear / self.mu, lo), hi)
@@ -208,13 +194,18 @@ class CutAggregator:
                              f"mu = {self.mu}")
         return (self.weights[rows][..., None] * self.cut_grad[rows]).sum(1)
 
-    def _bundle_bound(self, rows, y: Tensor, g: Tensor, value: Tensor) -> Tensor:
-        """Store the cut, re-weight the recent cuts towards a min-norm gradient, bound them."""
+    def _bundle_bound(self, rows, y: Tensor, g: Tensor, value: Tensor, finite: Tensor) -> Tensor:
+        """Store the cut, re-weight the recent cuts towards a min-norm gradient, bound them.
+
+        Rows where ``finite`` is False keep their memory (their bound is masked by the caller).
+        """
         b = y.shape[0]
         arange = torch.arange(b, device=y.device)
-        slot = self.count[rows] % MEMORY
-        grads, consts = self.cut_grad[rows], self.cut_const[rows]
-        valid, weights = self.cut_valid[rows], self.weights[rows]
+        old_count = self.count[rows]
+        slot = old_count % MEMORY
+        old = (self.cut_grad[rows], self.cut_const[rows], self.cut_valid[rows],
+               self.weights[rows])
+        grads, consts, valid, weights = (t.clone() for t in old)
         grads[arange, slot] = g
         consts[arange, slot] = value - (g * y).sum(-1)
         valid[arange, slot] = True
@@ -230,9 +221,12 @@ class CutAggregator:
         lam = _project_simplex(lam, valid)
         for _ in range(MIN_NORM_STEPS):
             lam = _project_simplex(lam - step[:, None] * (gram @ lam[..., None])[..., 0], valid)
-        self.cut_grad[rows], self.cut_const[rows] = grads, consts
-        self.cut_valid[rows], self.weights[rows] = valid, lam
-        self.count[rows] += 1
+        keep = finite[:, None]
+        self.cut_grad[rows] = torch.where(keep[..., None], grads, old[0])
+        self.cut_const[rows] = torch.where(keep, consts, old[1])
+        self.cut_valid[rows] = torch.where(keep, valid, old[2])
+        self.weights[rows] = torch.where(keep, lam, old[3])
+        self.count[rows] = old_count + finite.long()
         grad = (lam[..., None] * grads).sum(1)
         at = torch.where(grad > 0, lo, hi)
         terms = torch.where(grad == 0, torch.zeros_like(grad), grad * at)

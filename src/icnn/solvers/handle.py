@@ -18,7 +18,6 @@ both forms run the same code and return the same :class:`ArgminResult`, to the b
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -65,9 +64,12 @@ class Argmin:
         differentiable: None, ``"unroll"`` or ``"implicit"``.
         allow_unbounded: run on an unbounded domain without strong convexity.
         compile: False (default: eager, the reference) or True / a :func:`torch.compile`
-            backend name (True: ``"inductor"``): the energy the solver evaluates (the
-            conditioned y-path, or the model) is compiled for the shapes it meets, worth it for
-            fixed-shape repeated solves (control). The first call per shape pays the compile;
+            backend name (True: ``"inductor"``), worth it for fixed-shape repeated solves
+            (control): ``pgd`` runs its whole-batch iterations compiled (evaluation, cut, trial
+            step, acceptance and stopping test fused, the energy inlined; see
+            :func:`icnn.solvers.pgd.solve_pgd`), the other methods the energy they evaluate (the
+            conditioned y-path, or the model), compiled for the shapes they meet. The first
+            call per shape pays the compile;
             compiled kernels may round differently from eager, so results agree with
             :func:`icnn.argmin` to rounding, not to the bit (the certificates stay valid: they
             are built from the values the compiled energy returns).
@@ -159,14 +161,17 @@ class Argmin:
             from .unroll import solve_unrolled
 
             steps = self.max_iter if self.max_iter is not None else DEFAULT_MAX_ITER["unroll"]
-            fast = replace(problem, energy=conditioned_energy(model, x, differentiable=True))
+            fast = problem.with_energy(conditioned_energy(model, x, differentiable=True))
             return _honest(_without_certificate_unless_convex(
                 solve_unrolled(fast, y0, steps=steps, tol=tol), traits.convex))
         if method == "auto":
             method = _auto_method(problem, options)
         max_iter = self.max_iter if self.max_iter is not None else DEFAULT_MAX_ITER[method]
-        fast = replace(problem, energy=self._conditioned_energy(x))
-        result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options)
+        # pgd compiles its whole-batch iterations (the energy inlined); the others the energy
+        fused = self.compile if method == "pgd" else False
+        fast = problem.with_energy(self._conditioned_energy(x, compile=not fused))
+        result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options,
+                           compile=fused or None)
         result.y = result.y.detach()
         result = _honest(_without_certificate_unless_convex(result, traits.convex))
         if differentiable == "implicit":
@@ -181,11 +186,11 @@ class Argmin:
             return None
         return energy_traits(self.model)
 
-    def _conditioned_energy(self, x: Tensor | None) -> Energy | None:
-        """:func:`conditioned_energy` at ``x`` without gradients (compiled if asked)."""
+    def _conditioned_energy(self, x: Tensor | None, compile: bool = True) -> Energy | None:
+        """:func:`conditioned_energy` at ``x`` without gradients (compiled if asked and ``compile``)."""
         with torch.no_grad():
             energy = conditioned_energy(self.model, x)
-        if self.compile:
+        if self.compile and compile:
             energy = _compiled(self.model, x, energy, self.compile)
         return energy
 
@@ -285,7 +290,7 @@ def _without_certificate_unless_convex(result: ArgminResult, convex: bool) -> Ar
 
 
 def _dispatch(method: str, problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
-              options: dict[str, Any]) -> ArgminResult:
+              options: dict[str, Any], compile: str | None = None) -> ArgminResult:
     allowed = METHOD_OPTIONS[method]
     unknown = set(options) - allowed
     if unknown:
@@ -294,7 +299,7 @@ def _dispatch(method: str, problem: Problem, y0: Tensor | None, *, tol: float, m
     if method == "pgd":
         from .pgd import solve_pgd
 
-        return solve_pgd(problem, y0, tol=tol, max_iter=max_iter, **options)
+        return solve_pgd(problem, y0, tol=tol, max_iter=max_iter, compile=compile, **options)
     if method == "lbfgs":
         from .lbfgs import solve_lbfgs
 

@@ -103,24 +103,11 @@ class Stopping:
     def add_cut(self, y: Tensor, value: Tensor, grad: Tensor, index: Tensor | None) -> None:
         """Add the cut at ``y`` for the rows ``index`` (None: the whole batch, in order).
 
-        A cut with a non-finite value or gradient (a barrier's face, an overflow) bounds nothing
-        and is skipped: its rows keep their previous bound.
+        A cut with a non-finite value or gradient (a barrier's face, an overflow) bounds nothing:
+        its rows keep their previous bound (masked on the device, no host synchronisation).
         """
-        if not self.certified:
-            return
-        # one test for the common case: a non-finite entry (or an overflowing sum) makes the
-        # sum non-finite, and only then is each row checked
-        if bool(torch.isfinite(value.sum() + grad.sum())):
+        if self.certified:
             self.cuts.add(y, value, grad, index)
-            return
-        finite = torch.isfinite(value) & torch.isfinite(grad.flatten(1)).all(dim=1)
-        if not bool(finite.all()):
-            if index is None:
-                index = torch.arange(value.shape[0], device=value.device)
-            y, value, grad, index = y[finite], value[finite], grad[finite], index[finite]
-            if index.numel() == 0:
-                return
-        self.cuts.add(y, value, grad, index)
 
     def aggregate_gradient(self, index: Tensor, like: Tensor) -> Tensor | None:
         """Min-norm combination of recent gradients (rows ``index``), or None without cuts."""

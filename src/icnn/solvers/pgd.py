@@ -15,6 +15,9 @@ made reliable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -37,7 +40,8 @@ MAX_BACKTRACKS = 40
 
 def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
               callback: Callback | None = None,
-              lipschitz: float | Tensor | None = None) -> ArgminResult:
+              lipschitz: float | Tensor | None = None,
+              compile: str | None = None) -> ArgminResult:
     """Minimise ``f(x, y)`` over the problem's domain by accelerated projected gradient.
 
     Args:
@@ -51,6 +55,11 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
             None: ``||grad f(y0)|| / (half the box width)``, a first step across half the box.
             A good estimate saves the backtracking evaluations of the first iterations; any
             positive value is safe (backtracking still enforces sufficient decrease).
+        compile: None (eager) or a :func:`torch.compile` backend: the two halves of a
+            whole-batch iteration (:func:`_try_step`, :func:`_advance`: the evaluation, its cut
+            and the first trial; the acceptance and the stopping test) run compiled, fused into
+            a few kernels (the same code; rounding may differ from eager). Iterations on a part
+            of the batch and backtracking retries stay eager.
 
     Returns:
         :class:`ArgminResult`; ``info["evaluations"]`` counts gradient evaluations per example,
@@ -58,6 +67,7 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
     """
     batch, device = problem.batch, problem.lo.device
     stop = Stopping(problem, tol)
+    problem.all_free  # noqa: B018 - read once here (a host read), never inside an iteration
     y = initial_point(problem, y0)
     y_prev = y.clone()
     value = problem.value(y).detach()
@@ -68,6 +78,7 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
     evaluations = torch.zeros(batch, dtype=torch.long, device=device)
     eps = 10 * torch.finfo(y.dtype).eps
     scale = step_scale(problem)
+    fused = _steps(compile)
     iteration = 0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - iteration is reported
         index = (~done).nonzero().squeeze(1)
@@ -78,36 +89,26 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
         every = index.numel() == batch
         sel = None if every else index
         take = _whole if every else _Rows(index)
-        y_i, prev_i, theta_i = take(y), take(y_prev), take(theta)
-        theta_next = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * theta_i.square()))
-        beta = ((theta_i - 1.0) / theta_next).view(-1, *([1] * (y.dim() - 1)))
-        v = y_i + beta * (y_i - prev_i)
-        value_v, grad_v = problem.value_and_grad(v, index=sel)
+        try_step, advance = fused if every else (_try_step, _advance)
+        y_i, value_i = take(y), take(value)
+        trial = try_step(problem, stop, sel, y_i, take(y_prev), take(theta), take(lipschitz),
+                         take(scale), eps)
         if every:
             evaluations += 1
         else:
             evaluations[index] += 1
-        stop.add_cut(v, value_v, grad_v, sel)
-        lip = take(lipschitz)
-        fresh = lip == 0
-        lip = torch.where(fresh, flat_norm(grad_v) / take(scale), lip)
-        lip = torch.where(lip > 0, lip, torch.ones_like(lip))
-        y_new, value_new = _backtrack(problem, index, v, value_v, grad_v, lip, eps, every)
-        value_i = take(value)
-        increased = value_new > value_i
-        keep = increased.view(-1, *([1] * (y.dim() - 1)))
-        # restart: drop the step and the momentum (next v = y); else move on
-        accepted = _put(accepted, index, lip, every)
-        lipschitz = _put(lipschitz, index, lip * SHRINK, every)
+        if not bool(trial.ok.all()):
+            _retry(problem, index, trial.v, trial.value_v, trial.grad_v, trial.lip, trial.y_new,
+                   trial.value_new, trial.ok, eps)
+        y_new, value_new, theta_new, passed = advance(problem, stop, sel, y_i, value_i, trial,
+                                                      iteration == 1)
+        accepted = _put(accepted, index, trial.lip, every)
+        lipschitz = _put(lipschitz, index, trial.lip * SHRINK, every)
         y_prev = _put(y_prev, index, y_i, every)
-        y = _put(y, index, torch.where(keep, y_i, y_new), every)
-        value = _put(value, index, torch.where(increased, value_i, value_new), every)
-        theta = _put(theta, index, torch.where(increased, torch.ones_like(theta_i), theta_next),
-                     every)
-        mapping = None if stop.certified else _mapping_norm(problem, index, v, grad_v, lip, every)
-        if mapping is not None and iteration == 1:
-            stop.start(mapping)  # v = y0 on the first iteration (theta = 1: no momentum)
-        done = _put(done, index, stop.passed(take(value), mapping, sel), every)
+        y = _put(y, index, y_new, every)
+        value = _put(value, index, value_new, every)
+        theta = _put(theta, index, theta_new, every)
+        done = _put(done, index, passed, every)
         if callback is not None:
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))
@@ -116,6 +117,104 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
         gap=stop.gap(value), lower_bound=stop.lower_bound(value.dtype), objective=value,
         info={"evaluations": evaluations, "lipschitz": accepted},
     )
+
+
+class _Trial(NamedTuple):
+    """One iteration's evaluation and first projected trial, for the rows it ran on.
+
+    ``y_new``, ``value_new`` and ``lip`` are completed in place by :func:`_retry` where ``ok``
+    is False.
+    """
+
+    theta_next: Tensor  # (b,) momentum parameter of the next iteration
+    v: Tensor  # (b, *shape) extrapolated point
+    value_v: Tensor  # (b,) f(v)
+    grad_v: Tensor  # (b, *shape) its gradient
+    lip: Tensor  # (b,) L of the step
+    y_new: Tensor  # (b, *shape) P(v - grad_v / L)
+    value_new: Tensor  # (b,) f(y_new)
+    ok: Tensor  # (b,) bool: sufficient decrease holds
+
+
+def _try_step(problem: Problem, stop: Stopping, sel: Tensor | None, y: Tensor, y_prev: Tensor,
+              theta: Tensor, lipschitz: Tensor, scale: Tensor, eps: float) -> _Trial:
+    """Extrapolate, evaluate ``f`` and its gradient (adding the cut), take the first trial step.
+
+    ``sel``: the rows (None: the whole batch); the other arguments hold those rows.
+    """
+    theta_next = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * theta.square()))
+    beta = ((theta - 1.0) / theta_next).view(-1, *([1] * (y.dim() - 1)))
+    v = y + beta * (y - y_prev)
+    value_v, grad_v = problem.value_and_grad(v, index=sel)
+    stop.add_cut(v, value_v, grad_v, sel)
+    fresh = lipschitz == 0
+    lip = torch.where(fresh, flat_norm(grad_v) / scale, lipschitz)
+    lip = torch.where(lip > 0, lip, torch.ones_like(lip))
+    y_new, value_new, ok = _first_trial(problem, sel, v, value_v, grad_v, lip, eps)
+    return _Trial(theta_next, v, value_v, grad_v, lip, y_new, value_new, ok)
+
+
+def backtrack(problem: Problem, index: Tensor, sel: Tensor | None, v: Tensor, value_v: Tensor,
+              grad_v: Tensor, lip: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Projected steps from ``v`` with ``L`` doubled until sufficient decrease; ``lip`` in place.
+
+    ``index``: the examples of the rows; ``sel``: the same, or None when they are the whole
+    batch in order (the energy is then called without an index). Returns ``(y_new, value_new)``.
+    """
+    y_new, value_new, ok = _first_trial(problem, sel, v, value_v, grad_v, lip, eps)
+    if not bool(ok.all()):
+        _retry(problem, index, v, value_v, grad_v, lip, y_new, value_new, ok, eps)
+    return y_new, value_new
+
+
+def _first_trial(problem: Problem, sel: Tensor | None, v: Tensor, value_v: Tensor,
+                 grad_v: Tensor, lip: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``(y_new, f(y_new), ok)``: the projected step from ``v`` at ``lip`` on every row."""
+    lo, hi = (problem.lo, problem.hi) if sel is None else (problem.lo[sel], problem.hi[sel])
+    shape = (-1, *([1] * (v.dim() - 1)))
+    y_new = torch.maximum(torch.minimum(v - grad_v / lip.view(shape), hi), lo)
+    with torch.no_grad():
+        value_new = problem.value(y_new, sel)
+    return y_new, value_new, _sufficient_decrease(v, value_v, grad_v, lip, y_new, value_new, eps)
+
+
+def _sufficient_decrease(v: Tensor, value_v: Tensor, grad_v: Tensor, lip: Tensor, trial: Tensor,
+                         value_t: Tensor, eps: float) -> Tensor:
+    """``(b,)`` bool: ``f(trial) <= f(v) + g^T (trial - v) + L/2 ||trial - v||^2`` (+ rounding)."""
+    step = trial - v
+    model = value_v + flat_dot(grad_v, step) + 0.5 * lip * flat_dot(step, step)
+    return value_t <= model + eps * value_v.abs().clamp_min(1.0)
+
+
+def _advance(problem: Problem, stop: Stopping, sel: Tensor | None, y: Tensor, value: Tensor,
+             trial: _Trial, first: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Accept the step or restart, then the stopping test: ``(y, value, theta, passed)`` rows.
+
+    A step that would increase ``f`` is dropped with the momentum (next ``v = y``).
+    """
+    increased = trial.value_new > value
+    keep = increased.view(-1, *([1] * (y.dim() - 1)))
+    y_next = torch.where(keep, y, trial.y_new)
+    value_next = torch.where(increased, value, trial.value_new)
+    theta = torch.where(increased, torch.ones_like(trial.theta_next), trial.theta_next)
+    mapping = None if stop.certified else _mapping_norm(problem, sel, trial.v, trial.grad_v,
+                                                          trial.lip)
+    if mapping is not None and first:
+        stop.start(mapping)  # v = y0 on the first iteration (theta = 1: no momentum)
+    return y_next, value_next, theta, stop.passed(value_next, mapping, sel)
+
+
+def _steps(backend: str | None) -> tuple[Callable, Callable]:
+    """``(_try_step, _advance)``, compiled with ``backend`` (cached per backend) or as they are."""
+    if backend is None:
+        return _try_step, _advance
+    if backend not in _COMPILED:
+        _COMPILED[backend] = (torch.compile(_try_step, backend=backend),
+                              torch.compile(_advance, backend=backend))
+    return _COMPILED[backend]
+
+
+_COMPILED: dict[str, tuple[Callable, Callable]] = {}
 
 
 def _first_lipschitz(lipschitz: float | Tensor | None, batch: int, dtype: torch.dtype,
@@ -156,50 +255,37 @@ def _put(store: Tensor, index: Tensor, new: Tensor, every: bool) -> Tensor:
     return store
 
 
-def _mapping_norm(problem: Problem, index: Tensor, v: Tensor, grad_v: Tensor, lip: Tensor,
-                  every: bool) -> Tensor:
+def _mapping_norm(problem: Problem, sel: Tensor | None, v: Tensor, grad_v: Tensor,
+                  lip: Tensor) -> Tensor:
     """``L ||P(v - g / L) - v||`` per row, by :func:`projected_step`.
 
     Not rounded to 0 when ``|v| >> |g| / L`` on an unbounded domain, as ``L ||y_new - v||`` is.
     """
-    lo, hi = (problem.lo, problem.hi) if every else (problem.lo[index], problem.hi[index])
+    lo, hi = (problem.lo, problem.hi) if sel is None else (problem.lo[sel], problem.hi[sel])
     shape = (-1, *([1] * (v.dim() - 1)))
     return lip * flat_norm(projected_step(grad_v / lip.view(shape), v, lo, hi))
 
 
-def _backtrack(problem: Problem, index: Tensor, v: Tensor, value_v: Tensor, grad_v: Tensor,
-               lip: Tensor, eps: float, every: bool = False) -> tuple[Tensor, Tensor]:
-    """Projected steps from ``v`` with ``L`` doubled until sufficient decrease; ``lip`` in place.
+def _retry(problem: Problem, index: Tensor, v: Tensor, value_v: Tensor, grad_v: Tensor,
+           lip: Tensor, y_new: Tensor, value_new: Tensor, ok: Tensor, eps: float) -> None:
+    """Backtrack the rows whose first trial failed (``ok`` False): ``L`` doubled until decrease.
 
-    ``every``: ``index`` is the whole batch (the energy is then called without an index).
+    Completes ``y_new``, ``value_new`` and ``lip`` in place; ``index``: the rows' examples.
     """
-    lo, hi = (problem.lo, problem.hi) if every else (problem.lo[index], problem.hi[index])
     shape = (-1, *([1] * (v.dim() - 1)))
-    # first trial on every row without gathers; the rows that fail are retried below
-    trial = torch.maximum(torch.minimum(v - grad_v / lip.view(shape), hi), lo)
-    with torch.no_grad():
-        value_t = problem.value(trial, None if every else index)
-    step = trial - v
-    model = value_v + flat_dot(grad_v, step) + 0.5 * lip * flat_dot(step, step)
-    ok = value_t <= model + eps * value_v.abs().clamp_min(1.0)
-    y_new, value_new = trial, value_t
-    if bool(ok.all()):
-        return y_new, value_new
     pending = (~ok).nonzero().squeeze(1)
     lip[pending] *= 2.0
     for _ in range(MAX_BACKTRACKS - 1):
+        rows = index[pending]
         v_p, g_p, l_p = v[pending], grad_v[pending], lip[pending]
-        trial = torch.maximum(torch.minimum(v_p - g_p / l_p.view(shape), hi[pending]),
-                              lo[pending])
+        step = torch.maximum(torch.minimum(v_p - g_p / l_p.view(shape), problem.hi[rows]),
+                             problem.lo[rows])
         with torch.no_grad():
-            value_t = problem.value(trial, index[pending])
-        step = trial - v_p
-        model = value_v[pending] + flat_dot(g_p, step) + 0.5 * l_p * flat_dot(step, step)
-        ok = value_t <= model + eps * value_v[pending].abs().clamp_min(1.0)
-        y_new[pending] = trial
+            value_t = problem.value(step, rows)
+        ok = _sufficient_decrease(v_p, value_v[pending], g_p, l_p, step, value_t, eps)
+        y_new[pending] = step
         value_new[pending] = value_t
         pending = pending[~ok]
         if pending.numel() == 0:
             break
         lip[pending] *= 2.0
-    return y_new, value_new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,17 @@ class Problem:
     def all_free(self) -> bool:
         """True when no coordinate is fixed (gradients then need no masking)."""
         return bool(self.free.all())
+
+    def with_energy(self, energy: Callable[[Tensor, Tensor | None], Tensor] | None) -> Problem:
+        """The same problem evaluated through ``energy``.
+
+        The host reads already made of it (:attr:`bounded`, :attr:`all_free`) carry over.
+        """
+        other = dataclasses.replace(self, energy=energy)
+        for name in ("bounded", "all_free"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
 
     def project(self, y: Tensor) -> Tensor:
         """Euclidean projection onto the feasible set (box with fixed entries)."""

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .iterative import Stopping, flat_norm, initial_point, step_scale
-from .pgd import SHRINK, _backtrack
+from .pgd import SHRINK, backtrack
 from .problem import Problem
 from .result import ArgminResult
 
@@ -60,7 +60,7 @@ def solve_unrolled(problem: Problem, y0: Tensor | None, *, steps: int, tol: floa
             # a power of two: the step is then locally constant in the weights and x, so the
             # unrolled map's derivative is exact where the backtracking choices do not change
             lipschitz = torch.exp2(torch.ceil(torch.log2(lipschitz)))
-        _, value_new = _backtrack(problem, rows, v_d, f_d, g_d, lipschitz, eps, True)
+        _, value_new = backtrack(problem, rows, None, v_d, f_d, g_d, lipschitz, eps)
         step = torch.maximum(torch.minimum(v - grad_v / lipschitz.view(shape), problem.hi),
                              problem.lo)
         mapping = lipschitz * flat_norm(step.detach() - v_d)
