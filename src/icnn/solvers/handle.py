@@ -109,6 +109,11 @@ class Argmin:
                              "differentiable='unroll' keeps its steps in the autograd graph: pass "
                              "compile=False with it")
         self.compile = "inductor" if compile is True else compile
+        if self.compile:
+            if self.compile not in torch.compiler.list_backends(exclude_tags=()):
+                raise ValueError(f"compile must be True or a torch.compile backend (e.g. "
+                                 f"{', '.join(sorted(torch.compiler.list_backends()))}, or "
+                                 f"'eager' to capture without code generation), got {compile!r}")
 
     def __call__(self, x: Tensor | None = None, *, y0: Tensor | None = None,
                  fixed: tuple[Tensor, Tensor] | None = None, **options: Any) -> ArgminResult:

@@ -74,8 +74,29 @@ class EnergyPlusTerm(nn.Module):
 
         def value_and_grad(y: Tensor, index: Tensor | None, start: Tensor | None
                            ) -> tuple[Tensor, Tensor]:
-            term_value, term_grad = ConditionedEnergy(term).value_and_grad(y, index, start=start)
+            term_value, term_grad = _term_value_and_grad(term, y, index, start)
             value, grad = energy.value_and_grad(y, index, start=term_grad)
             return value + term_value, grad
 
         return ConditionedEnergy(summed, value_and_grad)
+
+
+def _term_value_and_grad(term: Term, y: Tensor, index: Tensor | None, start: Tensor | None
+                         ) -> tuple[Tensor, Tensor]:
+    """``term(y, index)`` ``(b,)`` and ``start + grad_y sum term`` (``y``'s shape), detached.
+
+    Autograd's gradient of ``sum term + sum y * start`` (``start`` recorded last, so added first,
+    as :meth:`icnn.nn.conditioned.ConditionedEnergy.value_and_grad` does), taken with
+    :func:`torch.func.grad_and_value`: the same graph and accumulation order, to the bit, and
+    one that a compiled solver traces instead of breaking its graph.
+    """
+    def total(u: Tensor) -> tuple[Tensor, Tensor]:
+        value = term(u, index)
+        summed = value.sum()
+        if start is not None:
+            summed = summed + (u * start).sum()
+        return summed, value
+
+    with torch.no_grad():
+        grad, (_, value) = torch.func.grad_and_value(total, has_aux=True)(y.detach())
+    return value, grad

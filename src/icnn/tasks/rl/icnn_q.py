@@ -94,6 +94,9 @@ class ICNNQConfig:
     solver_tol: float = 1e-4  # relative tolerance: examples stop early once certified
     warm_lipschitz: bool = False  # True (solver "pgd"): each solve starts from the step size L
     # the previous solve of its kind (acting / targets) ended with, instead of estimating it
+    compile: str = ""  # a torch.compile backend ("inductor") for the acting and target solves:
+    # pgd's whole-batch iterations run fused (a speed setting: rounding differs from eager, the
+    # first solve per batch size compiles); "": eager, the reference
     noise: str = "ou"  # exploration noise: "ou" (Ornstein–Uhlenbeck) or "gaussian"
     noise_theta: float = 0.15  # OU mean reversion
     noise_sigma: float = 0.1  # OU / Gaussian scale, in the [-1, 1] action scale
@@ -197,7 +200,7 @@ class ICNNQ:
         if solver is None or solver.model is not objective:
             solver = self._solvers[(target, max_iter)] = icnn.Argmin(
                 objective, domain=ACTION_BOX, method=config.solver, tol=config.solver_tol,
-                max_iter=max_iter,
+                max_iter=max_iter, compile=config.compile or False,
             )
         result = solver(obs, y0=y0, **options)
         if config.warm_lipschitz:
