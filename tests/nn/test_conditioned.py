@@ -304,3 +304,37 @@ def test_wrappers_do_not_condition_a_subclass_that_overrides_only_forward():
         with torch.no_grad():
             energy = conditioned_energy(wrapper, x)
             torch.testing.assert_close(energy(y, None), expected.detach())
+
+
+def test_a_term_torch_func_cannot_transform_falls_back_to_autograd():
+    """An old-style autograd.Function (no setup_context) in a wrapper's term: torch.func refuses
+    it, the wrapper differentiates it with autograd instead (the same gradient)."""
+    from icnn.nn.energy import SMOOTH, EnergyTraits
+    from icnn.tasks.rl.energy_plus_term import EnergyPlusTerm
+
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, y):
+            ctx.save_for_backward(y)
+            return y.abs().pow(3)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (y,) = ctx.saved_tensors
+            return grad * 3 * y * y.abs()
+
+    class CubeTerm(EnergyPlusTerm):
+        def __init__(self, energy):
+            super().__init__(energy, EnergyTraits(convex=True, curvature=SMOOTH))
+
+        def term_given(self, x):
+            return lambda y, index=None: Cube.apply(y).sum(-1)
+
+    torch.manual_seed(1)
+    picnn = icnn.PICNN(4, 3, hidden=(8,), activation="softplus")
+    x, y = torch.randn(6, 4), torch.rand(6, 3) * 1.8 - 0.9
+    energy = conditioned_energy(CubeTerm(picnn), x)
+    assert_bitwise(energy, y)
+    result = icnn.argmin(CubeTerm(picnn), x, domain=icnn.Box(-1.0, 1.0), method="pgd",
+                         max_iter=50)
+    assert torch.isfinite(result.value).all() and (result.lower_bound <= result.value).all()

@@ -1,5 +1,7 @@
 """The certified lower bounds and the conditioned energies the iterative methods rely on."""
 
+import itertools
+
 import torch
 
 import icnn
@@ -54,12 +56,15 @@ def test_conditioned_energies_match_the_models(zoo):
         torch.testing.assert_close(energy(y[index], index), sub)
 
 
-def _masked_and_filtered(mu: float, dtype: torch.dtype):
+def _masked_and_filtered(mu: float, dtype: torch.dtype, host_reads: bool):
     """Two aggregators fed the same cuts: one given every row (some not finite), one only the
-    finite rows by index; the first must equal the second (masking = filtering), sync-free."""
+    finite rows by index; the first must equal the second (masking = filtering). Without host
+    reads (CUDA, compiled solvers) every cut is masked on the device; with them a batch of
+    finite cuts skips the masking."""
     g = torch.Generator().manual_seed(7)
     lo, hi = -torch.ones(4, 3, dtype=dtype), torch.ones(4, 3, dtype=dtype)
-    masked, filtered = CutAggregator(lo, hi, mu=mu), CutAggregator(lo, hi, mu=mu)
+    masked = CutAggregator(lo, hi, mu=mu, host_reads=host_reads)
+    filtered = CutAggregator(lo, hi, mu=mu)
     bad = [torch.tensor([False, True, False, False]), torch.tensor([False, False, False, True]),
            torch.tensor([False, False, False, False]), torch.tensor([True, False, True, False])]
     for step, rows_bad in enumerate(bad * 2):
@@ -78,23 +83,23 @@ def _masked_and_filtered(mu: float, dtype: torch.dtype):
 
 
 def test_non_finite_cuts_are_masked_exactly_as_if_left_out():
-    for mu in (0.0, 0.3):
-        for dtype in (torch.float32, torch.float64):
-            masked, filtered = _masked_and_filtered(mu, dtype)
-            assert torch.equal(masked.bound, filtered.bound)
-            assert torch.equal(masked.allowance, filtered.allowance)
-            assert torch.equal(masked.state, filtered.state)
-            assert torch.equal(masked.seen, filtered.seen)
-            if mu == 0.0:
-                assert torch.equal(masked.cut_grad, filtered.cut_grad)
-                assert torch.equal(masked.weights, filtered.weights)
-                assert torch.equal(masked.count, filtered.count)
+    for mu, dtype, host_reads in itertools.product((0.0, 0.3), (torch.float32, torch.float64),
+                                                   (False, True)):
+        masked, filtered = _masked_and_filtered(mu, dtype, host_reads)
+        assert torch.equal(masked.bound, filtered.bound)
+        assert torch.equal(masked.allowance, filtered.allowance)
+        assert torch.equal(masked.state, filtered.state)
+        assert torch.equal(masked.seen, filtered.seen)
+        if mu == 0.0:
+            assert torch.equal(masked.cut_grad, filtered.cut_grad)
+            assert torch.equal(masked.weights, filtered.weights)
+            assert torch.equal(masked.count, filtered.count)
 
 
 def test_a_first_cut_that_is_not_finite_bounds_nothing():
     """The row's aggregates are still zero: bounding them would certify f >= 0 out of nothing."""
-    for mu in (0.0, 0.5):
-        cuts = CutAggregator(-torch.ones(2, 2), torch.ones(2, 2), mu=mu)
+    for mu, host_reads in itertools.product((0.0, 0.5), (False, True)):
+        cuts = CutAggregator(-torch.ones(2, 2), torch.ones(2, 2), mu=mu, host_reads=host_reads)
         bound = cuts.add(torch.zeros(2, 2), torch.tensor([torch.nan, 3.0]), torch.ones(2, 2))
         assert bound[0] == -torch.inf and torch.isfinite(bound[1])
         assert not cuts.seen[0] and cuts.seen[1]

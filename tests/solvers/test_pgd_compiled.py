@@ -67,8 +67,15 @@ def test_captured_iterations_agree_with_eager_to_the_bit(case):
     eager = icnn.Argmin(model, domain=domain, method="pgd", **spec)
     captured = icnn.Argmin(model, domain=domain, method="pgd", compile="eager", **spec)
     reference = eager(x, **call)
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
     for _ in range(2):  # the second call runs the graphs captured by the first
         _same(captured(x, **call), reference)
+    # the iterations really ran captured: both halves, each one graph (no break inside);
+    # the stationarity test also captures _advance's first iteration (it records a reference)
+    assert counters["stats"]["unique_graphs"] == (3 if case == "unbounded" else 2)
+    assert not counters["graph_break"]
     if case == "relu-tol":  # the case is what it says: examples stopped at different iterations
         assert reference.converged.any() and reference.info["evaluations"].unique().numel() > 1
     if case == "retries":
@@ -95,9 +102,12 @@ def test_repeated_solves_reuse_the_captured_graphs():
     solver = icnn.Argmin(model, domain=icnn.Box(-1.0, 1.0), method="pgd", tol=0.0, max_iter=4,
                          compile="eager")
     g = torch.Generator().manual_seed(4)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     solver(torch.randn(2, 4, generator=g))
     solver(torch.randn(2, 4, generator=g))
     captured = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert captured == 2  # _try_step and _advance
     for _ in range(4):
         solver(torch.randn(2, 4, generator=g), y0=torch.rand(2, 3, generator=g))
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == captured
@@ -119,3 +129,15 @@ def test_inductor_iterations_agree_to_rounding_and_certify_honestly():
     exact = icnn.argmin(model.double(), x.double(), domain=domain, method="pgd", tol=1e-10,
                         max_iter=2000)
     assert (fused.lower_bound.double() <= exact.value + 1e-6).all()
+
+
+def test_unknown_or_unsafe_backends_are_refused_at_construction():
+    model = _picnn("relu", 0.0)
+    with pytest.raises(ValueError, match="torch.compile backend .* got 'inductr'"):
+        icnn.Argmin(model, method="pgd", compile="inductr")
+    with pytest.raises(ValueError, match="cudagraphs"):
+        icnn.Argmin(model, method="pgd", compile="cudagraphs")
+    from icnn.tasks.rl.icnn_q import ICNNQConfig
+
+    with pytest.raises(ValueError, match="got 'inductr'"):
+        ICNNQConfig(compile="inductr")

@@ -77,18 +77,24 @@ class CutAggregator:
         mu: strong-convexity modulus of ``f`` (0 if unknown).
         decays: one EMA weight ``beta`` per aggregate (``1.0``: the latest cut alone).
 
-    All arithmetic is in float64 on ``lo``'s device. Adding a cut reads nothing back to the host:
-    a cut with a non-finite value or gradient is masked out of its row, not filtered.
+        host_reads: whether :meth:`add` may read one boolean back to the host (None: on a CPU
+            tensor, where that costs nothing). With it, a batch whose cuts are all finite skips
+            the masking; without it (CUDA, a compiled solver), every cut is masked on the device.
+            The bounds are the same either way.
+
+    All arithmetic is in float64 on ``lo``'s device. A cut with a non-finite value or gradient
+    is masked out of its row.
     """
 
     def __init__(self, lo: Tensor, hi: Tensor, mu: float = 0.0,
-                 decays: tuple[float, ...] = DECAYS) -> None:
+                 decays: tuple[float, ...] = DECAYS, host_reads: bool | None = None) -> None:
         batch = lo.shape[0]
         self.lo = lo.reshape(batch, -1).double()
         self.hi = hi.reshape(batch, -1).double()
         self.mu = float(mu)
         self.decays = torch.tensor(decays, dtype=torch.float64, device=lo.device)[:, None]
         self._ones = torch.ones_like(self.decays)
+        self._keep = 1.0 - self.decays
         n_agg, n = len(decays), self.lo.shape[1]
         self.n = n
         zeros = lo.new_zeros
@@ -99,6 +105,8 @@ class CutAggregator:
         width = 2 * n + 2 if self.mu > 0.0 else n + 1
         self.state = zeros(n_agg, batch, width, dtype=torch.float64)
         self.seen = torch.zeros(batch, dtype=torch.bool, device=lo.device)
+        self.host_reads = lo.device.type == "cpu" if host_reads is None else bool(host_reads)
+        self._all_seen = False  # every row has a cut (known on the host): beta is the decays
         if self.mu == 0.0:  # the last MEMORY cuts and their min-norm weights
             self.cut_grad = zeros(batch, MEMORY, n, dtype=torch.float64)
             self.cut_const = zeros(batch, MEMORY, dtype=torch.float64)
@@ -134,9 +142,11 @@ class CutAggregator:
         rounds = value.dtype != torch.float64  # float64 allowances are 0: nothing to raise
         value = value.double()
         y, g = y.double(), grad.double()
-        finite = torch.isfinite(value + g.sum(-1))  # NaN and inf propagate; an overflow too
+        finite = self._finite_rows(value, g)
         if rounds:
-            allowance = torch.where(finite, _allowance(value, g, y, eps), 0.0)
+            allowance = _allowance(value, g, y, eps)
+            if finite is not None:
+                allowance = torch.where(finite, allowance, 0.0)
             if whole:
                 self.allowance = torch.maximum(self.allowance, allowance)
             else:
@@ -145,25 +155,44 @@ class CutAggregator:
         cut = (torch.cat([g, y, const, y.square().sum(-1)[:, None]], dim=1) if self.mu > 0.0
                else torch.cat([g, const], dim=1))
         seen = self.seen if whole else self.seen[rows]
-        beta = torch.where(seen[None, :], self.decays, self._ones)  # (A, b): a first cut alone
-        keep = 1.0 - beta
-        old = self.state if whole else self.state[:, rows]
-        state = torch.where(finite[None, :, None],
-                            keep[..., None] * old + beta[..., None] * cut, old)
-        if whole:
-            self.state, self.seen = state, seen | finite
+        if whole and self._all_seen:
+            beta, keep = self.decays, self._keep  # (A, 1)
         else:
-            self.state[:, rows], self.seen[rows] = state, seen | finite
+            beta = torch.where(seen[None, :], self.decays, self._ones)  # (A, b): a first cut alone
+            keep = 1.0 - beta
+        old = self.state if whole else self.state[:, rows]
+        state = keep[..., None] * old + beta[..., None] * cut
+        if finite is None:
+            seen = torch.ones_like(seen) if whole else seen.fill_(True)
+            self._all_seen = self._all_seen or whole
+        else:
+            state = torch.where(finite[None, :, None], state, old)
+            seen = seen | finite
+        if whole:
+            self.state, self.seen = state, seen
+        else:
+            self.state[:, rows], self.seen[rows] = state, seen
         bound = self._minimum(state, self.lo if whole else self.lo[rows],
                               self.hi if whole else self.hi[rows]).amax(dim=0)
         if self.mu == 0.0:
             bound = torch.maximum(bound, self._bundle_bound(rows, y, g, value, finite))
-        bound = torch.where(finite, bound, -torch.inf)
+        if finite is not None:
+            bound = torch.where(finite, bound, -torch.inf)
         if whole:
             self.bound = torch.maximum(self.bound, bound)
             return self.bound
         self.bound[rows] = torch.maximum(self.bound[rows], bound)
         return self.bound[rows]
+
+    def _finite_rows(self, value: Tensor, g: Tensor) -> Tensor | None:
+        """``(b,)`` bool, the rows whose cut is finite; None when all are (read on the host).
+
+        NaN and inf propagate into ``value + sum g``, and so does an overflowing sum.
+        """
+        finite = torch.isfinite(value + g.sum(-1))
+        if self.host_reads and bool(finite.all()):
+            return None
+        return finite
 
     def _minimum(self, state: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
         """``min_{lo <= y <= hi}`` of each aggregated cut in ``state`` ``(A, b, width)``, ``(A, b)``."""
@@ -197,7 +226,8 @@ class CutAggregator:
     def _bundle_bound(self, rows, y: Tensor, g: Tensor, value: Tensor, finite: Tensor) -> Tensor:
         """Store the cut, re-weight the recent cuts towards a min-norm gradient, bound them.
 
-        Rows where ``finite`` is False keep their memory (their bound is masked by the caller).
+        Rows where ``finite`` is False keep their memory (their bound is masked by the caller);
+        ``finite`` None: every row is finite.
         """
         b = y.shape[0]
         arange = torch.arange(b, device=y.device)
@@ -205,7 +235,7 @@ class CutAggregator:
         slot = old_count % MEMORY
         old = (self.cut_grad[rows], self.cut_const[rows], self.cut_valid[rows],
                self.weights[rows])
-        grads, consts, valid, weights = (t.clone() for t in old)
+        grads, consts, valid, weights = old if finite is None else (t.clone() for t in old)
         grads[arange, slot] = g
         consts[arange, slot] = value - (g * y).sum(-1)
         valid[arange, slot] = True
@@ -221,12 +251,17 @@ class CutAggregator:
         lam = _project_simplex(lam, valid)
         for _ in range(MIN_NORM_STEPS):
             lam = _project_simplex(lam - step[:, None] * (gram @ lam[..., None])[..., 0], valid)
-        keep = finite[:, None]
-        self.cut_grad[rows] = torch.where(keep[..., None], grads, old[0])
-        self.cut_const[rows] = torch.where(keep, consts, old[1])
-        self.cut_valid[rows] = torch.where(keep, valid, old[2])
-        self.weights[rows] = torch.where(keep, lam, old[3])
-        self.count[rows] = old_count + finite.long()
+        if finite is None:
+            self.cut_grad[rows], self.cut_const[rows] = grads, consts
+            self.cut_valid[rows], self.weights[rows] = valid, lam
+            self.count[rows] = old_count + 1
+        else:
+            keep = finite[:, None]
+            self.cut_grad[rows] = torch.where(keep[..., None], grads, old[0])
+            self.cut_const[rows] = torch.where(keep, consts, old[1])
+            self.cut_valid[rows] = torch.where(keep, valid, old[2])
+            self.weights[rows] = torch.where(keep, lam, old[3])
+            self.count[rows] = old_count + finite.long()
         grad = (lam[..., None] * grads).sum(1)
         at = torch.where(grad > 0, lo, hi)
         terms = torch.where(grad == 0, torch.zeros_like(grad), grad * at)

@@ -110,10 +110,7 @@ class Argmin:
                              "compile=False with it")
         self.compile = "inductor" if compile is True else compile
         if self.compile:
-            if self.compile not in torch.compiler.list_backends(exclude_tags=()):
-                raise ValueError(f"compile must be True or a torch.compile backend (e.g. "
-                                 f"{', '.join(sorted(torch.compiler.list_backends()))}, or "
-                                 f"'eager' to capture without code generation), got {compile!r}")
+            check_compile_backend(self.compile)
 
     def __call__(self, x: Tensor | None = None, *, y0: Tensor | None = None,
                  fixed: tuple[Tensor, Tensor] | None = None, **options: Any) -> ArgminResult:
@@ -198,6 +195,27 @@ class Argmin:
         if self.compile and compile:
             energy = _compiled(self.model, x, energy, self.compile)
         return energy
+
+
+def check_compile_backend(backend: str) -> None:
+    """Refuse a ``compile=`` backend name that :func:`torch.compile` does not know, or cannot use.
+
+    ``cudagraphs`` replays write their outputs into the same memory, and the solvers keep one
+    iteration's outputs into the next. A listed backend whose package is not installed (e.g.
+    ``tvm``) fails at the first solve, with torch's message.
+
+    Raises:
+        ValueError: an unknown backend, or ``cudagraphs``.
+    """
+    if backend == "cudagraphs":
+        raise ValueError("compile='cudagraphs' replays write their outputs into the same memory, "
+                         "and the solvers keep one iteration's outputs into the next: use "
+                         "compile=True (inductor)")
+    if backend not in torch.compiler.list_backends(exclude_tags=()):
+        usable = sorted(set(torch.compiler.list_backends()) - {"cudagraphs"})
+        raise ValueError(f"compile must be True or a torch.compile backend (e.g. "
+                         f"{', '.join(usable)}, or 'eager' to capture without code generation), "
+                         f"got {backend!r}")
 
 
 def _compiled(model: nn.Module, x: Tensor | None, energy: Energy | None, backend: str) -> Energy:

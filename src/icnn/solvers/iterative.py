@@ -84,11 +84,12 @@ class Stopping:
     bound while its gradient does not shrink.
     """
 
-    def __init__(self, problem: Problem, tol: float) -> None:
+    def __init__(self, problem: Problem, tol: float, host_reads: bool | None = None) -> None:
         self.tol = tol
         self.mu = problem.traits.strong_convexity
         self.certified = problem.traits.convex and (problem.bounded or self.mu > 0.0)
-        self.cuts = CutAggregator(problem.lo, problem.hi, self.mu)
+        # host_reads: see CutAggregator (False in a compiled solver: no host read to trace)
+        self.cuts = CutAggregator(problem.lo, problem.hi, self.mu, host_reads=host_reads)
         self.reference: Tensor | None = None
 
     def start(self, mapping_norm: Tensor) -> None:
@@ -104,7 +105,7 @@ class Stopping:
         """Add the cut at ``y`` for the rows ``index`` (None: the whole batch, in order).
 
         A cut with a non-finite value or gradient (a barrier's face, an overflow) bounds nothing:
-        its rows keep their previous bound (masked on the device, no host synchronisation).
+        its rows keep their previous bound (masked; see :class:`CutAggregator` on host reads).
         """
         if self.certified:
             self.cuts.add(y, value, grad, index)

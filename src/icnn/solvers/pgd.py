@@ -59,14 +59,18 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
             whole-batch iteration (:func:`_try_step`, :func:`_advance`: the evaluation, its cut
             and the first trial; the acceptance and the stopping test) run compiled, fused into
             a few kernels (the same code; rounding may differ from eager). Iterations on a part
-            of the batch and backtracking retries stay eager.
+            of the batch and backtracking retries stay eager. torch keeps at most
+            ``torch._dynamo.config.recompile_limit`` (8) compiled versions of each function per
+            process (one per model structure, dtype and grad mode; batch sizes share one after
+            the second): past that it warns once and the new ones run eager (the same results).
 
     Returns:
         :class:`ArgminResult`; ``info["evaluations"]`` counts gradient evaluations per example,
         ``info["lipschitz"]`` holds each example's last accepted ``L`` ``(batch,)``.
     """
     batch, device = problem.batch, problem.lo.device
-    stop = Stopping(problem, tol)
+    # a compiled iteration reads nothing back to the host (its cuts are masked on the device)
+    stop = Stopping(problem, tol, host_reads=False if compile else None)
     problem.all_free  # noqa: B018 - read once here (a host read), never inside an iteration
     y = initial_point(problem, y0)
     y_prev = y.clone()

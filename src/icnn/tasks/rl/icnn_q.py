@@ -46,6 +46,7 @@ from torch import nn
 import icnn
 from icnn.nn.input_checks import validation
 from icnn.nn.weight_decay import constrained_weight_penalty, decay_groups
+from icnn.solvers.handle import check_compile_backend
 from icnn.tasks.rl.agent import greedy_batch
 from icnn.tasks.rl.buffer import Batch
 from icnn.tasks.rl.entropy import EntropyRegularizedEnergy
@@ -105,6 +106,8 @@ class ICNNQConfig:
         for name in ("act_iters", "target_iters"):
             if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        if self.compile:
+            check_compile_backend(self.compile)
         if self.entropy < 0:
             raise ValueError(f"expected entropy >= 0 (0: plain argmin of E), got {self.entropy}")
         if self.td_clip < 0:
