@@ -159,3 +159,37 @@ def test_compile_refuses_unrolling_and_bad_values():
         icnn.Argmin(_picnn(), domain=icnn.Box(0.0, 1.0), differentiable="unroll", compile=True)
     with pytest.raises(ValueError, match="compile must be a bool or a torch.compile backend"):
         icnn.Argmin(_picnn(), domain=icnn.Box(0.0, 1.0), compile=1)
+
+
+def test_a_reused_frame_changes_nothing_and_follows_what_changed():
+    """The handle reuses the last problem's bounds (and what was computed from them) when the
+    next call has the same batch, dtype and domain and no fixed entries; every answer stays
+    icnn.argmin's to the bit, and whatever differs builds new bounds."""
+    model = _picnn(activation="softplus", strong_convexity=0.1).requires_grad_(False)
+    domain = icnn.Box(-1.0, 1.0)
+    solver = icnn.Argmin(model, domain=domain, method="pgd", tol=1e-5, max_iter=30)
+    g = torch.Generator().manual_seed(8)
+    mask = torch.tensor([True, False, False])
+    for batch, fixed in ((3, None), (3, None), (2, None), (2, (mask, torch.full((3,), 0.5))),
+                         (2, None), (3, None)):
+        x = torch.randn(batch, 5, generator=g)
+        _same(solver(x, fixed=fixed), icnn.argmin(model, x, domain=domain, method="pgd",
+                                                   tol=1e-5, max_iter=30, fixed=fixed))
+    solver(torch.randn(2, 5, generator=g))
+    assert solver._frame is not None and solver._frame.batch == 2
+    double = model.double()  # same handle, new dtype: new bounds in float64
+    x = torch.randn(2, 5, generator=g, dtype=torch.float64)
+    result = solver(x)
+    assert result.y.dtype == torch.float64
+    _same(result, icnn.argmin(double, x, domain=domain, method="pgd", tol=1e-5, max_iter=30))
+
+
+def test_bounds_given_as_tensors_are_read_at_every_call():
+    """A Box over tensors may be changed in place between calls: its bounds are never reused."""
+    model = _picnn(activation="softplus", strong_convexity=0.1).requires_grad_(False)
+    hi = torch.ones(3)
+    solver = icnn.Argmin(model, domain=icnn.Box(-1.0, hi), method="pgd", tol=1e-6)
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(9))
+    solver(x)
+    hi.fill_(-0.5)
+    assert (solver(x).y <= -0.5).all()

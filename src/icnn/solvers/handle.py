@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ..nn.energy import BARRIER, ConvexEnergy, EnergyTraits, energy_traits
 from .auto import choose_method
 from .conditioning import Energy, conditioned_energy, energy_at
-from .domain import Box
+from .domain import Box, unbounded
 from .problem import Problem, build_problem
 from .result import ArgminResult
 
@@ -109,6 +109,10 @@ class Argmin:
                              "differentiable='unroll' keeps its steps in the autograd graph: pass "
                              "compile=False with it")
         self.compile = "inductor" if compile is True else compile
+        # the domain object every call uses, and the last problem's bounds (reused by the next
+        # call when they are the same: build_problem decides)
+        self._domain = unbounded() if domain is None else domain
+        self._frame: Problem | None = None
         if self.compile:
             check_compile_backend(self.compile)
 
@@ -133,8 +137,8 @@ class Argmin:
         options = {**self.options, **options} if options else self.options
         tol = self.tol
         batch = _batch_without_context(model, x, y0, fixed)
-        problem = build_problem(model, x, self.domain, y0, fixed, batch=batch,
-                                traits=self._current_traits())
+        problem = build_problem(model, x, self._domain, y0, fixed, batch=batch,
+                                traits=self._current_traits(), frame=self._frame)
         traits = problem.traits
         if not problem.bounded and traits.strong_convexity == 0.0 and not self.allow_unbounded:
             raise ValueError(
@@ -174,6 +178,10 @@ class Argmin:
         fast = problem.with_energy(self._conditioned_energy(x, compile=not fused))
         result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options,
                            compile=fused or None)
+        if fixed is None:  # what the solve computed of the bounds serves the next call too
+            self._frame = Problem(model=fast.model, x=None, lo=fast.lo, hi=fast.hi,
+                                  free=fast.free, domain=fast.domain, traits=fast.traits)
+            fast.with_frame(self._frame)
         result.y = result.y.detach()
         result = _honest(_without_certificate_unless_convex(result, traits.convex))
         if differentiable == "implicit":

@@ -35,21 +35,18 @@ Callback = Callable[[Progress], None]
 
 
 def initial_point(problem: Problem, y0: Tensor | None) -> Tensor:
-    """``y0`` projected onto the domain, or the box centre (0 where a bound is infinite)."""
+    """``y0`` projected onto the domain, or the box centre (0 where a bound is infinite).
+
+    A new tensor either way (solvers write into it).
+    """
     if y0 is not None:
         return problem.project(y0.detach().to(problem.lo.dtype))
-    finite = torch.isfinite(problem.lo) & torch.isfinite(problem.hi)
-    centre = torch.where(finite, 0.5 * (problem.lo + problem.hi), torch.zeros_like(problem.lo))
-    return problem.project(centre)
+    return problem.centre.clone()
 
 
 def step_scale(problem: Problem) -> Tensor:
     """``(batch,)`` a natural first step length: half the widest finite free side, else 1."""
-    width = (problem.hi - problem.lo).flatten(1)
-    width = torch.where(torch.isfinite(width) & problem.free.flatten(1), width,
-                        torch.zeros_like(width))
-    scale = 0.5 * width.amax(dim=1) if width.shape[1] else width.new_zeros(problem.batch)
-    return torch.where(scale > 0, scale, torch.ones_like(scale))
+    return problem.step_scale
 
 
 def flat_dot(a: Tensor, b: Tensor) -> Tensor:

@@ -15,6 +15,10 @@ from ..nn.energy import EnergyTraits, energy_traits
 from ..nn.input_checks import check_tensor, validation
 from .domain import Box, unbounded
 
+FRAME_PROPERTIES = ("bounded", "all_free", "step_scale", "centre")
+"""What a :class:`Problem` computes once from its bounds alone (shared by problems on the
+same bounds: :meth:`Problem.with_energy`, the frames :class:`icnn.Argmin` reuses)."""
+
 
 @dataclass
 class Problem:
@@ -66,13 +70,36 @@ class Problem:
         """True when no coordinate is fixed (gradients then need no masking)."""
         return bool(self.free.all())
 
+    @functools.cached_property
+    def step_scale(self) -> Tensor:
+        """``(batch,)`` a natural first step length: half the widest finite free side, else 1.
+
+        Read-only (computed once per problem; a reused frame shares it).
+        """
+        width = (self.hi - self.lo).flatten(1)
+        width = torch.where(torch.isfinite(width) & self.free.flatten(1), width,
+                            torch.zeros_like(width))
+        scale = 0.5 * width.amax(dim=1) if width.shape[1] else width.new_zeros(self.batch)
+        return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+    @functools.cached_property
+    def centre(self) -> Tensor:
+        """``(batch, *shape)`` the box centre (0 where a bound is infinite), feasible; read-only."""
+        finite = torch.isfinite(self.lo) & torch.isfinite(self.hi)
+        centre = torch.where(finite, 0.5 * (self.lo + self.hi), torch.zeros_like(self.lo))
+        return self.project(centre)
+
     def with_energy(self, energy: Callable[[Tensor, Tensor | None], Tensor] | None) -> Problem:
         """The same problem evaluated through ``energy``.
 
-        The host reads already made of it (:attr:`bounded`, :attr:`all_free`) carry over.
+        What was computed once of it (:attr:`bounded`, :attr:`all_free`, :attr:`step_scale`,
+        :attr:`centre`) carries over, not made again.
         """
-        other = dataclasses.replace(self, energy=energy)
-        for name in ("bounded", "all_free"):
+        return self.with_frame(dataclasses.replace(self, energy=energy))
+
+    def with_frame(self, other: Problem) -> Problem:
+        """``other`` with this problem's once-computed properties (the same bounds)."""
+        for name in FRAME_PROPERTIES:
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
         return other
@@ -118,12 +145,15 @@ class Problem:
 def build_problem(
     model: nn.Module, x: Tensor | None, domain: Box | None, y0: Tensor | None,
     fixed: tuple[Tensor, Tensor] | None, batch: int | None = None,
-    traits: EnergyTraits | None = None,
+    traits: EnergyTraits | None = None, frame: Problem | None = None,
 ) -> Problem:
     """Validate the inputs of :func:`icnn.argmin` once and build the :class:`Problem`.
 
     ``traits``: the model's :class:`icnn.EnergyTraits` when the caller has read them already
-    (:class:`icnn.Argmin` caches them); None reads them here.
+    (:class:`icnn.Argmin` caches them); None reads them here. ``frame``: an earlier problem
+    whose bounds may be reused (:class:`icnn.Argmin`'s repeated solves): they are when no entry
+    is fixed, the domain is the same object with bounds given as numbers (nothing to change in
+    place), and batch, shape, dtype and device agree; its :data:`FRAME_PROPERTIES` come along.
 
     Raises:
         ValueError: bad shapes, dtypes, values, domain or fixed entries (the message names
@@ -162,6 +192,10 @@ def build_problem(
         domain = unbounded()
     if not isinstance(domain, Box):
         raise ValueError(f"domain must be None or icnn.Box, got {type(domain).__name__}")
+    if frame is not None and fixed is None and _same_frame(frame, domain, batch, shape, dtype,
+                                                           device):
+        return frame.with_frame(Problem(model=model, x=x, lo=frame.lo, hi=frame.hi,
+                                        free=frame.free, domain=domain, traits=traits))
     lo, hi = domain.bounds(batch, shape, dtype, device)
     both = torch.isfinite(lo) & torch.isfinite(hi)
     if bool((both & ~torch.isfinite(hi - lo)).any()):
@@ -194,3 +228,13 @@ def build_problem(
         hi = torch.where(mask, values, hi)
         free = ~mask
     return Problem(model=model, x=x, lo=lo, hi=hi, free=free, domain=domain, traits=traits)
+
+
+def _same_frame(frame: Problem, domain: Box, batch: int, shape: tuple[int, ...],
+                dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether ``frame``'s bounds are those a new problem on these arguments would build."""
+    numbers = all(isinstance(b, int | float) and not isinstance(b, bool)
+                  for b in (domain.lo, domain.hi))
+    return (numbers and frame.domain is domain and frame.batch == batch
+            and frame.shape == shape and frame.lo.dtype == dtype and frame.lo.device == device
+            and frame.all_free)
