@@ -193,3 +193,14 @@ def test_bounds_given_as_tensors_are_read_at_every_call():
     solver(x)
     hi.fill_(-0.5)
     assert (solver(x).y <= -0.5).all()
+
+
+def test_a_domain_assigned_after_construction_is_the_one_solved_over():
+    model = _picnn(activation="softplus", strong_convexity=0.1).requires_grad_(False)
+    solver = icnn.Argmin(model, domain=icnn.Box(-1.0, 1.0), method="pgd", tol=1e-6)
+    x = torch.randn(3, 5, generator=torch.Generator().manual_seed(10))
+    solver(x)
+    solver.domain = icnn.Box(-0.1, 0.1)
+    _same(solver(x), icnn.argmin(model, x, domain=icnn.Box(-0.1, 0.1), method="pgd", tol=1e-6))
+    solver.domain = None  # the whole space: strongly convex, so allowed
+    _same(solver(x), icnn.argmin(model, x, method="pgd", tol=1e-6))

@@ -141,3 +141,4 @@ def test_unknown_or_unsafe_backends_are_refused_at_construction():
 
     with pytest.raises(ValueError, match="got 'inductr'"):
         ICNNQConfig(compile="inductr")
+    assert ICNNQConfig(compile=True).compile is True  # Argmin's True: inductor

@@ -109,9 +109,10 @@ class Argmin:
                              "differentiable='unroll' keeps its steps in the autograd graph: pass "
                              "compile=False with it")
         self.compile = "inductor" if compile is True else compile
-        # the domain object every call uses, and the last problem's bounds (reused by the next
-        # call when they are the same: build_problem decides)
-        self._domain = unbounded() if domain is None else domain
+        # the whole space as one object (so that a frame can be recognised by its domain), and
+        # the last problem's bounds, reused by the next call when they are the same (same
+        # domain object, shapes, dtype, device: build_problem decides)
+        self._unbounded = unbounded()
         self._frame: Problem | None = None
         if self.compile:
             check_compile_backend(self.compile)
@@ -137,7 +138,8 @@ class Argmin:
         options = {**self.options, **options} if options else self.options
         tol = self.tol
         batch = _batch_without_context(model, x, y0, fixed)
-        problem = build_problem(model, x, self._domain, y0, fixed, batch=batch,
+        domain = self._unbounded if self.domain is None else self.domain
+        problem = build_problem(model, x, domain, y0, fixed, batch=batch,
                                 traits=self._current_traits(), frame=self._frame)
         traits = problem.traits
         if not problem.bounded and traits.strong_convexity == 0.0 and not self.allow_unbounded:

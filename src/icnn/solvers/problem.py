@@ -32,7 +32,9 @@ class Problem:
         traits: what the model declares (:class:`icnn.EnergyTraits`), read once per call;
             solvers consult only this, never the model's config.
         x: ``(batch, *context)`` or None.
-        lo, hi: ``(batch, *shape)`` bounds (``+-inf`` where unbounded).
+        lo, hi: ``(batch, *shape)`` bounds (``+-inf`` where unbounded); with ``free``,
+            read-only once built (:data:`FRAME_PROPERTIES` are computed from them once, and
+            :class:`icnn.Argmin` shares them between calls): build a new problem instead.
         free: ``(batch, *shape)`` bool, the coordinates the solver may move.
         bounded: True if every free coordinate has finite bounds on both sides.
         energy: optional fast evaluator ``energy(y, index) -> (len(index),)`` of ``f(x[index], y)``

@@ -101,6 +101,7 @@ def _term_value_and_grad(term: Term, y: Tensor, index: Tensor | None, start: Ten
         with torch.no_grad():
             grad, (_, value) = torch.func.grad_and_value(total, has_aux=True)(y.detach())
     except RuntimeError:  # a term torch.func cannot transform (an autograd.Function without
-        # setup_context): plain autograd, the same gradient (a real error in the term recurs)
+        # setup_context): plain autograd, the same gradient; the term runs again, so a real
+        # error in it recurs (and a term with side effects sees them twice)
         return ConditionedEnergy(term).value_and_grad(y, index, start=start)
     return value, grad

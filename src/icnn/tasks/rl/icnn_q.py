@@ -107,7 +107,7 @@ class ICNNQConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
         if self.compile:
-            check_compile_backend(self.compile)
+            check_compile_backend("inductor" if self.compile is True else self.compile)
         if self.entropy < 0:
             raise ValueError(f"expected entropy >= 0 (0: plain argmin of E), got {self.entropy}")
         if self.td_clip < 0:
