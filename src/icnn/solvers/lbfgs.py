@@ -91,8 +91,11 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         lo_i, hi_i = lo_flat[index], hi_flat[index]
         held = ((y_i <= lo_i) & (g_i > 0)) | ((y_i >= hi_i) & (g_i < 0)) | ~free_flat[index]
         working = (~held).to(y.dtype)
-        direction, has_memory = _two_loop(g_i * working, s_mem[:, index] * working,
-                                          r_mem[:, index] * working, filled[:, index])
+        # pairs are pushed at the end of an iteration, newest first: slots from iteration - 1
+        # on are empty in every row, and the recursion skips them (they would add exact zeros)
+        used = min(iteration - 1, memory)
+        direction, has_memory = _two_loop(g_i * working, s_mem[:used, index] * working,
+                                          r_mem[:used, index] * working, filled[:used, index])
         direction = direction * working
         # a component pushing out of the box through a bound it sits on moves nothing
         direction = torch.where(((y_i <= lo_i) & (direction < 0)) |
@@ -151,8 +154,11 @@ def _two_loop(grad: Tensor, s_mem: Tensor, r_mem: Tensor, filled: Tensor
               ) -> tuple[Tensor, Tensor]:
     """``-H grad`` by the two-loop recursion, batched; slot 0 is the newest pair.
 
-    Returns the direction ``(b, n)`` and ``(b,)`` whether any pair was usable.
+    Returns the direction ``(b, n)`` and ``(b,)`` whether any pair was usable. With no slots
+    (``m = 0``) the direction is ``-grad``, what empty slots give.
     """
+    if s_mem.shape[0] == 0:
+        return -grad.clone(), torch.zeros(grad.shape[0], dtype=torch.bool, device=grad.device)
     curvature = (s_mem * r_mem).sum(-1)  # (m, b)
     usable = filled & (curvature > 0)
     rho = torch.where(usable, 1.0 / torch.where(usable, curvature, torch.ones_like(curvature)),
