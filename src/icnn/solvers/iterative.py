@@ -49,6 +49,30 @@ def step_scale(problem: Problem) -> Tensor:
     return problem.step_scale
 
 
+def whole(t: Tensor) -> Tensor:
+    """``take`` for the whole batch in order: ``t`` itself (no gather)."""
+    return t
+
+
+class Rows:
+    """``take(t) = t[index]``: the rows a part-of-batch iteration runs on."""
+
+    def __init__(self, index: Tensor) -> None:
+        self.index = index
+
+    def __call__(self, t: Tensor) -> Tensor:
+        """``t[index]``."""
+        return t[self.index]
+
+
+def put(store: Tensor, index: Tensor, new: Tensor, every: bool) -> Tensor:
+    """``store`` with rows ``index`` set to ``new``; ``new`` itself when ``index`` is every row."""
+    if every:
+        return new
+    store[index] = new
+    return store
+
+
 def flat_dot(a: Tensor, b: Tensor) -> Tensor:
     """Per-example inner product ``(batch,)``."""
     return (a.flatten(1) * b.flatten(1)).sum(dim=1)

@@ -27,11 +27,14 @@ from torch import Tensor
 from .iterative import (
     Callback,
     Progress,
+    Rows,
     Stopping,
     flat_dot,
     initial_point,
     projected_step,
+    put,
     step_scale,
+    whole,
 )
 from .problem import Problem
 from .result import ArgminResult
@@ -86,16 +89,21 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         if index.numel() == 0:
             iteration -= 1
             break
-        y_i = y[index].reshape(-1, n)
-        g_i = grad[index].reshape(-1, n)
-        lo_i, hi_i = lo_flat[index], hi_flat[index]
-        held = ((y_i <= lo_i) & (g_i > 0)) | ((y_i >= hi_i) & (g_i < 0)) | ~free_flat[index]
+        # the whole batch running: views instead of gathers and scatters (the same values)
+        every = index.numel() == batch
+        sel = None if every else index
+        take = whole if every else Rows(index)
+        y_i = take(y).reshape(-1, n)
+        g_i = take(grad).reshape(-1, n)
+        lo_i, hi_i = take(lo_flat), take(hi_flat)
+        held = ((y_i <= lo_i) & (g_i > 0)) | ((y_i >= hi_i) & (g_i < 0)) | ~take(free_flat)
         working = (~held).to(y.dtype)
         # pairs are pushed at the end of an iteration, newest first: slots from iteration - 1
         # on are empty in every row, and the recursion skips them (they would add exact zeros)
         used = min(iteration - 1, memory)
-        direction, has_memory = _two_loop(g_i * working, s_mem[:used, index] * working,
-                                          r_mem[:used, index] * working, filled[:used, index])
+        memory_rows = (slice(None, used),) if every else (slice(None, used), index)
+        direction, has_memory = _two_loop(g_i * working, s_mem[memory_rows] * working,
+                                          r_mem[memory_rows] * working, filled[memory_rows])
         direction = direction * working
         # a component pushing out of the box through a bound it sits on moves nothing
         direction = torch.where(((y_i <= lo_i) & (direction < 0)) |
@@ -104,16 +112,20 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         gradient_step = -(g_i * working)
         aggregate = stop.aggregate_gradient(index, g_i)
         if aggregate is not None:  # after a failed search: the min-norm recent subgradient
-            retry = (failures[index] > 0)[:, None]
+            retry = (take(failures) > 0)[:, None]
             gradient_step = torch.where(retry, -(aggregate * working), gradient_step)
         g_inf = gradient_step.abs().amax(dim=1).clamp_min(torch.finfo(y.dtype).tiny)
-        gradient_step = gradient_step * (first_step[index] / g_inf)[:, None]
+        gradient_step = gradient_step * (take(first_step) / g_inf)[:, None]
         descent = has_memory & (flat_dot(direction, g_i) < 0)
         direction = torch.where(descent[:, None], direction, gradient_step)
-        filled[:, index] &= descent[None, :]  # no usable memory: start it afresh
+        if every:  # no usable memory: start it afresh
+            filled &= descent[None, :]
+        else:
+            filled[:, index] &= descent[None, :]
+        value_i = take(value)
         accepted, y_new, value_new, grad_new, trials = _line_search(
-            problem, index, y_i, value[index], g_i, direction, lo_i, hi_i, eps, stop)
-        evaluations[index] += trials
+            problem, index, y_i, value_i, g_i, direction, lo_i, hi_i, eps, stop)
+        evaluations = put(evaluations, index, take(evaluations) + trials, every)
         # curvature pairs from the accepted steps
         s_new = (y_new - y_i) * accepted[:, None]
         r_new = (grad_new - g_i) * accepted[:, None]
@@ -126,14 +138,17 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         filled[:, rows] = torch.cat([torch.ones_like(filled[:1, rows]), filled[:-1, rows]])
         # move the accepted examples; count failures of the others
         keep = ~accepted
-        y[index] = torch.where(keep[:, None], y_i, y_new).reshape(-1, *problem.shape)
-        value[index] = torch.where(keep, value[index], value_new)
-        grad[index] = torch.where(keep[:, None], g_i, grad_new).reshape(-1, *problem.shape)
-        failures[index] = torch.where(accepted, torch.zeros_like(failures[index]),
-                                      failures[index] + 1)
-        stalled[index] = failures[index] >= MAX_FAILURES
-        mapping = None if stop.certified else _mapping_norm(problem, y[index], grad[index], index)
-        done[index] = stop.passed(value[index], mapping, index)
+        y = put(y, index, torch.where(keep[:, None], y_i, y_new).reshape(-1, *problem.shape),
+                every)
+        value = put(value, index, torch.where(keep, value_i, value_new), every)
+        grad = put(grad, index, torch.where(keep[:, None], g_i, grad_new).reshape(
+            -1, *problem.shape), every)
+        failures_i = take(failures)
+        failures_i = torch.where(accepted, torch.zeros_like(failures_i), failures_i + 1)
+        failures = put(failures, index, failures_i, every)
+        stalled = put(stalled, index, failures_i >= MAX_FAILURES, every)
+        mapping = None if stop.certified else _mapping_norm(problem, take(y), take(grad), index)
+        done = put(done, index, stop.passed(take(value), mapping, sel), every)
         if callback is not None:
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))

@@ -24,12 +24,15 @@ from torch import Tensor
 from .iterative import (
     Callback,
     Progress,
+    Rows,
     Stopping,
     flat_dot,
     flat_norm,
     initial_point,
     projected_step,
+    put,
     step_scale,
+    whole,
 )
 from .problem import Problem
 from .result import ArgminResult
@@ -92,7 +95,7 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
         # the whole batch running (always so at batch 1): no gathers and scatters
         every = index.numel() == batch
         sel = None if every else index
-        take = _whole if every else _Rows(index)
+        take = whole if every else Rows(index)
         try_step, advance = fused if every else (_try_step, _advance)
         y_i, value_i = take(y), take(value)
         trial = try_step(problem, stop, sel, y_i, take(y_prev), take(theta), take(lipschitz),
@@ -106,13 +109,13 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
                    trial.value_new, trial.ok, eps)
         y_new, value_new, theta_new, passed = advance(problem, stop, sel, y_i, value_i, trial,
                                                       iteration == 1)
-        accepted = _put(accepted, index, trial.lip, every)
-        lipschitz = _put(lipschitz, index, trial.lip * SHRINK, every)
-        y_prev = _put(y_prev, index, y_i, every)
-        y = _put(y, index, y_new, every)
-        value = _put(value, index, value_new, every)
-        theta = _put(theta, index, theta_new, every)
-        done = _put(done, index, passed, every)
+        accepted = put(accepted, index, trial.lip, every)
+        lipschitz = put(lipschitz, index, trial.lip * SHRINK, every)
+        y_prev = put(y_prev, index, y_i, every)
+        y = put(y, index, y_new, every)
+        value = put(value, index, value_new, every)
+        theta = put(theta, index, theta_new, every)
+        done = put(done, index, passed, every)
         if callback is not None:
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))
@@ -235,28 +238,6 @@ def _first_lipschitz(lipschitz: float | Tensor | None, batch: int, dtype: torch.
             f"got {tuple(first.shape)} with values {first.flatten()[:4].tolist()}"
         )
     return first.clone()
-
-
-def _whole(t: Tensor) -> Tensor:
-    return t
-
-
-class _Rows:
-    """``take(t) = t[index]``."""
-
-    def __init__(self, index: Tensor) -> None:
-        self.index = index
-
-    def __call__(self, t: Tensor) -> Tensor:
-        return t[self.index]
-
-
-def _put(store: Tensor, index: Tensor, new: Tensor, every: bool) -> Tensor:
-    """``store`` with rows ``index`` set to ``new``; ``new`` itself when ``index`` is every row."""
-    if every:
-        return new
-    store[index] = new
-    return store
 
 
 def _mapping_norm(problem: Problem, sel: Tensor | None, v: Tensor, grad_v: Tensor,
