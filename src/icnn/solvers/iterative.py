@@ -37,10 +37,11 @@ Callback = Callable[[Progress], None]
 def initial_point(problem: Problem, y0: Tensor | None) -> Tensor:
     """``y0`` projected onto the domain, or the box centre (0 where a bound is infinite).
 
-    A new tensor either way (solvers write into it).
+    A new contiguous tensor either way (solvers write into it, and the order of their
+    per-example sums, and so their last bits, would otherwise follow ``y0``'s memory layout).
     """
     if y0 is not None:
-        return problem.project(y0.detach().to(problem.lo.dtype))
+        return problem.project(y0.detach().to(problem.lo.dtype)).contiguous()
     return problem.centre.clone()
 
 

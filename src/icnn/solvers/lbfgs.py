@@ -99,7 +99,8 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         held = ((y_i <= lo_i) & (g_i > 0)) | ((y_i >= hi_i) & (g_i < 0)) | ~take(free_flat)
         working = (~held).to(y.dtype)
         # pairs are pushed at the end of an iteration, newest first: slots from iteration - 1
-        # on are empty in every row, and the recursion skips them (they would add exact zeros)
+        # on are empty in every row, and the recursion skips them (they add zeros: the same
+        # direction, up to the sign of a zero component)
         used = min(iteration - 1, memory)
         memory_rows = (slice(None, used),) if every else (slice(None, used), index)
         direction, has_memory = _two_loop(g_i * working, s_mem[memory_rows] * working,
