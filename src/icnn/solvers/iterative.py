@@ -45,11 +45,6 @@ def initial_point(problem: Problem, y0: Tensor | None) -> Tensor:
     return problem.centre.clone()
 
 
-def step_scale(problem: Problem) -> Tensor:
-    """``(batch,)`` a natural first step length: half the widest finite free side, else 1."""
-    return problem.step_scale
-
-
 def whole(t: Tensor) -> Tensor:
     """``take`` for the whole batch in order: ``t`` itself (no gather)."""
     return t

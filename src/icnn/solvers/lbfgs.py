@@ -33,7 +33,6 @@ from .iterative import (
     initial_point,
     projected_step,
     put,
-    step_scale,
     whole,
 )
 from .problem import Problem
@@ -81,7 +80,7 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
     stalled = torch.zeros(batch, dtype=torch.bool, device=device)
     lo_flat, hi_flat = problem.lo.reshape(batch, n), problem.hi.reshape(batch, n)
     free_flat = problem.free.reshape(batch, n)
-    first_step = step_scale(problem)
+    first_step = problem.step_scale
     eps = 10 * torch.finfo(y.dtype).eps
     iteration = 0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - iteration is reported

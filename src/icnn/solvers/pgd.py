@@ -31,7 +31,6 @@ from .iterative import (
     initial_point,
     projected_step,
     put,
-    step_scale,
     whole,
 )
 from .problem import Problem
@@ -84,7 +83,7 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     evaluations = torch.zeros(batch, dtype=torch.long, device=device)
     eps = 10 * torch.finfo(y.dtype).eps
-    scale = step_scale(problem)
+    scale = problem.step_scale
     fused = _steps(compile)
     iteration = 0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - iteration is reported

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .iterative import Stopping, flat_norm, initial_point, step_scale
+from .iterative import Stopping, flat_norm, initial_point
 from .pgd import SHRINK, backtrack
 from .problem import Problem
 from .result import ArgminResult
@@ -55,7 +55,7 @@ def solve_unrolled(problem: Problem, y0: Tensor | None, *, steps: int, tol: floa
         v_d, f_d, g_d = v.detach(), value_v.detach(), grad_v.detach()
         stop.add_cut(v_d, f_d, g_d, rows)
         if lipschitz is None:
-            lipschitz = flat_norm(g_d) / step_scale(problem)
+            lipschitz = flat_norm(g_d) / problem.step_scale
             lipschitz = torch.where(lipschitz > 0, lipschitz, torch.ones_like(lipschitz))
             # a power of two: the step is then locally constant in the weights and x, so the
             # unrolled map's derivative is exact where the backtracking choices do not change
