@@ -94,9 +94,7 @@ class ConditionedEnergy:
             with torch.enable_grad():
                 leaf = y.detach().requires_grad_(True)
                 value = self._value(leaf, index)
-                total = value.sum()
-                if start is not None:  # recorded last, so autograd adds `start` first
-                    total = total + (leaf * start.detach()).sum()
+                total = gradient_total(value, leaf, start)
                 if total.requires_grad:
                     (grad,) = torch.autograd.grad(total, leaf)
                 else:  # an energy constant in y
@@ -107,6 +105,18 @@ class ConditionedEnergy:
                              f"-> values ({y.shape[0]},)), got values {tuple(value.shape)} and "
                              f"gradients {tuple(grad.shape)}: y broadcast against the contexts")
         return value, grad
+
+
+def gradient_total(value: Tensor, y: Tensor, start: Tensor | None) -> Tensor:
+    """The scalar whose gradient in ``y`` is ``start + grad_y sum value``, in autograd's order.
+
+    ``sum value``, then ``y . start`` recorded last, so that its gradient arrives, and is
+    added, first (how a wrapper's term that autograd records after the energy accumulates).
+    """
+    total = value.sum()
+    if start is not None:
+        total = total + (y * start.detach()).sum()
+    return total
 
 
 def linear_input_grad(grad: Tensor, weight: Tensor, inp: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from icnn.nn.conditioned import ConditionedEnergy
+from icnn.nn.conditioned import ConditionedEnergy, gradient_total
 from icnn.nn.energy import EnergyTraits, energy_traits
 from icnn.solvers.conditioning import energy_at
 
@@ -85,17 +85,14 @@ def _term_value_and_grad(term: Term, y: Tensor, index: Tensor | None, start: Ten
                          ) -> tuple[Tensor, Tensor]:
     """``term(y, index)`` ``(b,)`` and ``start + grad_y sum term`` (``y``'s shape), detached.
 
-    Autograd's gradient of ``sum term + sum y * start`` (``start`` recorded last, so added first,
-    as :meth:`icnn.nn.conditioned.ConditionedEnergy.value_and_grad` does), taken with
+    Autograd's gradient of :func:`icnn.nn.conditioned.gradient_total` (the graph
+    :meth:`icnn.nn.conditioned.ConditionedEnergy.value_and_grad` differentiates), taken with
     :func:`torch.func.grad_and_value`: the same graph and accumulation order, to the bit, and
     one that a compiled solver traces instead of breaking its graph.
     """
     def total(u: Tensor) -> tuple[Tensor, Tensor]:
         value = term(u, index)
-        summed = value.sum()
-        if start is not None:
-            summed = summed + (u * start).sum()
-        return summed, value
+        return gradient_total(value, u, start), value
 
     try:
         with torch.no_grad():
