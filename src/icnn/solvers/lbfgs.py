@@ -132,10 +132,11 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         curvature = flat_dot(s_new, r_new)
         good = accepted & (curvature > eps * flat_dot(s_new, s_new).sqrt()
                            * flat_dot(r_new, r_new).sqrt())
-        rows = index[good]
-        s_mem[:, rows] = torch.cat([s_new[good][None], s_mem[:-1, rows]])
-        r_mem[:, rows] = torch.cat([r_new[good][None], r_mem[:-1, rows]])
-        filled[:, rows] = torch.cat([torch.ones_like(filled[:1, rows]), filled[:-1, rows]])
+        # the good pairs go in front (newest first), the others keep their memory: a shift by
+        # ``where``, no boolean indexing (no host read)
+        s_mem = _push(s_mem, s_new, good, index, every)
+        r_mem = _push(r_mem, r_new, good, index, every)
+        filled = _push(filled, torch.ones_like(good), good, index, every)
         # move the accepted examples; count failures of the others
         keep = ~accepted
         y = put(y, index, torch.where(keep[:, None], y_i, y_new).reshape(-1, *problem.shape),
@@ -159,6 +160,19 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
     )
 
 
+def _push(memory: Tensor, new: Tensor, good: Tensor, index: Tensor, every: bool) -> Tensor:
+    """``memory`` ``(m, batch, ...)`` with ``new`` ``(b, ...)`` pushed in front on rows ``index``.
+
+    Only where ``good`` ``(b,)``: slot 0 takes ``new``, the older slots move back one and the
+    oldest drops out; the other rows are unchanged. ``every``: ``index`` is every row, in order.
+    """
+    rows = memory if every else memory[:, index]
+    shifted = torch.cat([new[None], rows[:-1]])
+    mask = good.view(1, -1, *([1] * (memory.ndim - 2)))
+    return put(memory.transpose(0, 1), index, torch.where(mask, shifted, rows).transpose(0, 1),
+               every).transpose(0, 1)
+
+
 def _mapping_norm(problem: Problem, y: Tensor, grad: Tensor, index: Tensor) -> Tensor:
     """``||P(y - g) - y||`` per example (the projected-gradient norm, :func:`projected_step`)."""
     moved = projected_step(grad, y, problem.lo[index], problem.hi[index])
@@ -178,11 +192,12 @@ def _two_loop(grad: Tensor, s_mem: Tensor, r_mem: Tensor, filled: Tensor
     usable = filled & (curvature > 0)
     rho = torch.where(usable, 1.0 / torch.where(usable, curvature, torch.ones_like(curvature)),
                       torch.zeros_like(curvature))
+    pairs = list(zip(s_mem.unbind(0), r_mem.unbind(0), rho.unbind(0), strict=True))
     q = grad.clone()
     alphas = []
-    for i in range(s_mem.shape[0]):
-        alpha = rho[i] * (s_mem[i] * q).sum(-1)
-        q = q - alpha[:, None] * r_mem[i]
+    for s_i, r_i, rho_i in pairs:
+        alpha = rho_i * (s_i * q).sum(-1)
+        q = q - alpha[:, None] * r_i
         alphas.append(alpha)
     # initial scaling s^T r / r^T r from the newest usable pair
     newest = torch.argmax(usable.to(torch.int8), dim=0)
@@ -193,9 +208,9 @@ def _two_loop(grad: Tensor, s_mem: Tensor, r_mem: Tensor, filled: Tensor
     gamma = torch.where(rr > 0, (s0 * r0).sum(-1) / torch.where(rr > 0, rr, torch.ones_like(rr)),
                         torch.ones_like(rr))
     r = gamma[:, None] * q
-    for i in reversed(range(s_mem.shape[0])):
-        beta = rho[i] * (r_mem[i] * r).sum(-1)
-        r = r + (alphas[i] - beta)[:, None] * s_mem[i]
+    for (s_i, r_i, rho_i), alpha in zip(reversed(pairs), reversed(alphas), strict=True):
+        beta = rho_i * (r_i * r).sum(-1)
+        r = r + (alpha - beta)[:, None] * s_i
     return -r, usable.any(dim=0)
 
 
