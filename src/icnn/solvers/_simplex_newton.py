@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .iterative import Rows, put, whole
+
 
 @dataclass
 class SimplexDual:
@@ -103,10 +105,13 @@ def solve_simplex_dual(
     ridge_scale = 1e-10 if dtype == torch.float64 else 1e-5
     for _ in range(max_iter):
         rows = (~done).nonzero().squeeze(1)
-        if rows.numel() == 0:
-            break
         b = rows.numel()
-        lam_r, valid_r = lam[rows], valid[rows]
+        if b == 0:
+            break
+        # every row running: views instead of gathers and scatters (the same values)
+        every = b == batch
+        take = whole if every else Rows(rows)
+        lam_r, valid_r = take(lam), take(valid)
         value, grad, hess = dual.derivatives(lam_r, rows)
         m = torch.where(valid_r, lam_r, torch.full_like(lam_r, -1.0)).argmax(-1)  # (b,)
         is_m = torch.nn.functional.one_hot(m, k).to(torch.bool)
@@ -116,7 +121,10 @@ def solve_simplex_dual(
         # projected reduced gradient: how far lam is from stationarity
         stationarity = (lam_r - (lam_r - r).clamp_min(0.0)).where(reduced, torch.zeros_like(r))
         measure = stationarity.abs().amax(-1)
-        stationary = measure <= tol[rows]
+        stationary = measure <= take(tol)
+        if bool(stationary.all()):  # nothing moves: the line search would be thrown away
+            done = put(done, rows, torch.ones_like(stationary), every)
+            break
         eps = measure.clamp_max(1e-3)[:, None]
         bound = reduced & (lam_r <= eps) & (r > 0)
         newton = reduced & ~bound
@@ -138,8 +146,12 @@ def solve_simplex_dual(
         failed = (info != 0)[:, None]
         direction = torch.where(newton & ~failed, newton_dir, grad_dir)
         direction = torch.where(reduced, direction, torch.zeros_like(direction))
-        # weights live in [0, 1]: a longer step only helps along a (near) null direction
-        direction = direction / direction.abs().amax(-1, keepdim=True).clamp_min(1.0)
+        # weights live in [0, 1]: a longer step only helps along a (near) null direction. The
+        # length is measured on the Newton set only: a bound weight (at most eps, pushed down)
+        # lands on 0 by the projection, however long its scaled-gradient step, and must not
+        # shorten the Newton step of the others
+        length = direction.where(newton, torch.zeros_like(direction)).abs().amax(-1, keepdim=True)
+        direction = direction / length.clamp_min(1.0)
         # candidates along the projection arc: the few longest for every row at once (most
         # rows accept one of them), then the tail of shorter ones only for the rows where all
         # of those failed
@@ -154,8 +166,8 @@ def solve_simplex_dual(
             chosen[retry] = chosen_short
             accept[retry] = accept_short
         move = accept & ~stationary
-        lam[rows] = torch.where(move[:, None], chosen, lam_r)
-        done[rows] = stationary | ~accept
+        lam = put(lam, rows, torch.where(move[:, None], chosen, lam_r), every)
+        done = put(done, rows, stationary | ~accept, every)
     return lam, done
 
 

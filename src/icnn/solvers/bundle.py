@@ -41,6 +41,7 @@ from torch import Tensor
 
 from ._simplex_newton import SimplexDual, row_picker, solve_simplex_dual
 from ._unit_box import UnitBox, choose_slot
+from .iterative import Rows, put, whole
 from .problem import Problem
 from .result import ArgminResult
 
@@ -134,21 +135,23 @@ def solve_bundle(
     eps = 1e-13 if dtype == torch.float64 else 1e-5
     iterations = 0
     for iteration in range(max_iter):
-        # only the examples still running: gather their state, update it, scatter it back
+        # only the examples still running: gather their state, update it, scatter it back;
+        # while every example runs, views instead (the same values)
         rows = running.nonzero().squeeze(1)
-        if rows.numel() == 0:
+        b = rows.numel()
+        if b == 0:
             break
         iterations = iteration + 1
-        b = rows.numel()
+        every = b == batch
+        take = whole if every else Rows(rows)
         arange = torch.arange(b, device=device)
         # planes are never dropped and a new one takes the first empty slot, so only the first
         # ``used`` slots can be occupied after this iteration
         used = min(k, iteration + 3)
-        G_r, h_r, valid_r, lam_r = G[rows, :used], h[rows, :used], valid[rows, :used], \
-            lam[rows, :used]
-        centre_r, centre_value_r, tau_r, free_r = centre[rows], centre_value[rows], tau[rows], \
-            free[rows]
-        best_value_r = best_value[rows]
+        G_r, h_r, valid_r, lam_r = (take(t)[:, :used] for t in (G, h, valid, lam))
+        centre_r, centre_value_r, tau_r, free_r = take(centre), take(centre_value), take(tau), \
+            take(free)
+        best_value_r = take(best_value)
         newton_tol = best_value_r.abs().clamp_min(1.0) * max(_NEWTON_TOL * tol, eps)
         new_lam, _ = solve_simplex_dual(proximal_dual(G_r, h_r, centre_r, tau_r, free_r), lam_r,
                                         valid_r, tol=newton_tol, max_iter=newton_iter)
@@ -157,19 +160,20 @@ def solve_bundle(
                         torch.zeros_like(c))
         planes = (G_r @ u[..., None]).squeeze(-1) + h_r
         model = torch.where(valid_r, planes, torch.full_like(planes, -torch.inf)).amax(-1)
-        value, grad, _ = box.evaluate(problem, u, index=rows)
-        lower[rows] = torch.maximum(lower[rows], bound)
+        value, grad, _ = box.evaluate(problem, u, index=None if every else rows)
+        lower = put(lower, rows, torch.maximum(take(lower), bound), every)
         improved = value < best_value_r
-        best_u[rows] = torch.where(improved[:, None], u, best_u[rows])
-        best_value[rows] = best_value_r = torch.where(improved, value, best_value_r)
+        best_u = put(best_u, rows, torch.where(improved[:, None], u, take(best_u)), every)
+        best_value_r = torch.where(improved, value, best_value_r)
+        best_value = put(best_value, rows, best_value_r, every)
         predicted = (centre_value_r - model).clamp_min(0.0)
         serious = value <= centre_value_r - _SERIOUS * predicted
         good = serious & (value <= centre_value_r - _GOOD_MODEL * predicted)
         bad = ~serious & (value > centre_value_r)
-        tau_r = torch.where(good, (2.0 * tau_r).clamp_max(tau_max[rows]), tau_r)
-        tau[rows] = torch.where(bad, (0.5 * tau_r).clamp_min(tau_min[rows]), tau_r)
-        centre[rows] = torch.where(serious[:, None], u, centre_r)
-        centre_value[rows] = torch.where(serious, value, centre_value_r)
+        tau_r = torch.where(good, (2.0 * tau_r).clamp_max(take(tau_max)), tau_r)
+        tau = put(tau, rows, torch.where(bad, (0.5 * tau_r).clamp_min(take(tau_min)), tau_r), every)
+        centre = put(centre, rows, torch.where(serious[:, None], u, centre_r), every)
+        centre_value = put(centre_value, rows, torch.where(serious, value, centre_value_r), every)
         # the new plane into an empty slot; once the bundle is full, the aggregate plane goes into
         # slot 0 (the next subproblem starts from it) and the new one replaces the least active.
         # Before that the aggregate would only duplicate a combination of the planes present
@@ -184,13 +188,15 @@ def solve_bundle(
         slot = choose_slot(valid_r, lam_r, first=1)
         G_r[arange, slot] = grad
         h_r[arange, slot] = value - (grad * u).sum(-1)
-        allowance[rows] = torch.maximum(allowance[rows],
-                                        box.plane_allowance(value, grad, u, index=rows))
+        allowance = put(allowance, rows, torch.maximum(
+            take(allowance), box.plane_allowance(value, grad, u, index=None if every else rows)),
+            every)
         valid_r[arange, slot] = True
         lam_r[arange, slot] = 0.0
-        G[rows, :used], h[rows, :used], valid[rows, :used] = G_r, h_r, valid_r
+        if not every:  # with every row, G_r, h_r and valid_r are views: written in place
+            G[rows, :used], h[rows, :used], valid[rows, :used] = G_r, h_r, valid_r
         lam[rows, :used] = lam_r
-        running[rows] = ~_passed(best_value_r, lower[rows], tol)
+        running = put(running, rows, ~_passed(best_value_r, take(lower), tol), every)
     lower = (lower.double() - allowance).to(dtype)  # reported: rounding of the planes removed
     converged = _passed(best_value, lower, tol)
     return ArgminResult(
