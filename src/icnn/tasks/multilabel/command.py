@@ -51,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ff hidden width / picnn x-path width (paper: 600)")
     add("--y-hidden", type=int, default=d.y_hidden, help="picnn y-path hidden width")
     add("--dropout", type=float, default=d.dropout,
-        help="ff: dropout on the hidden layer; picnn: dropout on the input features")
+        help="picnn: dropout on the input features (the ff net's: --ff-dropout)")
+    add("--ff-dropout", type=float, nargs="+", default=d.ff_dropout,
+        help="the ff net's dropout on its hidden layer (--model ff and the picnn warm start's "
+             "baseline), chosen on validation among these values (default: 0 0.5)")
     add("--strong-convexity", type=float, default=d.strong_convexity,
         help="picnn: mu of the added mu/2 ||y||^2")
     add("--solver", choices=SOLVERS, default=d.solver,

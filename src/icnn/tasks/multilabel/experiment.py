@@ -29,7 +29,7 @@ from .config import MultilabelConfig
 from .inference import label_scores
 from .metrics import LOWER_IS_BETTER, best_threshold, multilabel_scores
 from .models import FeedForward, count_parameters, load_feedforward, save_feedforward
-from .training import fit, starting_baseline
+from .training import fit, select_feedforward, starting_baseline
 
 __all__ = ["CHECKPOINT", "compare_on_validation", "load_data", "load_feedforward",
            "resolve_label_count", "run_experiment", "save_model", "score_feedforward",
@@ -105,7 +105,8 @@ def score_feedforward(ff: FeedForward, validation: MultilabelData, test: Multila
     started = time.perf_counter()
     choice = best_threshold(label_scores(ff, validation.features), validation.labels, metric)
     predictions = label_scores(ff, test.features) >= choice.threshold
-    return BaselineResult("ff", {"hidden": ff.config["hidden"]}, choice.threshold, choice.score,
+    return BaselineResult("ff", {"hidden": ff.config["hidden"], "dropout": ff.config["dropout"]},
+                          choice.threshold, choice.score,
                           multilabel_scores(test.labels, predictions),
                           time.perf_counter() - started)
 
@@ -172,10 +173,15 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
             f"{test.n_examples} test, {train.n_features} features, {train.n_labels} labels")
         baselines: dict[str, BaselineResult] = {}
         ff = None
+        selection = None
         if config.warm_start:
             ff = starting_baseline(config, train, validation, log)
             baselines["ff"] = score_feedforward(ff, validation, test, config.threshold_metric)
-        model, history, best_epoch = fit(config, train, validation, log, baseline=ff)
+        if config.model == "ff":
+            model, history, best_epoch, selection = select_feedforward(config, train,
+                                                                       validation, log)
+        else:
+            model, history, best_epoch = fit(config, train, validation, log, baseline=ff)
         solver, iters = config.inference_solver, config.solver_iters
         val_scores = label_scores(model, validation.features, solver=solver, iterations=iters)
         choice = best_threshold(val_scores, validation.labels, config.threshold_metric)
@@ -206,6 +212,8 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         "n_train": train.n_examples, "n_validation": validation.n_examples,
         "n_test": test.n_examples, "n_features": train.n_features, "n_labels": train.n_labels,
         "n_parameters": count_parameters(model),
+        # --model ff: the dropout chosen on validation, and every candidate's score
+        "ff_dropout_selection": selection,
         "inference": "sigmoid" if config.model == "ff" else f"argmin:{solver}x{iters}",
         # data paths as given, or relative to the repository / $ICNN_DATA_DIR (recorded_path)
         "config": {**dataclasses.asdict(config), "train": recorded_path(config.train),

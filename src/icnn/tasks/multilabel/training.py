@@ -37,7 +37,11 @@ _BCE_EPS = 1e-6
 def build_model(config: MultilabelConfig, x_dim: int, n_labels: int) -> nn.Module:
     """The model named by ``config.model``, freshly initialised from ``torch``'s global RNG."""
     if config.model == "ff":
-        return FeedForward(x_dim, n_labels, hidden=config.hidden, dropout=config.dropout)
+        if len(config.ff_dropout) != 1:
+            raise ValueError(f"expected one ff_dropout to build the net (select_feedforward "
+                             f"chooses among several), got {list(config.ff_dropout)}")
+        return FeedForward(x_dim, n_labels, hidden=config.hidden,
+                           dropout=config.ff_dropout[0])
     return build_picnn(x_dim, n_labels, hidden=(config.y_hidden,), x_hidden=(config.hidden,),
                        strong_convexity=config.strong_convexity)
 
@@ -162,7 +166,39 @@ class BestOnValidation:
 def baseline_config(config: MultilabelConfig) -> MultilabelConfig:
     """The ``--model ff`` run a warm-started PICNN starts from (same data, split and seed)."""
     return dataclasses.replace(config, model="ff", epochs=config.ff_epochs, lr=config.ff_lr,
-                               patience=config.ff_patience, out=f"{config.out}/ff")
+                               patience=config.ff_patience, dropout=0.0, out=f"{config.out}/ff")
+
+
+def select_feedforward(config: MultilabelConfig, train: MultilabelData,
+                       validation: MultilabelData, log: Callable[[str], None] | None = None
+                       ) -> tuple[FeedForward, list[dict[str, float]], int, list[dict[str, float]]]:
+    """Train the feed-forward net once per ``config.ff_dropout`` value; keep the best on validation.
+
+    Every candidate is :func:`fit` from the same seed (same split, initialisation and batch
+    order); the first in the grid wins ties.
+
+    Returns:
+        the chosen net, its history and best epoch, and the selection: one
+        ``{"dropout", "val_score", "best_epoch"}`` per candidate.
+    """
+    best = None
+    selection = []
+    for dropout in config.ff_dropout:
+        candidate = dataclasses.replace(config, ff_dropout=(dropout,))
+        if log is not None and len(config.ff_dropout) > 1:
+            log(f"feed-forward net, dropout {dropout} (chosen on validation among "
+                f"{list(config.ff_dropout)})")
+        model, history, epoch = fit(candidate, train, validation, log)
+        score = next(r[f"val_{config.threshold_metric}"] for r in history
+                     if r.get("epoch") == epoch)
+        selection.append({"dropout": dropout, "val_score": abs(score), "best_epoch": epoch})
+        if best is None or score > best[0]:
+            best = (score, model, history, epoch)
+    assert best is not None  # ff_dropout is never empty (MultilabelConfig checks)
+    _, model, history, epoch = best
+    if log is not None and len(config.ff_dropout) > 1:
+        log(f"feed-forward net: dropout {model.config['dropout']} chosen on validation")
+    return model, history, epoch, selection
 
 
 def load_baseline(config: MultilabelConfig, x_dim: int, n_labels: int) -> FeedForward:
@@ -210,7 +246,7 @@ def starting_baseline(config: MultilabelConfig, train: MultilabelData,
         return load_baseline(config, train.n_features, train.n_labels)
     if log is not None:
         log("warm start: training the feed-forward baseline first")
-    ff, _, _ = fit(baseline_config(config), train, validation, log)
+    ff, _, _, _ = select_feedforward(baseline_config(config), train, validation, log)
     return ff
 
 
@@ -219,6 +255,7 @@ def fit(config: MultilabelConfig, train: MultilabelData, validation: MultilabelD
         ) -> tuple[nn.Module, list[dict[str, float]], int]:
     """Train the configured model; return it (best validation epoch), the history, that epoch.
 
+    A feed-forward net with several ``ff_dropout`` values is :func:`select_feedforward`'s choice.
     Seeds torch before building the model, so a run is reproducible from ``config.seed``. With
     a warm start the history begins with the epoch-0 record of the starting point, and the
     returned epoch may be 0 (the baseline-equivalent energy was best on validation).
@@ -227,6 +264,9 @@ def fit(config: MultilabelConfig, train: MultilabelData, validation: MultilabelD
     """
     from icnn.learn import Trainer, TrainerConfig, seed_everything
 
+    if config.model == "ff" and len(config.ff_dropout) > 1:  # one fit per candidate
+        model, history, epoch, _ = select_feedforward(config, train, validation, log)
+        return model, history, epoch
     initial = None
     if config.warm_start:
         ff = baseline if baseline is not None else starting_baseline(config, train, validation,

@@ -1,0 +1,86 @@
+"""The feed-forward net's dropout, chosen on the validation split (issue 18)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from icnn.tasks.multilabel.config import FF_DROPOUT, MultilabelConfig
+from icnn.tasks.multilabel.experiment import load_data
+from icnn.tasks.multilabel.training import build_model, fit, select_feedforward
+
+
+def _config(data_dir, **overrides) -> MultilabelConfig:
+    d = data_dir / "emotions"
+    settings = {"train": str(d / "emotions-train.arff"), "test": str(d / "emotions-test.arff"),
+                "labels": 6, "model": "ff", "hidden": 32, "batch_size": 32, "max_train": 200,
+                "epochs": 3, "threads": 1, "progress": False, "seed": 3, **overrides}
+    return MultilabelConfig(**settings)
+
+
+def test_the_default_grid_is_no_dropout_or_a_half():
+    assert MultilabelConfig().ff_dropout == FF_DROPOUT == (0.0, 0.5)
+
+
+@pytest.mark.parametrize("grid", [(), (0.5, 0.5), (1.0,), (-0.1,), (True,)])
+def test_a_bad_grid_is_refused(grid):
+    with pytest.raises(ValueError, match="expected ff_dropout to be distinct values in"):
+        MultilabelConfig(ff_dropout=grid)
+
+
+def test_the_feedforward_net_takes_its_dropout_from_ff_dropout_not_dropout():
+    with pytest.raises(ValueError, match="expected --ff-dropout for the feed-forward"):
+        MultilabelConfig(model="ff", dropout=0.3)
+    MultilabelConfig(model="picnn", dropout=0.3)  # the picnn's input dropout
+    with pytest.raises(ValueError, match="expected one ff_dropout"):
+        build_model(MultilabelConfig(model="ff"), 4, 3)
+    net = build_model(MultilabelConfig(model="ff", ff_dropout=(0.25,)), 4, 3)
+    assert net.config["dropout"] == 0.25
+
+
+def test_selection_keeps_the_candidate_best_on_validation_and_equals_its_own_fit(data_dir):
+    config = _config(data_dir)
+    train, validation, _ = load_data(config)
+    model, history, epoch, selection = select_feedforward(config, train, validation)
+    assert [s["dropout"] for s in selection] == [0.0, 0.5]
+    scores = [s["val_score"] for s in selection]
+    chosen = max(range(2), key=lambda i: (scores[i], -i))  # the first wins ties
+    assert model.config["dropout"] == selection[chosen]["dropout"]
+    assert epoch == selection[chosen]["best_epoch"]
+    assert history[epoch - 1]["val_example_f1"] == pytest.approx(scores[chosen], abs=0)
+    # every candidate is the fit of that dropout alone, from the same seed: the same weights
+    alone, _, alone_epoch = fit(dataclasses.replace(config, ff_dropout=(selection[chosen][
+        "dropout"],)), train, validation)
+    assert alone_epoch == epoch
+    for (name, a), b in zip(model.state_dict().items(), alone.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    # fit() of a grid is the selection's choice too
+    again, _, again_epoch = fit(config, train, validation)
+    assert again_epoch == epoch and torch.equal(again.net[0].weight, model.net[0].weight)
+
+
+def test_an_ff_run_records_the_selection_and_a_picnn_run_its_baselines_dropout(data_dir,
+                                                                             tmp_path):
+    from icnn.cli import main
+
+    d = data_dir / "emotions"
+    common = ["multilabel", "--train", str(d / "emotions-train.arff"), "--test",
+              str(d / "emotions-test.arff"), "--hidden", "16", "--y-hidden", "8",
+              "--max-train", "150", "--batch-size", "32", "--solver-iters", "2", "--threads",
+              "1", "--no-progress", "--baselines"]
+    assert main([*common, "--model", "ff", "--epochs", "2", "--ff-dropout", "0", "0.3",
+                 "--out", str(tmp_path / "ff")]) == 0
+    metrics = json.loads((tmp_path / "ff" / "metrics.json").read_text())
+    selection = metrics["ff_dropout_selection"]
+    assert [s["dropout"] for s in selection] == [0.0, 0.3]
+    best = max(selection, key=lambda s: s["val_score"])
+    assert metrics["val_score"] == pytest.approx(best["val_score"], abs=1e-12)
+    assert main([*common, "--model", "picnn", "--epochs", "1", "--ff-epochs", "2",
+                 "--ff-dropout", "0.3", "--out", str(tmp_path / "picnn")]) == 0
+    metrics = json.loads((tmp_path / "picnn" / "metrics.json").read_text())
+    assert metrics["baselines"]["ff"]["hyper"] == {"hidden": 16, "dropout": 0.3}
+    assert metrics["ff_dropout_selection"] is None
