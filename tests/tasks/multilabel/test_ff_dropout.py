@@ -31,6 +31,23 @@ def test_a_bad_grid_is_refused(grid):
         MultilabelConfig(ff_dropout=grid)
 
 
+@pytest.mark.parametrize("grid", [0.5, "0.5", None])
+def test_a_grid_that_is_not_a_sequence_is_refused(grid):
+    with pytest.raises(ValueError, match="expected ff_dropout to be a sequence of values"):
+        MultilabelConfig(ff_dropout=grid)
+
+
+def test_for_hamming_the_lowest_validation_loss_is_chosen(data_dir):
+    config = _config(data_dir, threshold_metric="hamming", ff_dropout=(0.0, 0.5))
+    train, validation, _ = load_data(config)
+    model, _, _, selection = select_feedforward(config, train, validation)
+    losses = [s["val_score"] for s in selection]
+    assert all(0.0 <= v <= 1.0 for v in losses)  # the Hamming loss itself, not its negation
+    chosen = min(range(2), key=lambda i: (losses[i], i))
+    assert [s["chosen"] for s in selection] == [i == chosen for i in range(2)]
+    assert model.config["dropout"] == selection[chosen]["dropout"]
+
+
 def test_the_feedforward_net_takes_its_dropout_from_ff_dropout_not_dropout():
     with pytest.raises(ValueError, match="expected --ff-dropout for the feed-forward"):
         MultilabelConfig(model="ff", dropout=0.3)
@@ -49,6 +66,7 @@ def test_selection_keeps_the_candidate_best_on_validation_and_equals_its_own_fit
     scores = [s["val_score"] for s in selection]
     chosen = max(range(2), key=lambda i: (scores[i], -i))  # the first wins ties
     assert model.config["dropout"] == selection[chosen]["dropout"]
+    assert [s["chosen"] for s in selection] == [i == chosen for i in range(2)]
     assert epoch == selection[chosen]["best_epoch"]
     assert history[epoch - 1]["val_example_f1"] == pytest.approx(scores[chosen], abs=0)
     # every candidate is the fit of that dropout alone, from the same seed: the same weights
@@ -77,7 +95,8 @@ def test_an_ff_run_records_the_selection_and_a_picnn_run_its_baselines_dropout(d
     metrics = json.loads((tmp_path / "ff" / "metrics.json").read_text())
     selection = metrics["ff_dropout_selection"]
     assert [s["dropout"] for s in selection] == [0.0, 0.3]
-    best = max(selection, key=lambda s: s["val_score"])
+    best = max(selection, key=lambda s: s["val_score"])  # example F1: higher is better
+    assert [s["chosen"] for s in selection] == [s is best for s in selection]
     assert metrics["val_score"] == pytest.approx(best["val_score"], abs=1e-12)
     assert main([*common, "--model", "picnn", "--epochs", "1", "--ff-epochs", "2",
                  "--ff-dropout", "0.3", "--out", str(tmp_path / "picnn")]) == 0

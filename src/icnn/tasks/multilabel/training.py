@@ -179,7 +179,8 @@ def select_feedforward(config: MultilabelConfig, train: MultilabelData,
 
     Returns:
         the chosen net, its history and best epoch, and the selection: one
-        ``{"dropout", "val_score", "best_epoch"}`` per candidate.
+        ``{"dropout", "val_score", "best_epoch", "chosen"}`` per candidate (``val_score`` the
+        threshold metric's value, lower-is-better for Hamming; ``chosen`` True on one).
     """
     best = None
     selection = []
@@ -191,11 +192,13 @@ def select_feedforward(config: MultilabelConfig, train: MultilabelData,
         model, history, epoch = fit(candidate, train, validation, log)
         score = next(r[f"val_{config.threshold_metric}"] for r in history
                      if r.get("epoch") == epoch)
-        selection.append({"dropout": dropout, "val_score": abs(score), "best_epoch": epoch})
+        selection.append({"dropout": dropout, "val_score": abs(score), "best_epoch": epoch,
+                          "chosen": False})
         if best is None or score > best[0]:
-            best = (score, model, history, epoch)
+            best = (score, model, history, epoch, len(selection) - 1)
     assert best is not None  # ff_dropout is never empty (MultilabelConfig checks)
-    _, model, history, epoch = best
+    _, model, history, epoch, chosen = best
+    selection[chosen]["chosen"] = True
     if log is not None and len(config.ff_dropout) > 1:
         log(f"feed-forward net: dropout {model.config['dropout']} chosen on validation")
     return model, history, epoch, selection
