@@ -103,3 +103,43 @@ def test_an_ff_run_records_the_selection_and_a_picnn_run_its_baselines_dropout(d
     metrics = json.loads((tmp_path / "picnn" / "metrics.json").read_text())
     assert metrics["baselines"]["ff"]["hyper"] == {"hidden": 16, "dropout": 0.3}
     assert metrics["ff_dropout_selection"] is None
+
+
+def test_a_small_training_set_gets_at_least_eight_batches_an_epoch():
+    from icnn.tasks.multilabel.training import MIN_BATCHES, effective_batch_size
+
+    config = MultilabelConfig(batch_size=128)
+    assert MIN_BATCHES == 8
+    assert effective_batch_size(config, 4148) == 128  # BibTeX: as given
+    assert effective_batch_size(config, 1024) == 128  # exactly 8 batches of 128
+    assert effective_batch_size(config, 1025) == 128
+    assert effective_batch_size(config, 1023) == 128  # ceil(1023 / 8) = 128
+    assert effective_batch_size(config, 255) == 32  # yeast's small-data protocol
+    assert effective_batch_size(config, 5) == 1
+    assert effective_batch_size(MultilabelConfig(batch_size=16), 255) == 16  # never raised
+
+
+def test_the_effective_batch_size_drives_training_and_is_recorded(data_dir, tmp_path,
+                                                                   monkeypatch):
+    import icnn.learn
+    from icnn.cli import main
+
+    seen = []
+    original = icnn.learn.TrainerConfig
+
+    def recording(*args, **kwargs):
+        config = original(*args, **kwargs)
+        seen.append(config.batch_size)
+        return config
+
+    monkeypatch.setattr(icnn.learn, "TrainerConfig", recording)
+    d = data_dir / "emotions"
+    out = tmp_path / "ff"
+    assert main(["multilabel", "--train", str(d / "emotions-train.arff"), "--test",
+                 str(d / "emotions-test.arff"), "--model", "ff", "--hidden", "16", "--epochs",
+                 "1", "--ff-dropout", "0", "--max-train", "100", "--threads", "1",
+                 "--no-progress", "--baselines", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train"] == 85 and metrics["batch_size_effective"] == 11  # ceil(85 / 8)
+    assert metrics["config"]["batch_size"] == 128
+    assert seen == [11]  # what the trainer was given

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="picnn: loss through the argmin (Section 5.2) or max-margin (Section 5.1)")
     add("--out", default=d.out, help="output folder for metrics.json and model.safetensors")
     add("--epochs", type=int, default=d.epochs, help="maximum training epochs")
-    add("--batch-size", type=int, default=d.batch_size, help="mini-batch size")
+    add("--batch-size", type=int, default=d.batch_size,
+        help="mini-batch size (lowered on a small training set: at least 8 batches an epoch)")
     add("--lr", type=float, default=d.lr,
         help="Adam learning rate (a warm-started picnn fine-tunes best with ~1e-4)")
     add("--weight-decay", type=float, default=d.weight_decay, help="Adam weight decay")

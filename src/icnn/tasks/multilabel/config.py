@@ -29,7 +29,9 @@ class MultilabelConfig:
         training: PICNN only: ``"argmin"`` (a loss on ``y_hat = argmin_y f``, Section 5.2) or
             ``"max-margin"`` (structured hinge with loss-augmented inference, Section 5.1).
         out: output folder (``metrics.json``, ``model.safetensors``, ``history.json``).
-        epochs, batch_size, lr, weight_decay: Adam training settings.
+        epochs, batch_size, lr, weight_decay: Adam training settings; ``batch_size`` is lowered
+            on a small training set so that an epoch has at least 8 mini-batches
+            (:func:`~icnn.tasks.multilabel.training.effective_batch_size`).
         patience: stop after this many epochs without a better validation score (0: never).
         hidden: width of the baseline's hidden layer and of the PICNN's x-path (paper: 600).
         y_hidden: width of the PICNN's y-path hidden layer.

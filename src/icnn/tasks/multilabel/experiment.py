@@ -29,7 +29,7 @@ from .config import MultilabelConfig
 from .inference import label_scores
 from .metrics import LOWER_IS_BETTER, best_threshold, multilabel_scores
 from .models import FeedForward, count_parameters, load_feedforward, save_feedforward
-from .training import fit, select_feedforward, starting_baseline
+from .training import effective_batch_size, fit, select_feedforward, starting_baseline
 
 __all__ = ["CHECKPOINT", "compare_on_validation", "load_data", "load_feedforward",
            "resolve_label_count", "run_experiment", "save_model", "score_feedforward",
@@ -212,6 +212,7 @@ def run_experiment(config: MultilabelConfig, log: Callable[[str], None] = print
         "n_train": train.n_examples, "n_validation": validation.n_examples,
         "n_test": test.n_examples, "n_features": train.n_features, "n_labels": train.n_labels,
         "n_parameters": count_parameters(model),
+        "batch_size_effective": effective_batch_size(config, train.n_examples),
         # --model ff: the dropout chosen on validation, and every candidate's score
         "ff_dropout_selection": selection,
         "inference": "sigmoid" if config.model == "ff" else f"argmin:{solver}x{iters}",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Callable
 
 import torch
@@ -32,6 +33,21 @@ from .warm_start import picnn_from_feedforward
 
 # keeps log(y) finite where the argmin sits on a face of the box
 _BCE_EPS = 1e-6
+# an epoch has at least this many mini-batches: a small training set gets smaller batches
+MIN_BATCHES = 8
+
+
+def effective_batch_size(config: MultilabelConfig, n_train: int) -> int:
+    """``config.batch_size``, lowered to ``ceil(n_train / MIN_BATCHES)`` where that is smaller.
+
+    The step budget of a run is ``epochs`` times the mini-batches per epoch: at the default 128
+    a training set of 255 examples (yeast's small-data protocol) gets 2 steps an epoch, 60 in 30
+    epochs, and the net stops improving only because the epochs run out (issue 18: every seed's
+    best epoch was the last; with at least 8 batches an epoch its test example F1 rose from
+    0.535 to 0.598, and emotions' (150) from 0.621 to 0.654). Sets of ``8 * batch_size``
+    examples or more (BibTeX, yeast, scene) keep the batch size as given.
+    """
+    return max(1, min(config.batch_size, math.ceil(n_train / MIN_BATCHES)))
 
 
 def build_model(config: MultilabelConfig, x_dim: int, n_labels: int) -> nn.Module:
@@ -296,7 +312,9 @@ def fit(config: MultilabelConfig, train: MultilabelData, validation: MultilabelD
         initial = hook.initial(trained)
     trainer = Trainer(
         trained, loss_function(config, hidden_from),
-        TrainerConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+        TrainerConfig(epochs=config.epochs, batch_size=effective_batch_size(config,
+                                                                            train.n_examples),
+                      lr=config.lr,
                       weight_decay=config.weight_decay, seed=config.seed,
                       monitor=hook.key, mode="max", patience=config.patience or None,
                       progress=config.progress),
