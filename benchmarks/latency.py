@@ -28,7 +28,7 @@ them. Then, timed round-robin over all cases of one size and batch (median of ``
   (:func:`icnn.nn.conditioned.hand_written_gradients` off): the same result to the bit, the
   cost before the hand-written backward passes;
 - ``cmp ms`` and ``cmp x`` (with ``--compile BACKEND``, e.g. ``inductor``): a handle built with
-  ``compile=BACKEND`` (pgd: its whole-batch iterations fused; the other methods: the energy),
+  ``compile=BACKEND`` (pgd and lbfgs: their whole-batch iterations fused; the others: the energy),
   compiled before the timing, and its ratio to the evaluations counted (``-`` without
   ``--compile``). Compiled kernels round differently: the result agrees with eager to rounding;
 - ``mdl ms``, ``hdl xm`` and ``cmp xm``: the unit issue 16 first measured in, one autograd

@@ -65,10 +65,11 @@ class Argmin:
         allow_unbounded: run on an unbounded domain without strong convexity.
         compile: False (default: eager, the reference) or True / a :func:`torch.compile`
             backend name (True: ``"inductor"``), worth it for fixed-shape repeated solves
-            (control): ``pgd`` runs its whole-batch iterations compiled (evaluation, cut, trial
-            step, acceptance and stopping test fused, the energy inlined; see
-            :func:`icnn.solvers.pgd.solve_pgd`), the other methods the energy they evaluate (the
-            conditioned y-path, or the model), compiled for the shapes they meet. The first
+            (control): ``pgd`` and ``lbfgs`` run their whole-batch iterations compiled
+            (evaluation, cut, trial step, acceptance and stopping test fused, the energy
+            inlined; see :func:`icnn.solvers.pgd.solve_pgd`,
+            :func:`icnn.solvers.lbfgs.solve_lbfgs`), the other methods the energy they evaluate
+            (the conditioned y-path, or the model), compiled for the shapes they meet. The first
             call per shape pays the compile;
             compiled kernels may round differently from eager, so results agree with
             :func:`icnn.argmin` to rounding, not to the bit (the certificates stay valid: they
@@ -175,8 +176,9 @@ class Argmin:
         if method == "auto":
             method = _auto_method(problem, options)
         max_iter = self.max_iter if self.max_iter is not None else DEFAULT_MAX_ITER[method]
-        # pgd compiles its whole-batch iterations (the energy inlined); the others the energy
-        fused = self.compile if method == "pgd" else False
+        # pgd and lbfgs compile their whole-batch iterations (the energy inlined); the others
+        # the energy
+        fused = self.compile if method in FUSED_METHODS else False
         fast = problem.with_energy(self._conditioned_energy(x, compile=not fused))
         result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options,
                            compile=fused or None)
@@ -205,6 +207,10 @@ class Argmin:
         if self.compile and compile:
             energy = _compiled(self.model, x, energy, self.compile)
         return energy
+
+
+# the methods whose whole-batch iterations run compiled with ``compile=`` (the others: the energy)
+FUSED_METHODS = ("pgd", "lbfgs")
 
 
 def check_compile_backend(backend: str) -> None:
@@ -336,7 +342,7 @@ def _dispatch(method: str, problem: Problem, y0: Tensor | None, *, tol: float, m
     if method == "lbfgs":
         from .lbfgs import solve_lbfgs
 
-        return solve_lbfgs(problem, y0, tol=tol, max_iter=max_iter, **options)
+        return solve_lbfgs(problem, y0, tol=tol, max_iter=max_iter, compile=compile, **options)
     if method == "exact":
         from .exact import solve_exact
 

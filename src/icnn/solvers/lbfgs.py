@@ -21,6 +21,9 @@ decides when to stop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -44,7 +47,8 @@ MAX_FAILURES = 2
 
 
 def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
-                memory: int = 10, callback: Callback | None = None) -> ArgminResult:
+                memory: int = 10, callback: Callback | None = None,
+                compile: str | None = None) -> ArgminResult:
     """Minimise ``f(x, y)`` over the problem's domain by projected L-BFGS.
 
     Args:
@@ -54,6 +58,14 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         max_iter: iterations (each one line search of one or more evaluations).
         memory: number of curvature pairs kept per example.
         callback: called with a :class:`Progress` after every iteration.
+        compile: None (eager) or a :func:`torch.compile` backend: the two halves of a
+            whole-batch iteration run compiled, the energy inlined (:func:`_try_step`: the
+            direction and the first trial; :func:`_advance`, when every first trial passed:
+            the cut, the curvature pair and the stopping test). Its two-loop recursion then
+            runs over all ``memory`` slots (one shape for every iteration; the empty ones add
+            zeros), and rounding may differ from eager. Iterations on part of the batch and
+            backtracking stay eager. The same limit on compiled versions as ``pgd`` (see
+            :func:`icnn.solvers.pgd.solve_pgd`).
 
     Returns:
         :class:`ArgminResult`; ``info["evaluations"]`` counts gradient evaluations per example,
@@ -62,7 +74,8 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
     if memory < 1:
         raise ValueError(f"memory must be >= 1, got {memory}")
     batch, device = problem.batch, problem.lo.device
-    stop = Stopping(problem, tol)
+    # a compiled iteration reads nothing back to the host (its cuts are masked on the device)
+    stop = Stopping(problem, tol, host_reads=False if compile else None)
     y = initial_point(problem, y0)
     n = y[0].numel()
     all_rows = torch.arange(batch, device=device)
@@ -82,6 +95,7 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
     free_flat = problem.free.reshape(batch, n)
     first_step = problem.step_scale
     eps = 10 * torch.finfo(y.dtype).eps
+    fused = _steps(compile)
     iteration = 0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - iteration is reported
         index = (~done & ~stalled).nonzero().squeeze(1)
@@ -92,64 +106,46 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         every = index.numel() == batch
         sel = None if every else index
         take = whole if every else Rows(index)
+        compiled = every and compile is not None
+        try_step, advance = fused if compiled else (_try_step, _advance)
         y_i = take(y).reshape(-1, n)
         g_i = take(grad).reshape(-1, n)
+        value_i, failures_i = take(value), take(failures)
         lo_i, hi_i = take(lo_flat), take(hi_flat)
-        held = ((y_i <= lo_i) & (g_i > 0)) | ((y_i >= hi_i) & (g_i < 0)) | ~take(free_flat)
-        working = (~held).to(y.dtype)
         # pairs are pushed at the end of an iteration, newest first: slots from iteration - 1
         # on are empty in every row, and the recursion skips them (they add zeros: the same
-        # direction, up to the sign of a zero component)
-        used = min(iteration - 1, memory)
+        # direction, up to the sign of a zero component); compiled, it runs over every slot
+        used = memory if compiled else min(iteration - 1, memory)
         memory_rows = (slice(None, used),) if every else (slice(None, used), index)
-        direction, has_memory = _two_loop(g_i * working, s_mem[memory_rows] * working,
-                                          r_mem[memory_rows] * working, filled[memory_rows])
-        direction = direction * working
-        # a component pushing out of the box through a bound it sits on moves nothing
-        direction = torch.where(((y_i <= lo_i) & (direction < 0)) |
-                                ((y_i >= hi_i) & (direction > 0)),
-                                torch.zeros_like(direction), direction)
-        gradient_step = -(g_i * working)
-        aggregate = stop.aggregate_gradient(index, g_i)
-        if aggregate is not None:  # after a failed search: the min-norm recent subgradient
-            retry = (take(failures) > 0)[:, None]
-            gradient_step = torch.where(retry, -(aggregate * working), gradient_step)
-        g_inf = gradient_step.abs().amax(dim=1).clamp_min(torch.finfo(y.dtype).tiny)
-        gradient_step = gradient_step * (take(first_step) / g_inf)[:, None]
-        descent = has_memory & (flat_dot(direction, g_i) < 0)
-        direction = torch.where(descent[:, None], direction, gradient_step)
+        trial = try_step(problem, stop, sel, index, y_i, g_i, value_i, s_mem[memory_rows],
+                         r_mem[memory_rows], filled[memory_rows], failures_i, take(first_step),
+                         lo_i, hi_i, take(free_flat), eps)
         if every:  # no usable memory: start it afresh
-            filled &= descent[None, :]
+            filled = filled & trial.descent[None, :]
         else:
-            filled[:, index] &= descent[None, :]
-        value_i = take(value)
-        accepted, y_new, value_new, grad_new, trials = _line_search(
-            problem, index, y_i, value_i, g_i, direction, lo_i, hi_i, eps, stop)
+            filled[:, index] &= trial.descent[None, :]
+        first_passed = bool(trial.ok.all())  # most iterations: every first trial passes
+        if first_passed:
+            accepted, y_new, value_new, grad_new = trial.ok, trial.y, trial.value, trial.grad
+            trials = torch.ones_like(failures_i)
+        else:  # backtracking adds the cuts of the rows as they pass
+            advance = _advance
+            accepted, y_new, value_new, grad_new, trials = _backtrack(
+                problem, index, y_i, value_i, g_i, trial, lo_i, hi_i, eps, stop)
         evaluations = put(evaluations, index, take(evaluations) + trials, every)
-        # curvature pairs from the accepted steps
-        s_new = (y_new - y_i) * accepted[:, None]
-        r_new = (grad_new - g_i) * accepted[:, None]
-        curvature = flat_dot(s_new, r_new)
-        good = accepted & (curvature > eps * flat_dot(s_new, s_new).sqrt()
-                           * flat_dot(r_new, r_new).sqrt())
-        # the good pairs go in front (newest first), the others keep their memory: a shift by
-        # ``where``, no boolean indexing (no host read)
-        s_mem = _push(s_mem, s_new, good, index, every)
-        r_mem = _push(r_mem, r_new, good, index, every)
-        filled = _push(filled, torch.ones_like(good), good, index, every)
-        # move the accepted examples; count failures of the others
-        keep = ~accepted
-        y = put(y, index, torch.where(keep[:, None], y_i, y_new).reshape(-1, *problem.shape),
-                every)
-        value = put(value, index, torch.where(keep, value_i, value_new), every)
-        grad = put(grad, index, torch.where(keep[:, None], g_i, grad_new).reshape(
-            -1, *problem.shape), every)
-        failures_i = take(failures)
-        failures_i = torch.where(accepted, torch.zeros_like(failures_i), failures_i + 1)
-        failures = put(failures, index, failures_i, every)
-        stalled = put(stalled, index, failures_i >= MAX_FAILURES, every)
-        mapping = None if stop.certified else _mapping_norm(problem, take(y), take(grad), index)
-        done = put(done, index, stop.passed(take(value), mapping, sel), every)
+        rows_of = whole if every else _MemoryRows(index)
+        step = advance(problem, stop, sel, index, y_i, g_i, value_i, failures_i, accepted,
+                       y_new, value_new, grad_new, rows_of(s_mem), rows_of(r_mem),
+                       rows_of(filled), eps, first_passed)
+        s_mem = _put_memory(s_mem, index, step.s_mem, every)
+        r_mem = _put_memory(r_mem, index, step.r_mem, every)
+        filled = _put_memory(filled, index, step.filled, every)
+        y = put(y, index, step.y.reshape(-1, *problem.shape), every)
+        value = put(value, index, step.value, every)
+        grad = put(grad, index, step.grad.reshape(-1, *problem.shape), every)
+        failures = put(failures, index, step.failures, every)
+        stalled = put(stalled, index, step.failures >= MAX_FAILURES, every)
+        done = put(done, index, step.passed, every)
         if callback is not None:
             callback(Progress(iteration, y.clone(), value.clone(), evaluations.clone(),
                               done.clone()))
@@ -160,17 +156,145 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
     )
 
 
-def _push(memory: Tensor, new: Tensor, good: Tensor, index: Tensor, every: bool) -> Tensor:
-    """``memory`` ``(m, batch, ...)`` with ``new`` ``(b, ...)`` pushed in front on rows ``index``.
+class _Trial(NamedTuple):
+    """One iteration's direction and first trial (step 1), for the rows it ran on (flat)."""
 
-    Only where ``good`` ``(b,)``: slot 0 takes ``new``, the older slots move back one and the
-    oldest drops out; the other rows are unchanged. ``every``: ``index`` is every row, in order.
+    direction: Tensor  # (b, n)
+    descent: Tensor  # (b,) bool: the quasi-Newton direction is a descent direction (kept)
+    y: Tensor  # (b, n) P(y + direction)
+    value: Tensor  # (b,) f there
+    grad: Tensor  # (b, n) its gradient
+    ok: Tensor  # (b,) bool: the Armijo test passes
+
+
+class _Step(NamedTuple):
+    """The rows' state after an iteration (flat points and gradients)."""
+
+    y: Tensor
+    value: Tensor
+    grad: Tensor
+    s_mem: Tensor  # (memory, b, n)
+    r_mem: Tensor
+    filled: Tensor  # (memory, b)
+    failures: Tensor  # (b,) consecutive failed line searches
+    passed: Tensor  # (b,) bool: the stopping test
+
+
+def _try_step(problem: Problem, stop: Stopping, sel: Tensor | None, index: Tensor, y: Tensor,
+              grad: Tensor, value: Tensor, s_mem: Tensor, r_mem: Tensor, filled: Tensor,
+              failures: Tensor, first_step: Tensor, lo: Tensor, hi: Tensor, free: Tensor,
+              eps: float) -> _Trial:
+    """The search direction (two-loop recursion on the free set) and its first trial.
+
+    ``sel``: the rows (None: the whole batch), ``index`` the same as a tensor; the other
+    arguments hold those rows, flat ``(b, n)``; ``s_mem``, ``r_mem``, ``filled`` the memory
+    slots the recursion runs over.
     """
-    rows = memory if every else memory[:, index]
-    shifted = torch.cat([new[None], rows[:-1]])
-    mask = good.view(1, -1, *([1] * (memory.ndim - 2)))
-    return put(memory.transpose(0, 1), index, torch.where(mask, shifted, rows).transpose(0, 1),
-               every).transpose(0, 1)
+    held = ((y <= lo) & (grad > 0)) | ((y >= hi) & (grad < 0)) | ~free
+    working = (~held).to(y.dtype)
+    direction, has_memory = _two_loop(grad * working, s_mem * working, r_mem * working, filled)
+    direction = direction * working
+    # a component pushing out of the box through a bound it sits on moves nothing
+    direction = torch.where(((y <= lo) & (direction < 0)) | ((y >= hi) & (direction > 0)),
+                            torch.zeros_like(direction), direction)
+    gradient_step = -(grad * working)
+    aggregate = stop.aggregate_gradient(index, grad)
+    if aggregate is not None:  # after a failed search: the min-norm recent subgradient
+        retry = (failures > 0)[:, None]
+        gradient_step = torch.where(retry, -(aggregate * working), gradient_step)
+    g_inf = gradient_step.abs().amax(dim=1).clamp_min(torch.finfo(y.dtype).tiny)
+    gradient_step = gradient_step * (first_step / g_inf)[:, None]
+    descent = has_memory & (flat_dot(direction, grad) < 0)
+    direction = torch.where(descent[:, None], direction, gradient_step)
+    # the first trial, step 1, on every row without gathers (``sel`` None in the energy when
+    # it is the whole batch); most iterations end here
+    trial = torch.maximum(torch.minimum(y + direction, hi), lo)
+    f_t, g_t = problem.value_and_grad(trial.reshape(-1, *problem.shape), index=sel)
+    return _Trial(direction, descent, trial, f_t, g_t.reshape(-1, y.shape[1]),
+                  _armijo(y, value, grad, trial, f_t, eps))
+
+
+def _armijo(y: Tensor, value: Tensor, grad: Tensor, trial: Tensor, f_t: Tensor,
+            eps: float) -> Tensor:
+    """``(b,)`` bool: ``f(trial) <= f(y) + c1 min(0, g^T (trial - y))`` (+ rounding), a descent."""
+    decrease = flat_dot(grad, trial - y).clamp_max(0.0)
+    slack = eps * value.abs().clamp_min(1.0)
+    return (f_t <= value + ARMIJO * decrease + slack) & (decrease < 0)
+
+
+def _advance(problem: Problem, stop: Stopping, sel: Tensor | None, index: Tensor, y: Tensor,
+             grad: Tensor, value: Tensor, failures: Tensor, accepted: Tensor, y_new: Tensor,
+             value_new: Tensor, grad_new: Tensor, s_mem: Tensor, r_mem: Tensor, filled: Tensor,
+             eps: float, cut: bool) -> _Step:
+    """Move the accepted rows, push their curvature pairs, count failures, test for stopping.
+
+    ``cut``: add the new points' cuts here (every first trial passed; backtracking adds them
+    as each row passes). ``s_mem``, ``r_mem``, ``filled``: the rows' whole memory.
+    """
+    if cut:
+        stop.add_cut(y_new, value_new, grad_new, sel)
+    # curvature pairs from the accepted steps
+    s_new = (y_new - y) * accepted[:, None]
+    r_new = (grad_new - grad) * accepted[:, None]
+    curvature = flat_dot(s_new, r_new)
+    good = accepted & (curvature > eps * flat_dot(s_new, s_new).sqrt()
+                       * flat_dot(r_new, r_new).sqrt())
+    # the good pairs go in front (newest first), the others keep their memory: a shift by
+    # ``where``, no boolean indexing (no host read)
+    s_mem, r_mem = _shift(s_mem, s_new, good), _shift(r_mem, r_new, good)
+    filled = _shift(filled, torch.ones_like(good), good)
+    # move the accepted examples; count failures of the others
+    keep = ~accepted
+    y_next = torch.where(keep[:, None], y, y_new)
+    value_next = torch.where(keep, value, value_new)
+    grad_next = torch.where(keep[:, None], grad, grad_new)
+    failures = torch.where(accepted, torch.zeros_like(failures), failures + 1)
+    mapping = None if stop.certified else _mapping_norm(
+        problem, y_next.reshape(-1, *problem.shape), grad_next.reshape(-1, *problem.shape), index)
+    return _Step(y_next, value_next, grad_next, s_mem, r_mem, filled, failures,
+                 stop.passed(value_next, mapping, sel))
+
+
+def _steps(backend: str | None) -> tuple[Callable, Callable]:
+    """``(_try_step, _advance)``, compiled with ``backend`` (cached per backend) or as they are."""
+    if backend is None:
+        return _try_step, _advance
+    if backend not in _COMPILED:
+        _COMPILED[backend] = (torch.compile(_try_step, backend=backend),
+                              torch.compile(_advance, backend=backend))
+    return _COMPILED[backend]
+
+
+_COMPILED: dict[str, tuple[Callable, Callable]] = {}
+
+
+def _shift(memory: Tensor, new: Tensor, good: Tensor) -> Tensor:
+    """``memory`` ``(m, b, ...)`` with ``new`` ``(b, ...)`` pushed in front where ``good`` ``(b,)``.
+
+    Slot 0 takes ``new``, the older slots move back one and the oldest drops out; the other
+    rows are unchanged.
+    """
+    shifted = torch.cat([new[None], memory[:-1]])
+    return torch.where(good.view(1, -1, *([1] * (memory.ndim - 2))), shifted, memory)
+
+
+class _MemoryRows:
+    """``memory -> memory[:, index]``: a part-of-batch iteration's rows of the memory."""
+
+    def __init__(self, index: Tensor) -> None:
+        self.index = index
+
+    def __call__(self, memory: Tensor) -> Tensor:
+        """``memory[:, index]``."""
+        return memory[:, self.index]
+
+
+def _put_memory(memory: Tensor, index: Tensor, rows: Tensor, every: bool) -> Tensor:
+    """``memory`` ``(m, batch, ...)`` with its rows ``index`` set to ``rows`` ``(m, b, ...)``."""
+    if every:
+        return rows
+    memory[:, index] = rows
+    return memory
 
 
 def _mapping_norm(problem: Problem, y: Tensor, grad: Tensor, index: Tensor) -> Tensor:
@@ -214,39 +338,31 @@ def _two_loop(grad: Tensor, s_mem: Tensor, r_mem: Tensor, filled: Tensor
     return -r, usable.any(dim=0)
 
 
-def _line_search(problem: Problem, index: Tensor, y: Tensor, value: Tensor, grad: Tensor,
-                 direction: Tensor, lo: Tensor, hi: Tensor, eps: float, stop: Stopping):
-    """Per-example projected backtracking; returns accepted, y, f, g (flat) and trial counts."""
+def _backtrack(problem: Problem, index: Tensor, y: Tensor, value: Tensor, grad: Tensor,
+               trial: _Trial, lo: Tensor, hi: Tensor, eps: float, stop: Stopping):
+    """Per-example projected backtracking after a first trial that some rows failed.
+
+    Returns accepted, y, f, g (flat) and trial counts; the accepted rows' cuts are added.
+    """
     b, n = y.shape
-    # the first trial, alpha = 1, on every row without gathers (``index`` None in the energy
-    # and the cuts when it is the whole batch); most iterations end here
-    whole = index.numel() == problem.batch  # index comes from nonzero: every row, in order
-    trial = torch.maximum(torch.minimum(y + direction, hi), lo)
-    f_t, g_t = problem.value_and_grad(trial.reshape(-1, *problem.shape),
-                                      index=None if whole else index)
+    direction = trial.direction
     trials = torch.ones(b, dtype=torch.long, device=y.device)
-    decrease = flat_dot(grad, trial - y).clamp_max(0.0)
-    slack = eps * value.abs().clamp_min(1.0)
-    ok = (f_t <= value + ARMIJO * decrease + slack) & (decrease < 0)
-    if bool(ok.all()):
-        stop.add_cut(trial, f_t, g_t, None if whole else index)
-        return ok, trial, f_t, g_t.reshape(-1, n), trials
     alpha = torch.ones(b, dtype=y.dtype, device=y.device)
     accepted = torch.zeros(b, dtype=torch.bool, device=y.device)
     y_new, value_new, grad_new = y.clone(), value.clone(), grad.clone()
     pending = torch.arange(b, device=y.device)
-    _accept(stop, index, pending, ok, trial, f_t, g_t, y_new, value_new, grad_new, accepted)
+    ok = trial.ok
+    _accept(stop, index, pending, ok, trial.y, trial.value, trial.grad, y_new, value_new,
+            grad_new, accepted)
     pending = pending[~ok]
     alpha[pending] *= 0.5
     for _ in range(MAX_BACKTRACKS - 1):
-        trial = torch.maximum(torch.minimum(y[pending] + alpha[pending, None] * direction[pending],
+        point = torch.maximum(torch.minimum(y[pending] + alpha[pending, None] * direction[pending],
                                             hi[pending]), lo[pending])
-        f_t, g_t = problem.value_and_grad(trial.reshape(-1, *problem.shape), index=index[pending])
+        f_t, g_t = problem.value_and_grad(point.reshape(-1, *problem.shape), index=index[pending])
         trials[pending] += 1
-        decrease = flat_dot(grad[pending], trial - y[pending]).clamp_max(0.0)
-        slack = eps * value[pending].abs().clamp_min(1.0)
-        ok = (f_t <= value[pending] + ARMIJO * decrease + slack) & (decrease < 0)
-        _accept(stop, index, pending, ok, trial, f_t, g_t, y_new, value_new, grad_new, accepted)
+        ok = _armijo(y[pending], value[pending], grad[pending], point, f_t, eps)
+        _accept(stop, index, pending, ok, point, f_t, g_t, y_new, value_new, grad_new, accepted)
         pending = pending[~ok]
         if pending.numel() == 0:
             break
