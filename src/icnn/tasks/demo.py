@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     results, histories = {}, {}
     for name, config in (("ff", ff_config), ("picnn", picnn_config)):
-        title = ("feed-forward baseline (fc600+ReLU+BN -> fc159 -> sigmoid, BCE)" if name == "ff"
+        title = ("feed-forward baseline (fc600+ReLU+BN+dropout -> fc159 -> sigmoid, BCE)" if name == "ff"
                  else f"PICNN energy f(x, y), y in [0,1]^159: x-path 600, y-path {config.y_hidden}; "
                       "starts as the baseline (Proposition 2), fine-tuned by soft example F1 "
                       f"through the bundle-entropy argmin ({config.solver_iters} iterations)")
