@@ -176,3 +176,22 @@ class Stopping:
     def lower_bound(self, dtype: torch.dtype) -> Tensor | None:
         """The certified lower bound ``(batch,)`` in ``dtype``, or None when uncertified."""
         return self.cuts.certified_bound.to(dtype) if self.certified else None
+
+
+def compiled_halves(try_step: Callable, advance: Callable, backend: str | None
+                    ) -> tuple[Callable, Callable]:
+    """A solver's two iteration halves compiled with ``backend``, or as they are (None).
+
+    Cached per functions and backend, so every solve of a process reuses one pair (and the
+    graphs it captured).
+    """
+    if backend is None:
+        return try_step, advance
+    key = (try_step, advance, backend)
+    if key not in _COMPILED:
+        _COMPILED[key] = (torch.compile(try_step, backend=backend),
+                          torch.compile(advance, backend=backend))
+    return _COMPILED[key]
+
+
+_COMPILED: dict[tuple[Callable, Callable, str], tuple[Callable, Callable]] = {}

@@ -21,7 +21,6 @@ decides when to stop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -32,6 +31,7 @@ from .iterative import (
     Progress,
     Rows,
     Stopping,
+    compiled_halves,
     flat_dot,
     initial_point,
     projected_step,
@@ -95,7 +95,7 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
     free_flat = problem.free.reshape(batch, n)
     first_step = problem.step_scale
     eps = 10 * torch.finfo(y.dtype).eps
-    fused = _steps(compile)
+    fused = compiled_halves(_try_step, _advance, compile)
     iteration = 0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - iteration is reported
         index = (~done & ~stalled).nonzero().squeeze(1)
@@ -253,19 +253,6 @@ def _advance(problem: Problem, stop: Stopping, sel: Tensor | None, index: Tensor
         problem, y_next.reshape(-1, *problem.shape), grad_next.reshape(-1, *problem.shape), index)
     return _Step(y_next, value_next, grad_next, s_mem, r_mem, filled, failures,
                  stop.passed(value_next, mapping, sel))
-
-
-def _steps(backend: str | None) -> tuple[Callable, Callable]:
-    """``(_try_step, _advance)``, compiled with ``backend`` (cached per backend) or as they are."""
-    if backend is None:
-        return _try_step, _advance
-    if backend not in _COMPILED:
-        _COMPILED[backend] = (torch.compile(_try_step, backend=backend),
-                              torch.compile(_advance, backend=backend))
-    return _COMPILED[backend]
-
-
-_COMPILED: dict[str, tuple[Callable, Callable]] = {}
 
 
 def _shift(memory: Tensor, new: Tensor, good: Tensor) -> Tensor:

@@ -15,7 +15,6 @@ made reliable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -26,6 +25,7 @@ from .iterative import (
     Progress,
     Rows,
     Stopping,
+    compiled_halves,
     flat_dot,
     flat_norm,
     initial_point,
@@ -84,7 +84,7 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
     evaluations = torch.zeros(batch, dtype=torch.long, device=device)
     eps = 10 * torch.finfo(y.dtype).eps
     scale = problem.step_scale
-    fused = _steps(compile)
+    fused = compiled_halves(_try_step, _advance, compile)
     iteration = 0
     for iteration in range(1, max_iter + 1):  # noqa: B007 - iteration is reported
         index = (~done).nonzero().squeeze(1)
@@ -208,19 +208,6 @@ def _advance(problem: Problem, stop: Stopping, sel: Tensor | None, y: Tensor, va
     if mapping is not None and first:
         stop.start(mapping)  # v = y0 on the first iteration (theta = 1: no momentum)
     return y_next, value_next, theta, stop.passed(value_next, mapping, sel)
-
-
-def _steps(backend: str | None) -> tuple[Callable, Callable]:
-    """``(_try_step, _advance)``, compiled with ``backend`` (cached per backend) or as they are."""
-    if backend is None:
-        return _try_step, _advance
-    if backend not in _COMPILED:
-        _COMPILED[backend] = (torch.compile(_try_step, backend=backend),
-                              torch.compile(_advance, backend=backend))
-    return _COMPILED[backend]
-
-
-_COMPILED: dict[str, tuple[Callable, Callable]] = {}
 
 
 def _first_lipschitz(lipschitz: float | Tensor | None, batch: int, dtype: torch.dtype,
