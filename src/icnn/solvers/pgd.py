@@ -63,8 +63,11 @@ def solve_pgd(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: int,
             a few kernels (the same code; rounding may differ from eager). Iterations on a part
             of the batch and backtracking retries stay eager. torch keeps at most
             ``torch._dynamo.config.recompile_limit`` (8) compiled versions of each function per
-            process (one per model structure, dtype and grad mode; batch sizes share one after
-            the second): past that it warns once and the new ones run eager (the same results).
+            process (for a PICNN or FICNN one per model structure, dtype and grad mode, batch
+            sizes sharing one after the second; a convolutional model evaluates its
+            parametrised layers inside the compiled code, whose classes torch makes per
+            instance, so each model instance is a version of its own, and its gradient breaks
+            the graph): past that it warns once and the new ones run eager (the same results).
 
     Returns:
         :class:`ArgminResult`; ``info["evaluations"]`` counts gradient evaluations per example,
