@@ -105,18 +105,43 @@ def test_an_ff_run_records_the_selection_and_a_picnn_run_its_baselines_dropout(d
     assert metrics["ff_dropout_selection"] is None
 
 
-def test_a_small_training_set_gets_at_least_eight_batches_an_epoch():
+def test_a_small_training_set_gets_smaller_batches_and_never_a_batch_of_one():
     from icnn.tasks.multilabel.training import MIN_BATCHES, effective_batch_size
 
     config = MultilabelConfig(batch_size=128)
     assert MIN_BATCHES == 8
     assert effective_batch_size(config, 4148) == 128  # BibTeX: as given
     assert effective_batch_size(config, 1024) == 128  # exactly 8 batches of 128
-    assert effective_batch_size(config, 1025) == 128
     assert effective_batch_size(config, 1023) == 128  # ceil(1023 / 8) = 128
     assert effective_batch_size(config, 255) == 32  # yeast's small-data protocol
-    assert effective_batch_size(config, 5) == 1
-    assert effective_batch_size(MultilabelConfig(batch_size=16), 255) == 16  # never raised
+    assert effective_batch_size(MultilabelConfig(batch_size=16), 255) == 16  # never raised ...
+    # ... except to leave no batch of a single example (BatchNorm cannot train on one)
+    assert effective_batch_size(config, 1025) == 129  # 1025 = 8 * 128 + 1
+    assert effective_batch_size(config, 57) == 9  # ceil(57 / 8) = 8 would leave 57 = 7 * 8 + 1
+    assert effective_batch_size(config, 5) == 3  # at least 2, and 5 = 2 * 2 + 1
+    for n in range(2, 3000):
+        size = effective_batch_size(config, n)
+        assert 2 <= size and (size >= n or n % size != 1), n
+        base = max(2, min(128, -(-n // MIN_BATCHES)))  # max(2, min(batch, ceil(n / 8)))
+        # raised by the fewest examples: every smaller size from the base leaves a batch of one
+        assert size >= base and all(n % smaller == 1 for smaller in range(base, size)), n
+
+
+@pytest.mark.parametrize("max_train", [10, 67])
+def test_a_training_set_whose_batches_would_leave_one_example_trains(data_dir, tmp_path,
+                                                                     max_train):
+    # 8 and 57 training examples: batches of ceil(n / 8) would leave a last batch of one,
+    # and the feed-forward net's BatchNorm raised "Expected more than 1 value per channel"
+    from icnn.cli import main
+
+    d = data_dir / "emotions"
+    out = tmp_path / "ff"
+    assert main(["multilabel", "--train", str(d / "emotions-train.arff"), "--test",
+                 str(d / "emotions-test.arff"), "--model", "ff", "--hidden", "16", "--epochs",
+                 "2", "--ff-dropout", "0", "--max-train", str(max_train), "--threads", "1",
+                 "--no-progress", "--baselines", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train"] % metrics["batch_size_effective"] != 1
 
 
 def test_the_effective_batch_size_drives_training_and_is_recorded(data_dir, tmp_path,

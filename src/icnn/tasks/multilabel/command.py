@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", default=d.out, help="output folder for metrics.json and model.safetensors")
     add("--epochs", type=int, default=d.epochs, help="maximum training epochs")
     add("--batch-size", type=int, default=d.batch_size,
-        help="mini-batch size (lowered on a small training set: at least 8 batches an epoch)")
+        help="mini-batch size (lowered to ceil(n_train / 8) on a small training set; never a "
+             "batch of one example)")
     add("--lr", type=float, default=d.lr,
         help="Adam learning rate (a warm-started picnn fine-tunes best with ~1e-4)")
     add("--weight-decay", type=float, default=d.weight_decay, help="Adam weight decay")

@@ -33,21 +33,29 @@ from .warm_start import picnn_from_feedforward
 
 # keeps log(y) finite where the argmin sits on a face of the box
 _BCE_EPS = 1e-6
-# an epoch has at least this many mini-batches: a small training set gets smaller batches
+# a small training set is cut into about this many mini-batches an epoch
 MIN_BATCHES = 8
 
 
 def effective_batch_size(config: MultilabelConfig, n_train: int) -> int:
-    """``config.batch_size``, lowered to ``ceil(n_train / MIN_BATCHES)`` where that is smaller.
+    """The mini-batch size a run trains with: ``config.batch_size``, lowered on small sets.
+
+    ``min(batch_size, ceil(n_train / MIN_BATCHES))``, at least 2, then raised by the fewest
+    examples that leave no batch of a single example (the feed-forward net's BatchNorm cannot
+    train on one; the last batch of an epoch holds the remainder).
 
     The step budget of a run is ``epochs`` times the mini-batches per epoch: at the default 128
     a training set of 255 examples (yeast's small-data protocol) gets 2 steps an epoch, 60 in 30
     epochs, and the net stops improving only because the epochs run out (issue 18: every seed's
-    best epoch was the last; with at least 8 batches an epoch its test example F1 rose from
+    best epoch was the last; with batches of ``ceil(n / 8)`` its test example F1 rose from
     0.535 to 0.598, and emotions' (150) from 0.621 to 0.654). Sets of ``8 * batch_size``
-    examples or more (BibTeX, yeast, scene) keep the batch size as given.
+    examples or more (BibTeX, yeast, scene) keep the batch size as given, unless their last
+    batch would hold a single example.
     """
-    return max(1, min(config.batch_size, math.ceil(n_train / MIN_BATCHES)))
+    size = max(2, min(config.batch_size, math.ceil(n_train / MIN_BATCHES)))
+    while size < n_train and n_train % size == 1:
+        size += 1
+    return size
 
 
 def build_model(config: MultilabelConfig, x_dim: int, n_labels: int) -> nn.Module:
