@@ -183,9 +183,7 @@ class Argmin:
         result = _dispatch(method, fast, y0, tol=tol, max_iter=max_iter, options=options,
                            compile=fused or None)
         if fixed is None:  # what the solve computed of the bounds serves the next call too
-            self._frame = Problem(model=fast.model, x=None, lo=fast.lo, hi=fast.hi,
-                                  free=fast.free, domain=fast.domain, traits=fast.traits)
-            fast.with_frame(self._frame)
+            self._frame = fast.reframed(fast.model, None, fast.domain, fast.traits)
         result.y = result.y.detach()
         result = _honest(_without_certificate_unless_convex(result, traits.convex))
         if differentiable == "implicit":

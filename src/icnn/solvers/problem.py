@@ -99,6 +99,16 @@ class Problem:
         """
         return self.with_frame(dataclasses.replace(self, energy=energy))
 
+    def reframed(self, model: nn.Module, x: Tensor | None, domain: Box,
+                 traits: EnergyTraits | None) -> Problem:
+        """A problem on these bounds for ``model`` at ``x``, with the once-computed properties.
+
+        What a later solve on the same bounds reuses (``x=None``: the bounds alone, as
+        :class:`icnn.Argmin` keeps them).
+        """
+        return self.with_frame(Problem(model=model, x=x, lo=self.lo, hi=self.hi, free=self.free,
+                                       domain=domain, traits=traits))
+
     def with_frame(self, other: Problem) -> Problem:
         """``other`` with this problem's once-computed properties (the same bounds)."""
         for name in FRAME_PROPERTIES:
@@ -196,8 +206,7 @@ def build_problem(
         raise ValueError(f"domain must be None or icnn.Box, got {type(domain).__name__}")
     if frame is not None and fixed is None and _same_frame(frame, domain, batch, shape, dtype,
                                                            device):
-        return frame.with_frame(Problem(model=model, x=x, lo=frame.lo, hi=frame.hi,
-                                        free=frame.free, domain=domain, traits=traits))
+        return frame.reframed(model, x, domain, traits)
     lo, hi = domain.bounds(batch, shape, dtype, device)
     both = torch.isfinite(lo) & torch.isfinite(hi)
     if bool((both & ~torch.isfinite(hi - lo)).any()):
