@@ -51,21 +51,27 @@ def whole(t: Tensor) -> Tensor:
 
 
 class Rows:
-    """``take(t) = t[index]``: the rows a part-of-batch iteration runs on."""
+    """``take(t) = t[index]``: the rows a part-of-batch iteration runs on.
 
-    def __init__(self, index: Tensor) -> None:
-        self.index = index
+    ``dim``: where the batch is in ``t`` (1 for a solver's memory ``(slots, batch, ...)``).
+    """
+
+    def __init__(self, index: Tensor, dim: int = 0) -> None:
+        self.at = (slice(None),) * dim + (index,)
 
     def __call__(self, t: Tensor) -> Tensor:
-        """``t[index]``."""
-        return t[self.index]
+        """``t[index]`` along ``dim``."""
+        return t[self.at]
 
 
-def put(store: Tensor, index: Tensor, new: Tensor, every: bool) -> Tensor:
-    """``store`` with rows ``index`` set to ``new``; ``new`` itself when ``index`` is every row."""
+def put(store: Tensor, index: Tensor, new: Tensor, every: bool, dim: int = 0) -> Tensor:
+    """``store`` with rows ``index`` (along ``dim``) set to ``new``.
+
+    ``new`` itself when ``index`` is every row, in order (``every``).
+    """
     if every:
         return new
-    store[index] = new
+    store[(slice(None),) * dim + (index,)] = new
     return store
 
 

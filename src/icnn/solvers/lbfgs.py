@@ -116,14 +116,11 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
         # on are empty in every row, and the recursion skips them (they add zeros: the same
         # direction, up to the sign of a zero component); compiled, it runs over every slot
         used = memory if compiled else min(iteration - 1, memory)
-        memory_rows = (slice(None, used),) if every else (slice(None, used), index)
-        trial = try_step(problem, stop, sel, index, y_i, g_i, value_i, s_mem[memory_rows],
-                         r_mem[memory_rows], filled[memory_rows], failures_i, take(first_step),
+        rows_of = whole if every else Rows(index, dim=1)  # the memory is (slots, batch, ...)
+        s_rows, r_rows, filled_rows = rows_of(s_mem), rows_of(r_mem), rows_of(filled)
+        trial = try_step(problem, stop, sel, index, y_i, g_i, value_i, s_rows[:used],
+                         r_rows[:used], filled_rows[:used], failures_i, take(first_step),
                          lo_i, hi_i, take(free_flat), eps)
-        if every:  # no usable memory: start it afresh
-            filled = filled & trial.descent[None, :]
-        else:
-            filled[:, index] &= trial.descent[None, :]
         first_passed = bool(trial.ok.all())  # most iterations: every first trial passes
         if first_passed:
             accepted, y_new, value_new, grad_new = trial.ok, trial.y, trial.value, trial.grad
@@ -133,13 +130,12 @@ def solve_lbfgs(problem: Problem, y0: Tensor | None, *, tol: float, max_iter: in
             accepted, y_new, value_new, grad_new, trials = _backtrack(
                 problem, index, y_i, value_i, g_i, trial, lo_i, hi_i, eps, stop)
         evaluations = put(evaluations, index, take(evaluations) + trials, every)
-        rows_of = whole if every else _MemoryRows(index)
         step = advance(problem, stop, sel, index, y_i, g_i, value_i, failures_i, accepted,
-                       y_new, value_new, grad_new, rows_of(s_mem), rows_of(r_mem),
-                       rows_of(filled), eps, first_passed)
-        s_mem = _put_memory(s_mem, index, step.s_mem, every)
-        r_mem = _put_memory(r_mem, index, step.r_mem, every)
-        filled = _put_memory(filled, index, step.filled, every)
+                       y_new, value_new, grad_new, s_rows, r_rows, filled_rows, trial.descent,
+                       eps, first_passed)
+        s_mem = put(s_mem, index, step.s_mem, every, dim=1)
+        r_mem = put(r_mem, index, step.r_mem, every, dim=1)
+        filled = put(filled, index, step.filled, every, dim=1)
         y = put(y, index, step.y.reshape(-1, *problem.shape), every)
         value = put(value, index, step.value, every)
         grad = put(grad, index, step.grad.reshape(-1, *problem.shape), every)
@@ -225,11 +221,13 @@ def _armijo(y: Tensor, value: Tensor, grad: Tensor, trial: Tensor, f_t: Tensor,
 def _advance(problem: Problem, stop: Stopping, sel: Tensor | None, index: Tensor, y: Tensor,
              grad: Tensor, value: Tensor, failures: Tensor, accepted: Tensor, y_new: Tensor,
              value_new: Tensor, grad_new: Tensor, s_mem: Tensor, r_mem: Tensor, filled: Tensor,
-             eps: float, cut: bool) -> _Step:
+             descent: Tensor, eps: float, cut: bool) -> _Step:
     """Move the accepted rows, push their curvature pairs, count failures, test for stopping.
 
     ``cut``: add the new points' cuts here (every first trial passed; backtracking adds them
-    as each row passes). ``s_mem``, ``r_mem``, ``filled``: the rows' whole memory.
+    as each row passes). ``s_mem``, ``r_mem``, ``filled``: the rows' whole memory;
+    ``descent``: the rows whose quasi-Newton direction was used (the others start their memory
+    afresh).
     """
     if cut:
         stop.add_cut(y_new, value_new, grad_new, sel)
@@ -242,7 +240,7 @@ def _advance(problem: Problem, stop: Stopping, sel: Tensor | None, index: Tensor
     # the good pairs go in front (newest first), the others keep their memory: a shift by
     # ``where``, no boolean indexing (no host read)
     s_mem, r_mem = _shift(s_mem, s_new, good), _shift(r_mem, r_new, good)
-    filled = _shift(filled, torch.ones_like(good), good)
+    filled = _shift(filled & descent[None, :], torch.ones_like(good), good)
     # move the accepted examples; count failures of the others
     keep = ~accepted
     y_next = torch.where(keep[:, None], y, y_new)
@@ -263,25 +261,6 @@ def _shift(memory: Tensor, new: Tensor, good: Tensor) -> Tensor:
     """
     shifted = torch.cat([new[None], memory[:-1]])
     return torch.where(good.view(1, -1, *([1] * (memory.ndim - 2))), shifted, memory)
-
-
-class _MemoryRows:
-    """``memory -> memory[:, index]``: a part-of-batch iteration's rows of the memory."""
-
-    def __init__(self, index: Tensor) -> None:
-        self.index = index
-
-    def __call__(self, memory: Tensor) -> Tensor:
-        """``memory[:, index]``."""
-        return memory[:, self.index]
-
-
-def _put_memory(memory: Tensor, index: Tensor, rows: Tensor, every: bool) -> Tensor:
-    """``memory`` ``(m, batch, ...)`` with its rows ``index`` set to ``rows`` ``(m, b, ...)``."""
-    if every:
-        return rows
-    memory[:, index] = rows
-    return memory
 
 
 def _mapping_norm(problem: Problem, y: Tensor, grad: Tensor, index: Tensor) -> Tensor:
