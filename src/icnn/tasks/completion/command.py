@@ -25,7 +25,10 @@ DESCRIPTION = (
     "people, unrolled GD from g(x); validated by cross-fitting over every training person "
     "(--verdict-folds): when it does not beat every baseline on the out-of-fold people "
     "(one-sided Student-t, see --fallback-z), the predictions of the baseline best there "
-    "are returned and metrics.json says so; every method gets that verdict). Baselines (mean "
+    "are returned and metrics.json says so; every method gets that verdict), and 'averaged' "
+    "(the bundle-entropy ICNN's completion averaged with the closed-form baseline g chosen "
+    "as the anchor, see --anchor: lambda y_icnn + (1 - lambda) g(x); lambda in {0, .25, .5, .75, 1} "
+    "and the epoch chosen by the cross-fit, shipped under the same verdict). Baselines (mean "
     "image, ridge, RBF kernel ridge, their blend: hyper-parameters by K-fold cross-validation "
     "with folds of whole people; the same conv net as a direct MSE regressor: epoch by the "
     "cross-fit) are fit in the "
@@ -36,7 +39,8 @@ DESCRIPTION = (
     "DIR/metrics.json and DIR/completions.png."
 )
 
-METHOD_NAMES = ("bundle_entropy", "gd", "nonconvex", "anchored")  # = train.VARIANTS, torch-free
+# = train.VARIANTS, torch-free
+METHOD_NAMES = ("bundle_entropy", "gd", "nonconvex", "anchored", "averaged")
 BASELINE_NAMES = ("ridge", "kernel_ridge", "cnn")  # = baselines.BASELINES
 PROTOCOL_NAMES = ("paper", "small-faces")  # = protocols.PROTOCOLS
 # the anchored energy's default epochs: its validation MSE rose after epochs 4-15 on both
@@ -75,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory" + OWN_DEFAULT)
     parser.add_argument("--method", nargs="+", choices=METHOD_NAMES, default=["anchored"],
                         help="variants to train, in order (the paper's table: bundle_entropy gd "
-                             "nonconvex with --validation 0)")
+                             "nonconvex with --validation 0; averaged needs the cross-fit)")
     parser.add_argument("--baselines", nargs="*", choices=BASELINE_NAMES,
                         default=list(BASELINE_NAMES),
                         help="baselines fit besides the mean image (closed-form ones: hyper-parameters by "
@@ -84,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "validation split with --verdict-folds 0 / --validation N)")
     parser.add_argument("--anchor", default="best",
                         choices=("best", "mean_image", "ridge", "kernel_ridge", "blend"),
-                        help="g of the anchored energy (best: the closed-form baseline best by "
+                        help="g of the anchored energy and of the averaged recipe (best: the "
+                             "closed-form baseline best by "
                              "cross-validation over people; ridge, kernel_ridge and blend need "
                              "those baselines in --baselines)")
     parser.add_argument("--fallback-z", type=float, default=2.0,
@@ -246,8 +251,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{method}: members' test MSE {each}")
             method = f"{method} ensemble of {record['ensemble']}"
         val = "" if record["val_mse"] is None else f", validation {record['val_mse']:.1f}"
+        if "blend_weight" in record:
+            val += (f"; the ICNN alone {record['icnn_test_mse']:.1f} on test, blend weight "
+                    f"{record['blend_weight']} (by the cross-fit) with {record['anchor']}")
         if record.get("fallback"):
-            val += (f"; the energy ({record['energy_val_mse']:.1f} on validation) did not beat "
+            what = "the averaged prediction" if "blend_weight" in record else "the energy"
+            val += (f"; {what} ({record['energy_val_mse']:.1f} on validation) did not beat "
                     f"every baseline: {record['shipped']}'s predictions shipped")
         elif record.get("selected") not in (None, method.split()[0]):
             val += f"; validation selects {record['selected']} (see metrics.json verdict)"

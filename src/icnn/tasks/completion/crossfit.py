@@ -59,6 +59,9 @@ def cross_fit_curves(fit_fold: FoldCurve, train: CompletionSplit, blocks: Sequen
                      ) -> Tensor:
     """``(epochs, n)``: every training image's error after each epoch, from a fit without its fold.
 
+    The rows may be any candidates evaluated per fold, e.g. the averaged recipe's flattened
+    ``(epoch, blend weight)`` pairs; every fold must return the same number.
+
     Args:
         fit_fold: trains on the other folds and returns ``(epochs, n_fold)`` per-image errors of
             the fold after every epoch.
@@ -87,7 +90,9 @@ def choose_epochs(curves: Tensor, blocks: Sequence[Tensor]) -> dict[str, Any]:
 
     Args:
         curves: ``(epochs, n)`` out-of-fold per-image errors after every epoch
-            (:func:`cross_fit_curves`).
+            (:func:`cross_fit_curves`); more generally one row per candidate (the averaged
+            recipe flattens its ``(epoch, blend weight)`` pairs, :func:`icnn.tasks.completion.blend.unravel`).
+            NaN errors count as infinite.
         blocks: the folds.
 
     Returns:
@@ -102,6 +107,8 @@ def choose_epochs(curves: Tensor, blocks: Sequence[Tensor]) -> dict[str, Any]:
     if curves.ndim != 2 or curves.shape[0] < 1:
         raise ValueError(f"expected curves of shape (epochs >= 1, n), got {tuple(curves.shape)}")
     _check_blocks(blocks, curves.shape[1])
+    # a non-finite error (a diverged candidate) is never chosen: argmin would take a NaN first
+    curves = torch.where(curves.isnan(), torch.inf, curves)
     pooled = curves.mean(1)
     errors = torch.empty(curves.shape[1], dtype=curves.dtype)
     fold_epochs = []

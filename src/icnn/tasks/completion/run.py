@@ -29,6 +29,7 @@ from .baselines import (
     regressor_curve,
     save_anchor,
 )
+from .blend import BLEND_WEIGHTS, blend, blend_errors, unravel
 from .crossfit import choose_epochs, closed_form_errors, cross_fit_curves, fold_baselines
 from .crossval import fit_baselines_cv
 from .data import (
@@ -53,6 +54,8 @@ from .train import (
 from .verdict import t_critical, validation_verdict
 
 ANCHORS = CLOSED_FORMS
+# the variants built on a closed-form baseline g (its choice: --anchor)
+ANCHOR_VARIANTS = ("anchored", "averaged")
 # The paper's Olivetti table (test MSE, 0-255 units; reference notes §4.3).
 PAPER_MSE = {"bundle_entropy": 833.0, "gd": 872.0, "nonconvex": 850.9}
 
@@ -93,15 +96,17 @@ class CompletionRun:
             baselines' hyper-parameters and the anchor, and of the out-of-fold anchor values the
             anchored energy trains on; capped at the number of groups (small faces: one fold
             per person).
-        anchor: the anchored energy's ``g``: ``"best"`` (the closed-form baseline best by
+        anchor: ``g`` of the anchored energy and of the averaged recipe: ``"best"`` (the
+            closed-form baseline best by
             cross-validation), ``"mean_image"``, ``"ridge"``, ``"kernel_ridge"`` or ``"blend"``
             (the last three need their baselines in ``baselines``).
         regressor_epochs: epochs of the CNN baseline (the direct regressor).
         fallback_z: the one-sided level, in standard normal deviations, of the validation
             verdict: a trained predictor beats a baseline when its mean per-image validation
             gain exceeds the Student-t critical value at this level (``groups - 1`` degrees of
-            freedom) in standard errors clustered by person; the anchored energy ships only
-            when it beats every baseline (:mod:`icnn.tasks.completion.verdict`).
+            freedom) in standard errors clustered by person; the anchored energy and the
+            averaged recipe ship only when they beat every baseline
+            (:mod:`icnn.tasks.completion.verdict`).
         ensemble: members per variant (seeds ``seed``, ``seed + 1``, ...); above 1 the variant's
             prediction is the argmin of their mean energy
             (:class:`icnn.tasks.completion.ensemble.CompletionEnsemble`).
@@ -134,7 +139,11 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
         The summary written to ``metrics.json``: ``test_mse`` (method -> MSE), ``methods``
         (per method: test/train/validation MSE, wall seconds, seed, config, learning curve; with
         an ensemble, each member's record under ``members``; for ``anchored`` the anchor, the
-        energy's own MSEs, the paired validation gain and ``fallback`` / ``shipped``; every
+        energy's own MSEs, the paired validation gain and ``fallback`` / ``shipped``; for
+        ``averaged`` the same, the ``energy_*`` MSEs being the blend's, plus ``blend_weight``,
+        ``icnn_test_mse`` / ``icnn_train_mse`` (the ICNN alone) and, in ``cross_fit``,
+        ``blend_weights``, ``blend_weight``, ``fold_blend_weights`` and ``curve_per_weight``
+        (pooled out-of-fold MSE per epoch and weight; ``curve`` is its minimum per epoch); every
         method with a validation split: ``validation_mse``, ``comparisons``,
         ``best_on_validation``, ``selected``, ``verdict``, :mod:`.verdict`),
         ``baselines`` (test MSE per baseline), ``baseline_details`` (validation / test / train
@@ -147,7 +156,8 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     Raises:
         ValueError: no method; a bad ensemble size, validation size or fraction (outside
             ``(0, 1)``, or, for a hold-out, too few training images to hold it out), fallback z,
-            group size, anchor folds, protocol or mask; an unknown baseline; ``--anchor`` not
+            group size, anchor folds, protocol or mask; an unknown baseline; the averaged
+            method without the cross-fit or with an ensemble; ``--anchor`` not
             among the closed forms ``spec.baselines`` fits; an ensemble of anchored energies
             or an ensemble under the cross-fit; ``verdict_folds`` not 0 or ``>= 2``, more
             folds than training people, or fewer than 2 people outside a fold; a validation
@@ -165,7 +175,7 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     unknown = [name for name in spec.baselines if name not in BASELINES]
     if unknown:
         raise ValueError(f"expected baselines among {BASELINES}, got {unknown}")
-    if any(c.variant == "anchored" for c in configs):
+    if any(c.variant in ANCHOR_VARIANTS for c in configs):
         anchors = _available_anchors(spec.baselines)
         if spec.anchor != "best" and spec.anchor not in anchors:
             raise ValueError(f"expected --anchor best or a closed-form baseline fit in this run "
@@ -187,6 +197,14 @@ def run_completion(spec: CompletionRun, configs: Sequence[CompletionConfig],
     if isinstance(folds, bool) or not isinstance(folds, int) or folds == 1 or folds < 0:
         raise ValueError(f"expected --verdict-folds 0 (a hold-out) or an int >= 2, got {folds!r}")
     cross = folds >= 2 and spec.validation is None
+    if spec.ensemble > 1 and any(c.variant == "averaged" for c in configs):
+        raise ValueError(f"expected --ensemble 1 with the averaged method (its weight and epoch "
+                         f"are chosen by the cross-fit, which trains one member), got "
+                         f"{spec.ensemble}")
+    if not cross and any(c.variant == "averaged" for c in configs):
+        raise ValueError(f"expected the cross-fit for the averaged method (its weight and epoch "
+                         f"are chosen out of fold: no --validation, --verdict-folds >= 2), got "
+                         f"--validation {spec.validation} and --verdict-folds {folds}")
     if cross and spec.ensemble > 1:
         raise ValueError(f"expected --ensemble 1 with the cross-fitted verdict (--verdict-folds "
                          f"{folds}; use --verdict-folds 0 or --validation N), got {spec.ensemble}")
@@ -575,18 +593,22 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     closed forms chosen and fit on the other folds only
     (:func:`icnn.tasks.completion.crossfit.fold_baselines`).
 
-    For each fold the method (``anchored``: with the anchor chosen among that fold's
-    ``per_fold`` baselines, fit on the other folds, and trained on out-of-fold anchor values
-    inside them) is trained on the other folds for
-    ``config.epochs`` epochs and scores the fold's images after every epoch. The final model is
-    trained on every training image (``anchored``: the anchor refit on all of them, as the
-    baselines' rows) and keeps the weights after the epoch with the lowest pooled out-of-fold
-    MSE. The verdict (:func:`icnn.tasks.completion.verdict.validation_verdict`, ``people - 1``
-    degrees of freedom) pairs each image's out-of-fold error with every baseline's; the
-    anchored energy ships only if it beats them all, else the baseline with the lowest
-    cross-fit MSE ships (``shipped.safetensors``). Other variants ship their own predictions.
+    For each fold the method is trained on the other folds for ``config.epochs`` epochs and
+    scores the fold's images after every epoch. ``anchored``: with the anchor chosen among that
+    fold's ``per_fold`` baselines, fit on the other folds, and trained on out-of-fold anchor
+    values inside them. ``averaged``: the fold's completions are blended with that fold anchor's
+    predictions at every weight of :data:`icnn.tasks.completion.blend.BLEND_WEIGHTS`, so every
+    (epoch, weight) pair is a candidate. The final model is trained on every training image
+    (the anchor refit on all of them, as the baselines' rows) and keeps the weights after the
+    epoch (and the blend weight) with the lowest pooled out-of-fold MSE. The verdict
+    (:func:`icnn.tasks.completion.verdict.validation_verdict`, ``people - 1`` degrees of
+    freedom) pairs each image's out-of-fold error with every baseline's; the anchored and the
+    averaged recipes ship only if they beat them all, else the baseline with the lowest cross-fit
+    MSE ships (``shipped.safetensors``). Other variants ship their own predictions.
     """
-    anchored = config.variant == "anchored"
+    anchored = config.variant in ANCHOR_VARIANTS
+    averaged = config.variant == "averaged"
+    weights = BLEND_WEIGHTS if averaged else (1.0,)
     chosen = _choose_anchor(spec, fitted) if anchored else None
     # the anchor of each fold: chosen among the baselines chosen without the fold's people
     fold_chosen = [_choose_anchor(spec, fits) for fits in per_fold] if anchored else []
@@ -599,29 +621,53 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     fold_anchors = iter(fold_chosen)
 
     def fit_fold(rest: CompletionSplit, held: CompletionSplit) -> torch.Tensor:
-        anchor, values = (None, None) if chosen is None else _anchor_fit(
-            next(fold_anchors), rest, config, spec, group_size)
+        anchor = values = score = None
+        if averaged:
+            # the fold's baseline, fit on the other folds (the one the verdict scores)
+            held_values = predict_anchor(next(fold_anchors).anchor, held)
+
+            def score(completion: torch.Tensor) -> torch.Tensor:
+                return blend_errors(completion, held_values, held)
+        elif anchored:
+            anchor, values = _anchor_fit(next(fold_anchors), rest, config, spec, group_size)
         result = train_completion(CompletionData(rest, data.test, data.mask, held), config,
-                                  anchor=anchor, anchor_train=values, keep_epoch=config.epochs)
+                                  anchor=anchor, anchor_train=values, keep_epoch=config.epochs,
+                                  validation_score=score)
         assert result.val_errors is not None
+        curve = result.val_errors.reshape(config.epochs * len(weights), len(held))
+        best = curve.mean(1).reshape(config.epochs, len(weights)).min(1).values
         log(f"  fold of {len(held)} images: out-of-fold MSE per epoch "
-            f"{', '.join(f'{v:.1f}' for v in result.val_errors.mean(1).tolist())}")
-        return result.val_errors
+            f"{', '.join(f'{v:.1f}' for v in best.tolist())}")
+        return curve
 
     started = time.perf_counter()
     curves = cross_fit_curves(fit_fold, train, blocks)
     cross_seconds = time.perf_counter() - started
+    # a candidate is an (epoch, blend weight) pair; one weight (1) unless averaged
     choice = choose_epochs(curves, blocks)
+    epoch, weight = unravel(choice["epoch"] - 1, weights)
+    fold_choices = [unravel(index - 1, weights) for index in choice["fold_epochs"]]
     log(f"training {config.variant} on all {len(train)} training images, keeping epoch "
-        f"{choice['epoch']} of {config.epochs}")
-    anchor, values = (None, None) if chosen is None else _anchor_fit(
+        f"{epoch} of {config.epochs}{f', blend weight {weight}' if averaged else ''}")
+    anchor, values = (None, None) if chosen is None or averaged else _anchor_fit(
         chosen, train, config, spec, group_size)
     out_dir = spec.out / config.variant
     result = train_completion(data, config, out_dir=out_dir, anchor=anchor, anchor_train=values,
-                              keep_epoch=choice["epoch"])
+                              keep_epoch=epoch)
     metadata = {"energy_scale": result.model.scale, "variant": config.variant,
-                "seed": config.seed, "test_mse": result.test_mse, "epoch": choice["epoch"]}
-    if chosen is not None:
+                "seed": config.seed, "test_mse": result.test_mse, "epoch": epoch}
+    test_completion = result.test_completion
+    if averaged:
+        assert chosen is not None
+        # the ICNN (model.safetensors) and the baseline it is averaged with (anchor.safetensors)
+        test_completion = blend(result.test_completion, predict_anchor(chosen.anchor, data.test),
+                                weight)
+        # test_mse: the ICNN's own (the file's model); averaged_test_mse: its blend's
+        save(result.model.model, out_dir / "model.safetensors",
+             metadata={**metadata, "anchor": chosen.name, "blend_weight": weight,
+                       "averaged_test_mse": paper_mse(test_completion, data.test)})
+        save_anchor(chosen.anchor, chosen.name, chosen.params, out_dir / "anchor.safetensors")
+    elif chosen is not None:
         save(result.model.inner.model, out_dir / "model.safetensors",
              metadata={**metadata, "anchor": chosen.name, "anchor_weight": config.anchor_weight})
         save_anchor(anchor, chosen.name, chosen.params, out_dir / "anchor.safetensors")
@@ -633,37 +679,53 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     people = verdict["comparisons"][next(iter(baseline_errors))]["groups"] if baseline_errors \
         else n_groups(len(train), group_size)
     record = _result_record(result)
+    pooled = torch.tensor(choice["curve"]).reshape(config.epochs, len(weights))
     record.update(val_mse=verdict["validation_mse"][config.variant], validation="cross-fit",
+                  selected_epoch=epoch,
                   cross_fit={"folds": len(blocks), "images": [len(b) for b in blocks],
                              "people": people, "dof": people - 1,
                              "critical": t_critical(spec.fallback_z, people - 1)
                              if people > 1 else None,
-                             "epoch": choice["epoch"], "fold_epochs": choice["fold_epochs"],
+                             "epoch": epoch, "fold_epochs": [e for e, _ in fold_choices],
                              "fold_anchors": [{"anchor": c.name, "params": c.params}
                                               for c in fold_chosen],
-                             "curve": choice["curve"], "wall_seconds": cross_seconds},
+                             "curve": pooled.min(1).values.tolist(),
+                             **({"blend_weights": list(weights), "blend_weight": weight,
+                                 "fold_blend_weights": [w for _, w in fold_choices],
+                                 "curve_per_weight": pooled.tolist()} if averaged else {}),
+                             "wall_seconds": cross_seconds},
                   **verdict)
     if chosen is None:
         if verdict["selected"] != config.variant:
             record["verdict"] += (f"; {config.variant}'s own predictions are still written (its "
                                   f"test_mse), the selected one's test MSE is in baselines")
-        return record, result.test_completion
+        return record, test_completion
     gain = baseline_errors[chosen.name] - choice["errors"]
     mean_gain, stderr, per_person = clustered_mean(gain, 0, group_size)
     shipped = verdict["selected"]
     fallback = shipped != config.variant
+    energy_test = result.test_mse
+    if averaged:
+        train_values = predict_anchor(chosen.anchor, train)
+        train_blend = blend(predict(result.model, train, result.y0, config.inference,
+                                    config.eval_batch), train_values, weight)
+        record.update(test_mse=paper_mse(test_completion, data.test),
+                      train_mse=paper_mse(train_blend, train), icnn_test_mse=result.test_mse,
+                      icnn_train_mse=result.train_mse, blend_weight=weight)
+        energy_test = record["test_mse"]
     record.update(anchor=chosen.name, anchor_params=chosen.params, anchor_cv_mse=chosen.cv_mse,
                   anchor_val_mse=verdict["validation_mse"][chosen.name],
                   anchor_test_mse=chosen.test_mse, energy_val_mse=record["val_mse"],
-                  energy_test_mse=result.test_mse, energy_train_mse=result.train_mse,
+                  energy_test_mse=energy_test, energy_train_mse=record["train_mse"],
                   val_gain=mean_gain, val_gain_groups=len(per_person),
                   val_gain_stderr=stderr if math.isfinite(stderr) else None,
                   val_gain_per_group=per_person.tolist(), fallback_z=spec.fallback_z,
-                  fallback=fallback, shipped="energy" if not fallback else shipped)
+                  fallback=fallback,
+                  shipped=("averaged" if averaged else "energy") if not fallback else shipped)
     if not fallback:
-        return record, result.test_completion
+        return record, test_completion
     winner = fitted[shipped]
-    log(f"anchored energy: {verdict['verdict']}; shipping the predictions of {shipped}")
+    log(f"{config.variant}: {verdict['verdict']}; shipping the predictions of {shipped}")
     save_anchor(winner.anchor, shipped, winner.params, out_dir / "shipped.safetensors")
     record.update(test_mse=winner.test_mse, val_mse=verdict["validation_mse"][shipped],
                   train_mse=winner.train_mse)

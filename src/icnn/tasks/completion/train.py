@@ -9,10 +9,13 @@ variant            model                                 inference (train + test
 ``gd``              ConvPICNN, convex in y                unrolled momentum GD
 ``nonconvex``       ConvPICNN(convex=False) (ablation)    unrolled momentum GD
 ``anchored``        (w/2)||y - g(x)||^2 + ConvPICNN       unrolled momentum GD from g(x)
+``averaged``        ConvPICNN, convex in y                bundle entropy, implicit
 =================  ====================================  ========================
 
 ``anchored`` (:class:`icnn.tasks.completion.anchor.AnchoredEnergy`) needs an anchor ``g``, a
-baseline predictor, and is trained on its out-of-fold values.
+baseline predictor, and is trained on its out-of-fold values. ``averaged`` trains exactly as
+``bundle_entropy``; its completions are averaged with a baseline's afterwards
+(:mod:`icnn.tasks.completion.blend`, the weight chosen by the cross-fit).
 
 With a validation split the weights of the evaluated epoch with the lowest validation MSE are
 kept (selection on validation; the test set is never used to choose).
@@ -28,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,7 @@ from .energy import CompletionEnergy
 from .ensemble import CompletionEnsemble
 from .inference import InferenceConfig, complete
 
-VARIANTS = ("bundle_entropy", "gd", "nonconvex", "anchored")
+VARIANTS = ("bundle_entropy", "gd", "nonconvex", "anchored", "averaged")
 __all__ = ["PIXEL_SCALE", "VARIANTS", "CompletionConfig", "CompletionResult", "build_model",
            "mean_start", "paper_mse", "predict", "train_completion"]
 
@@ -64,7 +68,8 @@ class CompletionConfig:
     """Hyper-parameters of one variant (the CLI maps its flags onto these one to one).
 
     Attributes:
-        variant: ``"bundle_entropy"``, ``"gd"``, ``"nonconvex"`` or ``"anchored"``.
+        variant: ``"bundle_entropy"``, ``"gd"``, ``"nonconvex"``, ``"anchored"`` or
+            ``"averaged"`` (trained as ``"bundle_entropy"``).
         anchor_weight: ``w``, the anchored energy's quadratic weight (its strong convexity).
         channels, kernel_sizes, strides, dense: the ConvPICNN's geometry (paper: DQN-like
             ``32@8x8/4, 64@4x4/2, 64@3x3/1``, dense 512).
@@ -128,7 +133,7 @@ class CompletionConfig:
     @property
     def inference(self) -> InferenceConfig:
         """The inference settings of this variant (method, steps, step size, momentum)."""
-        method = "bundle_entropy" if self.variant == "bundle_entropy" else "gd"
+        method = "bundle_entropy" if self.variant in ("bundle_entropy", "averaged") else "gd"
         return InferenceConfig(method=method, steps=self.inner_steps, lr=self.inner_lr,
                                momentum=self.momentum)
 
@@ -149,7 +154,8 @@ class CompletionResult:
         selected_epoch: with a validation split or ``keep_epoch``, the epoch whose weights
             were kept.
         val_errors: with ``keep_epoch`` and a validation split, ``(epochs, n_val)`` per-image
-            validation MSE (0-255 units) after every epoch; else None.
+            validation MSE (0-255 units) after every epoch (with a ``validation_score``,
+            ``(epochs, k, n_val)``: its candidates' errors); else None.
     """
 
     model: CompletionEnergy
@@ -208,7 +214,9 @@ def predict(model: CompletionEnergy | CompletionEnsemble | AnchoredEnergy, split
 def train_completion(data: CompletionData, config: CompletionConfig,
                      out_dir: str | Path | None = None, *, anchor: Anchor | None = None,
                      anchor_train: Tensor | None = None,
-                     keep_epoch: int | None = None) -> CompletionResult:
+                     keep_epoch: int | None = None,
+                     validation_score: Callable[[Tensor], Tensor] | None = None,
+                     ) -> CompletionResult:
     """Train one variant on ``data.train`` and evaluate it on ``data.test``.
 
     With ``data.validation``, the validation MSE is computed after every epoch and the weights
@@ -228,6 +236,10 @@ def train_completion(data: CompletionData, config: CompletionConfig,
             :mod:`icnn.tasks.completion.crossfit`); every epoch is evaluated, and with
             ``data.validation`` the per-image validation errors of every epoch are returned in
             ``val_errors``. None: the best validation epoch, or the last without validation.
+        validation_score: with ``keep_epoch``, maps a validation completion ``(n_val,
+            *y_shape)`` to per-image errors ``(k, n_val)`` of ``k`` candidate predictors made
+            from it (e.g. blends, :func:`icnn.tasks.completion.blend.blend_errors`);
+            ``val_errors`` is then ``(epochs, k, n_val)``. None: the completion's own errors.
 
     Raises:
         ValueError: an anchor for another variant, ``anchor_train`` of the wrong shape, or with
@@ -237,6 +249,9 @@ def train_completion(data: CompletionData, config: CompletionConfig,
     if keep_epoch is not None and (isinstance(keep_epoch, bool) or not isinstance(keep_epoch, int)
                                    or not 1 <= keep_epoch <= config.epochs):
         raise ValueError(f"expected an epoch to keep in [1, {config.epochs}], got {keep_epoch!r}")
+    if validation_score is not None and keep_epoch is None:
+        raise ValueError("expected keep_epoch with a validation_score (the scores of every epoch "
+                         "are returned for a choice made outside), got keep_epoch None")
     seed_everything(config.seed)
     model = build_model(data, config, anchor)
     inference = config.inference
@@ -275,7 +290,8 @@ def train_completion(data: CompletionData, config: CompletionConfig,
             completion = predict(model, data.validation, y0, inference, config.eval_batch)
             metrics["val_mse"] = paper_mse(completion, data.validation)
             if keep_epoch is not None:
-                val_errors.append(per_example_mse(completion, data.validation))
+                val_errors.append(per_example_mse(completion, data.validation)
+                                  if validation_score is None else validation_score(completion))
             elif metrics["val_mse"] < best["val_mse"]:
                 best.update(val_mse=metrics["val_mse"], epoch=calls[0],
                             state=copy.deepcopy(model.state_dict()))
