@@ -657,16 +657,11 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     metadata = {"energy_scale": result.model.scale, "variant": config.variant,
                 "seed": config.seed, "test_mse": result.test_mse, "epoch": epoch}
     test_completion = result.test_completion
+    averaged_record: dict[str, Any] = {}
     if averaged:
         assert chosen is not None
-        # the ICNN (model.safetensors) and the baseline it is averaged with (anchor.safetensors)
-        test_completion = blend(result.test_completion, predict_anchor(chosen.anchor, data.test),
-                                weight)
-        # test_mse: the ICNN's own (the file's model); averaged_test_mse: its blend's
-        save(result.model.model, out_dir / "model.safetensors",
-             metadata={**metadata, "anchor": chosen.name, "blend_weight": weight,
-                       "averaged_test_mse": paper_mse(test_completion, data.test)})
-        save_anchor(chosen.anchor, chosen.name, chosen.params, out_dir / "anchor.safetensors")
+        test_completion, averaged_record = _average(result, chosen, weight, data, config,
+                                                    out_dir, metadata)
     elif chosen is not None:
         save(result.model.inner.model, out_dir / "model.safetensors",
              metadata={**metadata, "anchor": chosen.name, "anchor_weight": config.anchor_weight})
@@ -704,19 +699,11 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     mean_gain, stderr, per_person = clustered_mean(gain, 0, group_size)
     shipped = verdict["selected"]
     fallback = shipped != config.variant
-    energy_test = result.test_mse
-    if averaged:
-        train_values = predict_anchor(chosen.anchor, train)
-        train_blend = blend(predict(result.model, train, result.y0, config.inference,
-                                    config.eval_batch), train_values, weight)
-        record.update(test_mse=paper_mse(test_completion, data.test),
-                      train_mse=paper_mse(train_blend, train), icnn_test_mse=result.test_mse,
-                      icnn_train_mse=result.train_mse, blend_weight=weight)
-        energy_test = record["test_mse"]
+    record.update(averaged_record)
     record.update(anchor=chosen.name, anchor_params=chosen.params, anchor_cv_mse=chosen.cv_mse,
                   anchor_val_mse=verdict["validation_mse"][chosen.name],
                   anchor_test_mse=chosen.test_mse, energy_val_mse=record["val_mse"],
-                  energy_test_mse=energy_test, energy_train_mse=record["train_mse"],
+                  energy_test_mse=record["test_mse"], energy_train_mse=record["train_mse"],
                   val_gain=mean_gain, val_gain_groups=len(per_person),
                   val_gain_stderr=stderr if math.isfinite(stderr) else None,
                   val_gain_per_group=per_person.tolist(), fallback_z=spec.fallback_z,
@@ -730,6 +717,31 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     record.update(test_mse=winner.test_mse, val_mse=verdict["validation_mse"][shipped],
                   train_mse=winner.train_mse)
     return record, predict_anchor(winner.anchor, data.test)
+
+
+def _average(result: CompletionResult, chosen: BaselineResult, weight: float,
+             data: CompletionData, config: CompletionConfig, out_dir: Path,
+             metadata: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The averaged recipe's final predictor: the ICNN's completions blended with ``chosen``.
+
+    Writes the ICNN (``model.safetensors``, with ``blend_weight``, ``anchor`` and
+    ``averaged_test_mse`` beside its own ``test_mse``) and the baseline fit on every training
+    image (``anchor.safetensors``). Returns the blended test completions and the record's
+    entries: the blend's test and train MSE, the ICNN's own, and the weight.
+    """
+    test_completion = blend(result.test_completion, predict_anchor(chosen.anchor, data.test),
+                            weight)
+    test_mse = paper_mse(test_completion, data.test)
+    save(result.model.model, out_dir / "model.safetensors",
+         metadata={**metadata, "anchor": chosen.name, "blend_weight": weight,
+                   "averaged_test_mse": test_mse})
+    save_anchor(chosen.anchor, chosen.name, chosen.params, out_dir / "anchor.safetensors")
+    train = data.train
+    train_blend = blend(predict(result.model, train, result.y0, config.inference,
+                                config.eval_batch), predict_anchor(chosen.anchor, train), weight)
+    return test_completion, {"test_mse": test_mse, "train_mse": paper_mse(train_blend, train),
+                             "icnn_test_mse": result.test_mse,
+                             "icnn_train_mse": result.train_mse, "blend_weight": weight}
 
 
 def _verdict(candidate: str, candidate_errors: torch.Tensor, data: CompletionData,
