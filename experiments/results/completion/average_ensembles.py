@@ -21,21 +21,14 @@ from pathlib import Path
 
 import torch
 
-import icnn
-from icnn.checkpoint import load_metadata
 from icnn.data.images import load_images
 from icnn.tasks.completion.baselines import load_anchor, predict_anchor
 from icnn.tasks.completion.blend import blend
 from icnn.tasks.completion.data import concatenate, make_completion_data, mirrored
-from icnn.tasks.completion.energy import CompletionEnergy
+from icnn.tasks.completion.energy import load_completion_energy
 from icnn.tasks.completion.ensemble import CompletionEnsemble
 from icnn.tasks.completion.protocols import apply_protocol
 from icnn.tasks.completion.train import CompletionConfig, mean_start, paper_mse, predict
-
-
-def _config(record: dict) -> CompletionConfig:
-    return CompletionConfig(**{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in record["config"].items()})
 
 
 def main() -> None:
@@ -67,11 +60,11 @@ def main() -> None:
                                          metrics["n_train"] if metrics["protocol"] == "paper"
                                          else None)
         data = make_completion_data(images, n_train, metrics["mask"])
-        config = _config(method)
+        config = CompletionConfig.from_record(method["config"])
         members = []
         for k in range(method["ensemble"]):
             path = run / "bundle_entropy" / f"member{k}" / "model.safetensors"
-            members.append(CompletionEnergy(icnn.load(path), load_metadata(path)["energy_scale"]))
+            members.append(load_completion_energy(path))
         y0 = mean_start(concatenate(data.train, mirrored(data.train)) if config.flip
                         else data.train)
         with torch.no_grad():

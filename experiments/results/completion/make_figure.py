@@ -14,15 +14,13 @@ from pathlib import Path
 
 import torch
 
-from icnn.checkpoint import load, load_metadata
 from icnn.data import default_data_dir
 from icnn.data.images import load_images
 from icnn.tasks.completion.data import concatenate, make_completion_data, mirrored
-from icnn.tasks.completion.energy import CompletionEnergy
+from icnn.tasks.completion.energy import load_completion_energy
 from icnn.tasks.completion.ensemble import CompletionEnsemble
 from icnn.tasks.completion.figure import save_completions_figure
-from icnn.tasks.completion.inference import InferenceConfig
-from icnn.tasks.completion.train import mean_start, paper_mse, predict
+from icnn.tasks.completion.train import CompletionConfig, mean_start, paper_mse, predict
 
 ROOT = Path(__file__).resolve().parent
 METHODS = {"bundle_entropy": "bundle entropy", "gd": "GD", "nonconvex": "non-convex"}
@@ -38,13 +36,11 @@ def main() -> None:
         paths = sorted(ROOT.glob(f"runs/*/{method}/member*/model.safetensors"))
         if not paths:
             continue
-        members = [CompletionEnergy(load(p, allow_nonconvex=method == "nonconvex"),
-                                    load_metadata(p)["energy_scale"]) for p in paths]
+        members = [load_completion_energy(p, allow_nonconvex=method == "nonconvex")
+                   for p in paths]
         config = json.loads((paths[0].parents[2] / "metrics.json").read_text())
         settings = config["methods"][method]["config"]
-        inference = InferenceConfig(
-            method="bundle_entropy" if method == "bundle_entropy" else "gd",
-            steps=settings["inner_steps"], lr=settings["inner_lr"], momentum=settings["momentum"])
+        inference = CompletionConfig.from_record(settings).inference
         prediction = predict(CompletionEnsemble(members), data.test, y0, inference)
         name = f"{METHODS[method]} x{len(members)}"
         completions[name] = data.test.to_images(prediction)

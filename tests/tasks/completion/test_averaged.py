@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import icnn
 from icnn.checkpoint import load_metadata
 from icnn.cli import main
 from icnn.tasks.completion.baselines import load_anchor, predict_anchor
 from icnn.tasks.completion.blend import BLEND_WEIGHTS, blend, blend_errors, unravel
 from icnn.tasks.completion.data import make_completion_data, per_example_mse
-from icnn.tasks.completion.energy import CompletionEnergy
+from icnn.tasks.completion.energy import load_completion_energy
 from icnn.tasks.completion.train import (
     CompletionConfig,
     mean_start,
@@ -134,10 +133,9 @@ def test_an_averaged_icnn_that_beats_a_bad_baseline_ships_and_its_files_reproduc
     assert meta["blend_weight"] == cross["blend_weight"] and meta["anchor"] == "mean_image"
     assert meta["test_mse"] == record["icnn_test_mse"]
     assert meta["averaged_test_mse"] == pytest.approx(record["test_mse"])
-    energy = CompletionEnergy(icnn.load(out / "model.safetensors"), meta["energy_scale"])
+    energy = load_completion_energy(out / "model.safetensors")
     data = make_completion_data(torch.from_numpy(np.load(brightness_faces)), 16)
-    config = CompletionConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in record["config"].items()})
+    config = CompletionConfig.from_record(record["config"])
     completion = predict(energy, data.test, mean_start(data.train), config.inference)
     anchor = predict_anchor(load_anchor(out / "anchor.safetensors"), data.test)
     assert paper_mse(completion, data.test) == pytest.approx(record["icnn_test_mse"], rel=1e-5)
@@ -191,3 +189,18 @@ def test_an_ensemble_of_the_averaged_method_is_a_one_line_error(brightness_faces
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert "expected --ensemble 1 with the averaged method" in error and "\n" not in error
+
+
+def test_a_model_file_without_an_energy_scale_is_refused(tmp_path):
+    from icnn.checkpoint import save
+    from icnn.nn.conv import ConvPICNN
+
+    model = ConvPICNN((1, 8, 4), (1, 8, 4), channels=(4,), kernel_sizes=(3,), strides=(1,),
+                      dense=(8,))
+    save(model, tmp_path / "m.safetensors")
+    with pytest.raises(ValueError, match="expected a completion model file with an energy_scale"):
+        load_completion_energy(tmp_path / "m.safetensors")
+    save(model, tmp_path / "s.safetensors", metadata={"energy_scale": 3.0})
+    energy = load_completion_energy(tmp_path / "s.safetensors")
+    assert energy.scale == pytest.approx(3.0)
+    assert CompletionConfig.from_record({"variant": "gd", "channels": [4, 4]}).channels == (4, 4)

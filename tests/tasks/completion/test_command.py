@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import icnn
-from icnn.checkpoint import load_metadata
 from icnn.cli import main
 from icnn.tasks.completion.anchor import AnchoredEnergy
 from icnn.tasks.completion.baselines import BaselineResult, fit_on, load_anchor
 from icnn.tasks.completion.data import concatenate, hold_out, make_completion_data, mirrored
-from icnn.tasks.completion.energy import CompletionEnergy
+from icnn.tasks.completion.energy import load_completion_energy
 from icnn.tasks.completion.train import CompletionConfig, mean_start, paper_mse, predict
 
 TINY_NET = ["--channels", "4,4", "--kernel-sizes", "3,3", "--strides", "2,1", "--dense", "8",
@@ -54,11 +52,10 @@ def test_validation_split_shifts_and_averaging_are_reported(brightness_faces, tm
     record = metrics["methods"]["gd"]
     assert record["config"]["max_shift"] == 1 and record["config"]["average"] == 0.9
     # val_mse is the saved model's MSE on the 4 held-out training faces: recomputed here
-    config = CompletionConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in record["config"].items()})
+    config = CompletionConfig.from_record(record["config"])
     data = hold_out(make_completion_data(torch.from_numpy(np.load(brightness_faces)), 16), 4)
     path = out / "gd" / "model.safetensors"
-    energy = CompletionEnergy(icnn.load(path), load_metadata(path)["energy_scale"])
+    energy = load_completion_energy(path)
     start = mean_start(concatenate(data.train, mirrored(data.train)))  # flip: on by default
     completion = predict(energy, data.validation, start, config.inference)
     assert record["val_mse"] == pytest.approx(paper_mse(completion, data.validation), rel=1e-5)
@@ -146,8 +143,7 @@ def test_saved_energy_and_anchor_reproduce_the_reported_predictions(brightness_f
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     record = metrics["methods"]["anchored"]
-    config = CompletionConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in record["config"].items()})
+    config = CompletionConfig.from_record(record["config"])
     data = hold_out(make_completion_data(torch.from_numpy(np.load(brightness_faces)), 16), 4)
     path = out / "anchored" / "model.safetensors"
     anchor = load_anchor(out / "anchored" / "anchor.safetensors")
@@ -155,7 +151,7 @@ def test_saved_energy_and_anchor_reproduce_the_reported_predictions(brightness_f
     part = fit_on(BaselineResult("ridge", anchor, {"alpha": record["anchor_params"]["alpha"]},
                                  None, 0.0, 0.0), data.train)
     assert torch.equal(anchor.weight, part.weight) and torch.equal(anchor.bias, part.bias)
-    energy = AnchoredEnergy(CompletionEnergy(icnn.load(path), load_metadata(path)["energy_scale"]),
+    energy = AnchoredEnergy(load_completion_energy(path),
                             anchor, record["config"]["anchor_weight"])
     start = mean_start(data.train)
     test = paper_mse(predict(energy, data.test, start, config.inference), data.test)

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import icnn
-from icnn.checkpoint import load_metadata
 from icnn.cli import main
 from icnn.tasks.completion.anchor import AnchoredEnergy
 from icnn.tasks.completion.baselines import MeanAnchor, fit_on, load_anchor, predict_anchor
@@ -22,7 +20,7 @@ from icnn.tasks.completion.crossfit import (
 )
 from icnn.tasks.completion.crossval import fit_baselines_cv
 from icnn.tasks.completion.data import make_completion_data, per_example_mse, subset
-from icnn.tasks.completion.energy import CompletionEnergy
+from icnn.tasks.completion.energy import load_completion_energy
 from icnn.tasks.completion.folds import group_folds
 from icnn.tasks.completion.train import CompletionConfig, mean_start, paper_mse, predict
 
@@ -220,11 +218,9 @@ def test_an_energy_that_beats_a_deliberately_bad_baseline_ships(brightness_faces
     anchor = load_anchor(out / "anchor.safetensors")
     assert isinstance(anchor, MeanAnchor)
     data = make_completion_data(torch.from_numpy(np.load(brightness_faces)), 16)
-    energy = AnchoredEnergy(CompletionEnergy(icnn.load(out / "model.safetensors"),
-                                             load_metadata(out / "model.safetensors")["energy_scale"]),
-                            anchor, record["config"]["anchor_weight"])
-    config = CompletionConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in record["config"].items()})
+    energy = AnchoredEnergy(load_completion_energy(out / "model.safetensors"), anchor,
+                            record["config"]["anchor_weight"])
+    config = CompletionConfig.from_record(record["config"])
     test = paper_mse(predict(energy, data.test, mean_start(data.train), config.inference),
                      data.test)
     assert test == pytest.approx(record["energy_test_mse"], rel=1e-5)

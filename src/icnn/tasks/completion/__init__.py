@@ -22,7 +22,7 @@ not beat every baseline, the baseline best out of fold ships instead.
 from .anchor import AnchoredEnergy
 from .baselines import BaselineResult, fit_baselines, fit_kernel_ridge, fit_ridge
 from .data import CompletionData, CompletionSplit, make_completion_data, parse_mask
-from .energy import CompletionEnergy
+from .energy import CompletionEnergy, load_completion_energy
 from .inference import InferenceConfig, complete
 from .train import CompletionConfig, CompletionResult, paper_mse, train_completion
 
@@ -30,5 +30,5 @@ __all__ = [
     "AnchoredEnergy", "BaselineResult", "fit_baselines", "fit_kernel_ridge", "fit_ridge",
     "CompletionConfig", "CompletionData", "CompletionEnergy", "CompletionResult",
     "CompletionSplit", "InferenceConfig", "complete", "make_completion_data", "paper_mse",
-    "parse_mask", "train_completion",
+    "load_completion_energy", "parse_mask", "train_completion",
 ]

@@ -18,6 +18,7 @@ Two practical changes to "call the ConvPICNN on (x, y)", neither of which touche
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import torch
@@ -106,3 +107,23 @@ class CompletionEnergy(FeatureEnergy):
     def energy(self, features: Tensor, y: Tensor) -> Tensor:
         """The energy without input validation (for inner loops)."""
         return self.log_scale.exp() * self.model.energy_from_features(features, y)
+
+
+def load_completion_energy(path: str | os.PathLike, *, allow_nonconvex: bool = False,
+                           ) -> CompletionEnergy:
+    """The scaled energy saved by ``icnn completion`` (``<method>/model.safetensors``).
+
+    The file holds the conv PICNN (read by :func:`icnn.load`, which refuses a non-convex model
+    unless ``allow_nonconvex``) and, in its metadata, the learned ``energy_scale``.
+
+    Raises:
+        ValueError: a file whose metadata has no positive finite ``energy_scale``, or what
+            :func:`icnn.load` refuses.
+    """
+    from ...checkpoint import load, load_metadata
+
+    scale = load_metadata(path).get("energy_scale")
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise ValueError(f"expected a completion model file with an energy_scale in its metadata, "
+                         f"got {path} with {scale!r}")
+    return CompletionEnergy(load(path, allow_nonconvex=allow_nonconvex), scale)

@@ -130,6 +130,14 @@ class CompletionConfig:
                              f"{self.anchor_weight!r}")
         self.inference  # noqa: B018 (validates the inference settings now)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> CompletionConfig:
+        """The config a run recorded in ``metrics.json`` (``methods[m]["config"]``).
+
+        JSON lists become tuples again.
+        """
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+
     @property
     def inference(self) -> InferenceConfig:
         """The inference settings of this variant (method, steps, step size, momentum)."""
