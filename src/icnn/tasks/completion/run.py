@@ -660,8 +660,8 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
     averaged_record: dict[str, Any] = {}
     if averaged:
         assert chosen is not None
-        test_completion, averaged_record = _average(result, chosen, weight, data, config,
-                                                    out_dir, metadata)
+        test_completion, averaged_record = _average(result, chosen, weight, data, out_dir,
+                                                    metadata)
     elif chosen is not None:
         save(result.model.inner.model, out_dir / "model.safetensors",
              metadata={**metadata, "anchor": chosen.name, "anchor_weight": config.anchor_weight})
@@ -720,8 +720,8 @@ def _cross_fit_method(data: CompletionData, config: CompletionConfig, spec: Comp
 
 
 def _average(result: CompletionResult, chosen: BaselineResult, weight: float,
-             data: CompletionData, config: CompletionConfig, out_dir: Path,
-             metadata: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+             data: CompletionData, out_dir: Path, metadata: dict[str, Any],
+             ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The averaged recipe's final predictor: the ICNN's completions blended with ``chosen``.
 
     Writes the ICNN (``model.safetensors``, with ``blend_weight``, ``anchor`` and
@@ -737,8 +737,7 @@ def _average(result: CompletionResult, chosen: BaselineResult, weight: float,
                    "averaged_test_mse": test_mse})
     save_anchor(chosen.anchor, chosen.name, chosen.params, out_dir / "anchor.safetensors")
     train = data.train
-    train_blend = blend(predict(result.model, train, result.y0, config.inference,
-                                config.eval_batch), predict_anchor(chosen.anchor, train), weight)
+    train_blend = blend(result.train_completion, predict_anchor(chosen.anchor, train), weight)
     return test_completion, {"test_mse": test_mse, "train_mse": paper_mse(train_blend, train),
                              "icnn_test_mse": result.test_mse,
                              "icnn_train_mse": result.train_mse, "blend_weight": weight}

@@ -157,6 +157,8 @@ class CompletionResult:
         wall_seconds: training time (evaluations included).
         history: per-epoch records from the trainer (train_loss, and test_mse where evaluated).
         test_completion: ``(n_test, *y_shape)`` final test predictions.
+        train_completion: ``(n_train, *y_shape)`` the final model's predictions of the
+            training images (without their mirrors), which ``train_mse`` scores.
         y0: ``(1, *y_shape)`` the start point (mean training target; the anchored energy
             starts at its anchor instead).
         selected_epoch: with a validation split or ``keep_epoch``, the epoch whose weights
@@ -172,6 +174,7 @@ class CompletionResult:
     wall_seconds: float
     history: list[dict[str, float]]
     test_completion: Tensor
+    train_completion: Tensor
     y0: Tensor
     val_mse: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
@@ -332,7 +335,8 @@ def train_completion(data: CompletionData, config: CompletionConfig,
     return CompletionResult(
         model=model, test_mse=paper_mse(test_completion, data.test),
         train_mse=paper_mse(train_completion_, data.train), wall_seconds=wall, history=history,
-        test_completion=test_completion, y0=y0, config=_jsonable(asdict(config)), val_mse=val_mse,
+        test_completion=test_completion, train_completion=train_completion_, y0=y0,
+        config=_jsonable(asdict(config)), val_mse=val_mse,
         selected_epoch=best["epoch"], val_errors=torch.stack(val_errors) if val_errors else None,
     )
 
